@@ -1,0 +1,1 @@
+"""pytest plugins listed in ``tests/conftest.py``'s ``pytest_plugins``."""
