@@ -1,0 +1,5 @@
+"""Entry point for ``python -m bench`` (see bench/README.md)."""
+
+from bench.run import main
+
+raise SystemExit(main())

@@ -1,0 +1,342 @@
+"""The orchestrator: ``python -m bench [--smoke] [--only NAME] [--reps N] [--ray-python PATH] ...``.
+
+It never imports Ray or Spindle itself. Each (workload, implementation, repetition) runs in a fresh
+interpreter (``bench.worker``, or a whole script such as ``bench/primes.py``); implementations alternate
+within each repetition, and their order flips between repetitions, so that slow drifts of a shared machine
+hit both alike. The table shows medians; the JSON under ``bench/results/`` keeps every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
+
+from bench import proc, report, spec
+from bench.primes import count_primes
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RAY_PYTHON = Path.home() / ".cache/spindle-bench/ray-venv/bin/python"
+DEFAULT_SPINDLE_PYTHON = ROOT / ".venv/bin/python"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run Spindle's benchmarks side by side with Ray and print metric / Spindle / Ray / "
+        "ratio (median; ratio > 1 means Spindle is better).",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, Spindle only, one repetition (for CI)",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run workloads whose name contains NAME (repeatable)",
+    )
+    p.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        help="repetitions per implementation (default 3; smoke 1)",
+    )
+    p.add_argument(
+        "--ray-python",
+        type=Path,
+        default=None,
+        help=f"interpreter with Ray installed (default {DEFAULT_RAY_PYTHON} when it exists)",
+    )
+    p.add_argument(
+        "--spindle-python",
+        type=Path,
+        default=None,
+        help=f"interpreter with Spindle installed (default {DEFAULT_SPINDLE_PYTHON})",
+    )
+    p.add_argument("--no-ray", action="store_true", help="measure Spindle only")
+    p.add_argument(
+        "--no-spindle",
+        action="store_true",
+        help="measure Ray only (to check the harness)",
+    )
+    p.add_argument("--no-scale", action="store_true", help="skip the scale runs")
+    p.add_argument(
+        "--scale-ray",
+        action="store_true",
+        help="also run the scale runs under Ray (1,000 Ray actors are 1,000 processes)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds per run before it is killed",
+    )
+    p.add_argument(
+        "--mem-cap-mib",
+        type=float,
+        default=8192.0,
+        help="kill a run whose process tree exceeds this",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON path (default bench/results/<utc time>.json)",
+    )
+    p.add_argument(
+        "--list", action="store_true", help="list workloads and metrics, then exit"
+    )
+    p.add_argument(
+        "--multinode",
+        action="store_true",
+        help="two-node figures in network namespaces (root; see bench/README.md)",
+    )
+    return p.parse_args(argv)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _env(extra_path: list[Path]) -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(p) for p in [ROOT, *extra_path]]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    return env
+
+
+def probe(python: Path, module: str) -> tuple[dict[str, str] | None, str]:
+    """Environment under which ``python`` imports ``module`` (trying ``runtime/`` on the path for Spindle)."""
+    candidates = [[], [ROOT / "runtime"]] if module == "spindle" else [[]]
+    detail = ""
+    for extra in candidates:
+        env = _env(extra)
+        code = f"import {module}; print(getattr({module}, '__version__', '?'))"
+        r = subprocess.run(
+            [str(python), "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if r.returncode == 0:
+            return env, r.stdout.strip()
+        detail = (
+            r.stderr.strip().splitlines()[-1]
+            if r.stderr.strip()
+            else f"exit {r.returncode}"
+        )
+    return None, detail
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 1024**3, 1),
+    }
+
+
+def git_commit() -> str:
+    r = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return r.stdout.strip() or "unknown"
+
+
+def command(
+    w: spec.Workload, impl: str, python: Path, sizes: spec.Sizes, smoke: bool
+) -> list[str]:
+    if w.script:
+        return [
+            str(python),
+            str(ROOT / w.script),
+            "--impl",
+            impl,
+            "--lo",
+            str(sizes.primes_lo),
+            "--hi",
+            str(sizes.primes_hi),
+            "--chunks",
+            str(sizes.primes_chunks),
+        ]
+    return [
+        str(python),
+        "-m",
+        "bench.worker",
+        "--impl",
+        impl,
+        "--workload",
+        w.name,
+        *(["--smoke"] if smoke else []),
+    ]
+
+
+def expected_primes(sizes: spec.Sizes) -> int:
+    if (sizes.primes_lo, sizes.primes_hi) == (spec.FULL.primes_lo, spec.FULL.primes_hi):
+        return spec.PRIMES_FULL_COUNT
+    return count_primes(sizes.primes_lo, sizes.primes_hi)
+
+
+def to_run(
+    w: spec.Workload, impl: str, rep: int, out: proc.Outcome, sizes: spec.Sizes
+) -> report.Run:
+    """Fill in the metrics the orchestrator measures from outside (whole-script wall, peak memory)."""
+    metrics = dict(out.metrics)
+    ok, error = out.ok, out.error
+    if w.script and ok:
+        if metrics.pop("count", None) != expected_primes(sizes):
+            ok, error = False, "wrong prime count"
+        metrics[w.metrics[0].name] = out.wall_s
+    if w.scale and ok:
+        metrics[f"{w.name}_peak_mib"] = out.peak_rss_mib
+    return report.Run(
+        w.name, impl, rep, ok, out.wall_s, out.peak_rss_mib, metrics, error
+    )
+
+
+def describe(run: report.Run, w: spec.Workload) -> str:
+    if not run.ok:
+        return f"FAILED: {run.error}"
+    parts = [
+        f"{m.name}={report._fmt(run.metrics.get(m.name))}{'' if m.unit == 'bool' else ' ' + m.unit}"
+        for m in w.metrics
+    ]
+    return (
+        ", ".join(parts)
+        + f"  ({run.wall_s:.1f} s wall, peak {run.peak_rss_mib:.0f} MiB)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for w in spec.WORKLOADS:
+            print(w.name + ("  [scale]" if w.scale else ""))
+            for m in w.metrics:
+                print(f"    {m.name} ({m.unit}, {m.better.value} is better)")
+        return 0
+    if args.multinode:
+        from bench import multinode
+
+        return multinode.main(args)
+    sizes = spec.SMOKE if args.smoke else spec.FULL
+    reps = args.reps or (1 if args.smoke else 3)
+    workloads = [w for w in spec.select(args.only) if not (w.scale and args.no_scale)]
+    if not workloads:
+        log(f"no workload matches {args.only}; see --list")
+        return 2
+
+    pythons: dict[str, Path] = {
+        "spindle": args.spindle_python
+        or (
+            DEFAULT_SPINDLE_PYTHON
+            if DEFAULT_SPINDLE_PYTHON.exists()
+            else Path(sys.executable)
+        )
+    }
+    ray_python = args.ray_python or (
+        DEFAULT_RAY_PYTHON if DEFAULT_RAY_PYTHON.exists() else None
+    )
+    if ray_python and not (args.smoke or args.no_ray):
+        pythons["ray"] = ray_python
+    if args.no_spindle and "ray" in pythons:
+        del pythons["spindle"]
+    envs: dict[str, dict[str, str]] = {}
+    versions: dict[str, str] = {}
+    for impl, python in list(pythons.items()):
+        env, detail = probe(python, impl)
+        if env is None:
+            log(f"{impl}: cannot import with {python}: {detail}")
+            if impl == "ray":
+                del pythons[impl]
+                continue
+            env = _env(
+                [ROOT / "runtime"]
+            )  # run anyway so every workload reports the failure
+        envs[impl] = env
+        versions[impl] = detail
+        log(f"{impl}: {python} (version {detail})")
+
+    plan = []
+    for w in workloads:
+        impls = [
+            i for i in pythons if not (w.scale and i == "ray" and not args.scale_ray)
+        ]
+        for rep in range(reps):
+            plan += [
+                (w, impl, rep) for impl in (impls if rep % 2 == 0 else impls[::-1])
+            ]
+
+    runs: list[report.Run] = []
+    for i, (w, impl, rep) in enumerate(plan, 1):
+        log(f"[{i}/{len(plan)}] {w.name} {impl} rep {rep + 1}/{reps} ...")
+        out = proc.run(
+            command(w, impl, pythons[impl], sizes, args.smoke),
+            envs[impl],
+            str(ROOT),
+            args.timeout,
+            args.mem_cap_mib,
+        )
+        run = to_run(w, impl, rep, out, sizes)
+        runs.append(run)
+        log(f"    {describe(run, w)}")
+        if not run.ok and out.stderr_tail:
+            log("    | " + "\n    | ".join(out.stderr_tail.strip().splitlines()[-8:]))
+
+    metric_names = [m.name for w in workloads for m in w.metrics]
+    rows = report.summarize(runs, metric_names)
+    now = dt.datetime.now(dt.UTC)
+    meta: dict[str, Any] = {
+        "date": now.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "git_commit": git_commit(),
+        "mode": "smoke" if args.smoke else "full",
+        "reps": reps,
+        "pythons": {k: str(v) for k, v in pythons.items()},
+        "versions": versions,
+        "sizes": sizes.__dict__,
+    }
+    out_path = (
+        args.out
+        or ROOT
+        / "bench/results"
+        / f"{now:%Y%m%dT%H%M%SZ}{'-smoke' if args.smoke else ''}.json"
+    )
+    report.write(out_path, report.record(meta, runs, rows))
+    print(
+        f"\nSpindle vs Ray, {meta['date']}, {meta['machine']['cpu']} x{meta['machine']['cpus']}; "
+        f"median of {reps} fresh-process runs each; ratio > 1 means Spindle is better "
+        "(throughput spindle/ray, time and memory ray/spindle)\n"
+    )
+    print(report.table(rows))
+    print(f"\nJSON: {out_path}")
+    return 0 if all(r.ok for r in runs) else 1

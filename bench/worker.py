@@ -1,0 +1,62 @@
+"""The measured side: ``python -m bench.worker --impl ray|spindle --workload NAME [--smoke]``.
+
+Runs exactly one workload in this fresh interpreter and prints one ``BENCH_RESULT <json>`` line on
+stdout for the orchestrator. A fresh interpreter per workload keeps one implementation's leftovers
+(worker pools, caches, leaked objects) from colouring the next measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import traceback
+from typing import Any
+
+from bench import spec
+from bench.workloads import NEEDS_OWN_INIT, REGISTRY, Context
+
+MARKER = "BENCH_RESULT "
+
+# Importing a workload module registers its workloads.
+for _module in ("cluster", "micro", "objects", "scale"):
+    importlib.import_module(f"bench.workloads.{_module}")
+
+# Both implementations run quietly and without extras the comparison does not need.
+INIT_KWARGS: dict[str, dict[str, Any]] = {
+    "ray": {"include_dashboard": False, "log_to_driver": False},
+    "spindle": {"log_to_driver": False},
+}
+
+
+def run(impl: str, name: str, sizes: spec.Sizes) -> dict[str, Any]:
+    module = importlib.import_module(impl)
+    ctx = Context(ray=module, impl=impl, sizes=sizes, init_kwargs=INIT_KWARGS[impl])
+    if name not in NEEDS_OWN_INIT:
+        ctx.init()
+    try:
+        return dict(REGISTRY[name](ctx))
+    finally:
+        module.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--impl", choices=sorted(INIT_KWARGS), required=True)
+    parser.add_argument("--workload", choices=sorted(REGISTRY), required=True)
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        metrics = run(args.impl, args.workload, spec.SMOKE if args.smoke else spec.FULL)
+        out: dict[str, Any] = {"ok": True, "metrics": metrics}
+    # Any failure, including SystemExit from a runtime, must still produce a result line.
+    except BaseException as exc:  # noqa: BLE001
+        traceback.print_exc()
+        out = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
+    print(MARKER + json.dumps(out), flush=True)
+    return 0 if out["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Scale runs: many tasks, many actors, many refs in one call.
+
+They report throughput; peak memory of the process tree is sampled by the orchestrator from outside
+(``bench.proc``) so sampling does not compete with the driver for the GIL.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.workloads import Context, Result, workload
+
+
+def ident(x: int) -> int:
+    return x
+
+
+def count_args(*args: int) -> int:
+    return len(args)
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def incr(self) -> int:
+        self.n += 1
+        return self.n
+
+
+@workload("scale_100k_tasks")
+def many_tasks(ctx: Context) -> Result:
+    f = ctx.ray.remote(ident)
+    n = ctx.sizes.scale_tasks
+    start = time.perf_counter()
+    refs = [f.remote(i) for i in range(n)]
+    total = sum(ctx.ray.get(refs))
+    elapsed = time.perf_counter() - start
+    if total != n * (n - 1) // 2:
+        raise AssertionError("wrong sum of task results")
+    return {"scale_100k_tasks_per_s": n / elapsed}
+
+
+@workload("scale_1k_actors")
+def many_actors(ctx: Context) -> Result:
+    cls = ctx.ray.remote(Counter)
+    n = ctx.sizes.scale_actors
+    start = time.perf_counter()
+    actors = [cls.remote() for _ in range(n)]
+    counts = ctx.ray.get([a.incr.remote() for a in actors])
+    elapsed = time.perf_counter() - start
+    if counts != [1] * n:
+        raise AssertionError("actors returned wrong counts")
+    for a in actors:
+        ctx.ray.kill(a)
+    return {"scale_1k_actors_per_s": n / elapsed}
+
+
+@workload("scale_get_10k_refs")
+def get_many_refs(ctx: Context) -> Result:
+    n = ctx.sizes.scale_get_refs
+    refs = [ctx.ray.put(i) for i in range(n)]
+    start = time.perf_counter()
+    values = ctx.ray.get(refs)
+    elapsed = time.perf_counter() - start
+    if values != list(range(n)):
+        raise AssertionError("get returned wrong values")
+    return {"scale_get_10k_refs_per_s": n / elapsed}
+
+
+@workload("scale_1k_ref_args")
+def many_ref_args(ctx: Context) -> Result:
+    n = ctx.sizes.scale_args
+    f = ctx.ray.remote(count_args)
+    refs = [ctx.ray.put(i) for i in range(n)]
+    start = time.perf_counter()
+    got = ctx.ray.get(f.remote(*refs))
+    elapsed = time.perf_counter() - start
+    if got != n:
+        raise AssertionError("task saw the wrong number of arguments")
+    return {"scale_1k_ref_args_seconds": elapsed}
