@@ -1,0 +1,64 @@
+"""``spindle-operator``: the operator's command line (the container entry point).
+
+Equivalent to ``kopf run -m spindle_operator --standalone`` with the same flags, but with its own registry
+and the settings built from flags, so the deployment does not depend on kopf's CLI details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Sequence
+
+import kopf
+
+from ._handlers import operate
+from ._settings import OperatorSettings, ReconcileSettings, WatchSettings
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="spindle-operator", description="Operator for SpindleCluster.")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)"
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="watch every namespace (the default when no --namespace is given)",
+    )
+    parser.add_argument(
+        "--liveness",
+        metavar="URL",
+        default=None,
+        help="serve a liveness endpoint, e.g. http://0.0.0.0:8081/healthz",
+    )
+    parser.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster config)")
+    parser.add_argument("--resync-seconds", type=float, default=ReconcileSettings.resync_seconds)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
+    base = OperatorSettings()
+    namespaces = tuple(args.namespace)
+    return dataclasses.replace(
+        base,
+        reconcile=dataclasses.replace(base.reconcile, resync_seconds=args.resync_seconds),
+        watch=WatchSettings(
+            namespaces=namespaces,
+            clusterwide=not namespaces,
+            kubeconfig=args.kubeconfig,
+            liveness_endpoint=args.liveness,
+        ),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    logging.getLogger("spindle_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    asyncio.run(operate(settings_from_args(args)))

@@ -1,0 +1,316 @@
+"""The SpindleCluster reconcile: a pure function from (cluster, observed children) to a list of actions.
+
+Why pure: everything users complain about in KubeRay and the dask operator (busy workers killed on
+scale-down, spec edits never rolled out, duplicate heads) is a decision, and decisions are cheap to test
+when they are a function returning ``[CreatePod(...), DeletePod(...)]``; ``tests/operator/test_reconcile.py``
+asserts exact action lists. The kopf side (``_controller.py``) only observes, calls :func:`reconcile`, and
+executes the actions in order.
+
+Level-triggered and idempotent: the input is a fresh, consistent LIST of the cluster's pods, so running
+the function twice on the same observation gives the same actions, and after the actions are applied the
+next observation yields no actions. Rules, in order:
+
+* head: finished heads are deleted; a missing head is created; duplicate heads (a race, a restarted
+  operator) keep the ready, oldest one; a running head is never deleted by scaling, only by suspend or by a
+  rollout, and a rollout replaces the head only after every worker is current ("head last").
+* workers per group: ``clamp(replicas, min, max)``, 0 when the cluster or the group is suspended; finished
+  pods are deleted and replaced; pods named in ``scaleStrategy.workersToDelete`` are deleted (then the list
+  is cleared); remaining surplus goes not-ready first, then outdated, then newest; rollouts replace at most
+  ``maxUnavailable`` pods at a time, counting not-ready pods against that budget.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import _pods
+from ._builders import (
+    HEAD,
+    WORKER,
+    Obj,
+    build_head_service,
+    build_pod,
+    head_service_name,
+    service_spec,
+    template_hash,
+    token_secret_name,
+)
+from ._settings import OperatorSettings
+
+MAX_REPLICAS = 2**31 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsureTokenSecret:
+    """Create the cluster's token secret unless it exists (409 is success)."""
+
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateService:
+    body: Obj
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchService:
+    name: str
+    patch: Obj
+
+
+@dataclasses.dataclass(frozen=True)
+class CreatePod:
+    body: Obj
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DeletePod:
+    name: str
+    uid: str
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ClearWorkersToDelete:
+    """Merge patch of the cluster spec guarded by resourceVersion (a concurrent edit gives 409)."""
+
+    patch: Obj
+
+
+Action = EnsureTokenSecret | CreateService | PatchService | CreatePod | DeletePod | ClearWorkersToDelete
+
+
+@dataclasses.dataclass(frozen=True)
+class Observed:
+    """Children as read from the API server in one pass; ``pods`` is every pod with the cluster label."""
+
+    pods: Sequence[Mapping[str, Any]] = ()
+    service: Mapping[str, Any] | None = None
+
+
+def desired_workers(group: Mapping[str, Any], cluster_suspended: bool) -> int:
+    if cluster_suspended or group.get("suspend"):
+        return 0
+    low = int(group.get("minReplicas", 0))
+    high = int(group.get("maxReplicas", MAX_REPLICAS))
+    replicas = int(group.get("replicas", low))
+    return max(low, min(replicas, high))
+
+
+def rollout_budget(cluster: Mapping[str, Any], settings: OperatorSettings) -> int | None:
+    """How many workers a rollout may take down at once; None when rollouts are disabled."""
+    strategy = cluster.get("spec", {}).get("rolloutStrategy") or {}
+    if strategy.get("type", "Rolling") == "None":
+        return None
+    return max(1, int(strategy.get("maxUnavailable", settings.reconcile.default_max_unavailable)))
+
+
+def owned_pods(cluster: Mapping[str, Any], observed: Observed) -> list[Mapping[str, Any]]:
+    owner = cluster["metadata"]["uid"]
+    return [p for p in observed.pods if _pods.owned_by(p, owner)]
+
+
+def reconcile(
+    cluster: Mapping[str, Any],
+    observed: Observed,
+    settings: OperatorSettings,
+    *,
+    secret_known: bool = False,
+) -> list[Action]:
+    """The actions that move the observed children towards the cluster's spec, in execution order."""
+    spec = cluster.get("spec") or {}
+    name = cluster["metadata"]["name"]
+    suspended = bool(spec.get("suspend"))
+    budget = rollout_budget(cluster, settings)
+    pods = owned_pods(cluster, observed)
+
+    actions: list[Action] = []
+    actions += _service_actions(cluster, observed, settings)
+
+    worker_actions: list[Action] = []
+    any_outdated = False
+    groups = spec.get("workerGroupSpecs") or []
+    for group in groups:
+        group_pods = [
+            p for p in pods if _pods.node_type(p) == WORKER and _pods.group(p) == group["groupName"]
+        ]
+        acts, outdated = _group_actions(cluster, group, group_pods, suspended, budget, settings)
+        worker_actions += acts
+        any_outdated = any_outdated or outdated
+    known = {g["groupName"] for g in groups}
+    for pod in pods:
+        if _pods.node_type(pod) == WORKER and _pods.group(pod) not in known and not _pods.is_terminating(pod):
+            worker_actions.append(
+                DeletePod(
+                    _pods.name(pod),
+                    _pods.uid(pod),
+                    "GroupRemoved",
+                    f"worker group {_pods.group(pod)!r} is no longer in the spec",
+                )
+            )
+
+    head_pods = [p for p in pods if _pods.node_type(p) == HEAD]
+    actions += _head_actions(cluster, head_pods, suspended, budget, any_outdated, settings)
+    actions += worker_actions
+
+    clear = _clear_workers_to_delete(cluster)
+    if clear is not None:
+        actions.append(clear)
+    if any(isinstance(a, CreatePod) for a in actions) or (not secret_known and not suspended):
+        actions.insert(0, EnsureTokenSecret(token_secret_name(name)))
+    return actions
+
+
+def _service_actions(
+    cluster: Mapping[str, Any], observed: Observed, settings: OperatorSettings
+) -> list[Action]:
+    if observed.service is None:
+        return [CreateService(build_head_service(cluster, settings))]
+    want = service_spec(cluster, settings)
+    have = observed.service.get("spec") or {}
+
+    def ports(items: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        return sorted(
+            (p.get("name"), p.get("port"), p.get("targetPort"), p.get("protocol", "TCP")) for p in items
+        )
+
+    if (
+        have.get("type", "ClusterIP") != want["type"]
+        or have.get("selector") != want["selector"]
+        or ports(have.get("ports") or []) != ports(want["ports"])
+    ):
+        return [PatchService(head_service_name(cluster["metadata"]["name"]), {"spec": want})]
+    return []
+
+
+def _head_actions(
+    cluster: Mapping[str, Any],
+    heads: list[Mapping[str, Any]],
+    suspended: bool,
+    budget: int | None,
+    workers_outdated: bool,
+    settings: OperatorSettings,
+) -> list[Action]:
+    head_spec = (cluster.get("spec") or {}).get("headGroupSpec") or {}
+    actions: list[Action] = []
+    for pod in heads:
+        if _pods.is_finished(pod) and not _pods.is_terminating(pod):
+            actions.append(
+                DeletePod(
+                    _pods.name(pod),
+                    _pods.uid(pod),
+                    "HeadPodFailed",
+                    f"head pod {_pods.name(pod)} is {_pods.phase(pod)}; it will be recreated",
+                )
+            )
+    alive = [p for p in heads if _pods.is_alive(p)]
+    if suspended:
+        return actions + [
+            DeletePod(_pods.name(p), _pods.uid(p), "Suspend", "cluster is suspended") for p in alive
+        ]
+    if not alive:
+        why = "replacing the failed head pod" if actions else "the cluster has no head pod"
+        actions.append(CreatePod(build_pod(cluster, HEAD, head_spec, settings), "CreatedHeadPod", why))
+        return actions
+    # Prefer a ready head, then the oldest; any other alive head is a duplicate.
+    keep, *duplicates = sorted(_pods.oldest_first(alive), key=lambda p: not _pods.is_ready(p))
+    for pod in duplicates:
+        actions.append(
+            DeletePod(
+                _pods.name(pod),
+                _pods.uid(pod),
+                "DuplicateHeadPod",
+                f"cluster already has head pod {_pods.name(keep)}",
+            )
+        )
+    if budget is not None and not workers_outdated and _pods.template_hash(keep) != template_hash(head_spec):
+        actions.append(
+            DeletePod(
+                _pods.name(keep),
+                _pods.uid(keep),
+                "RolloutHeadPod",
+                "head pod template changed; replacing the head after all workers are current",
+            )
+        )
+        actions.append(
+            CreatePod(build_pod(cluster, HEAD, head_spec, settings), "CreatedHeadPod", "rolling out new head")
+        )
+    return actions
+
+
+def _group_actions(
+    cluster: Mapping[str, Any],
+    group: Mapping[str, Any],
+    pods: list[Mapping[str, Any]],
+    suspended: bool,
+    budget: int | None,
+    settings: OperatorSettings,
+) -> tuple[list[Action], bool]:
+    """Actions for one worker group, and whether the group still has outdated pods."""
+    gname = group["groupName"]
+    want = desired_workers(group, suspended)
+    current_hash = template_hash(group)
+    actions: list[Action] = []
+
+    def delete(pod: Mapping[str, Any], reason: str, message: str) -> None:
+        actions.append(DeletePod(_pods.name(pod), _pods.uid(pod), reason, message))
+
+    def create(reason: str, message: str) -> None:
+        actions.append(CreatePod(build_pod(cluster, WORKER, group, settings), reason, message))
+
+    for pod in _pods.oldest_first(pods):
+        if _pods.is_finished(pod) and not _pods.is_terminating(pod):
+            delete(pod, "WorkerPodFailed", f"worker pod is {_pods.phase(pod)}; it will be replaced")
+    alive = [p for p in _pods.oldest_first(pods) if _pods.is_alive(p)]
+
+    requested = set((group.get("scaleStrategy") or {}).get("workersToDelete") or [])
+    for pod in alive:
+        if _pods.name(pod) in requested:
+            delete(pod, "WorkersToDelete", "listed in scaleStrategy.workersToDelete")
+    remaining = [p for p in alive if _pods.name(p) not in requested]
+
+    def outdated(pod: Mapping[str, Any]) -> bool:
+        return _pods.template_hash(pod) != current_hash
+
+    surplus = len(remaining) - want
+    if surplus > 0:
+        # Least useful first: not ready (cannot be busy), then outdated, then newest.
+        victims = sorted(_pods.newest_first(remaining), key=lambda p: (_pods.is_ready(p), not outdated(p)))
+        for pod in victims[:surplus]:
+            delete(pod, "ScaleDown", f"group {gname} scaled down to {want}")
+        remaining = [p for p in remaining if p not in victims[:surplus]]
+    deficit = want - len(remaining)
+    for i in range(deficit):
+        create("CreatedWorkerPod", f"group {gname} has {len(remaining) + i}/{want} workers")
+
+    stale = [p for p in remaining if outdated(p)]
+    if budget is not None and stale and surplus <= 0:
+        unavailable = sum(not _pods.is_ready(p) for p in remaining) + max(deficit, 0)
+        allowed = max(0, budget - unavailable)
+        # Not-ready pods first (cheapest to replace), then oldest.
+        for pod in sorted(stale, key=_pods.is_ready)[:allowed]:
+            delete(pod, "RolloutWorkerPod", f"group {gname} template changed")
+            create("CreatedWorkerPod", f"rolling out group {gname}")
+    return actions, bool(stale)
+
+
+def _clear_workers_to_delete(cluster: Mapping[str, Any]) -> ClearWorkersToDelete | None:
+    groups = (cluster.get("spec") or {}).get("workerGroupSpecs") or []
+    if not any((g.get("scaleStrategy") or {}).get("workersToDelete") for g in groups):
+        return None
+    cleared = copy.deepcopy(list(groups))
+    for g in cleared:
+        if (g.get("scaleStrategy") or {}).get("workersToDelete"):
+            g["scaleStrategy"]["workersToDelete"] = []
+    return ClearWorkersToDelete(
+        {
+            "metadata": {"resourceVersion": cluster["metadata"]["resourceVersion"]},
+            "spec": {"workerGroupSpecs": cleared},
+        }
+    )
