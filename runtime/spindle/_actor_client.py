@@ -1,0 +1,234 @@
+"""Calling actors: one ordered stream per (caller, actor), straight to the actor's worker.
+
+The head is asked once where the actor lives (and again only after a failure). Calls are sent
+strictly in submission order — a call waiting for an argument holds back the ones after it —
+and run in that order on the actor. When the stream breaks the caller asks the head what
+happened: a restarted actor gets the in-flight calls again if ``max_task_retries`` allows (the
+rest fail with ActorDiedError); a dead actor fails every pending and future call.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+import grpc
+
+from . import _args, _ids
+from ._proto import pb, rpc
+from .exceptions import ActorDiedError
+
+if TYPE_CHECKING:
+    from ._core_worker import CoreWorker
+
+
+@dataclass
+class ActorCall:
+    spec: pb.TaskSpec
+    prepared: _args.PreparedArgs
+    retries_left: int
+    ready: bool = False
+    error: pb.ObjectValue | None = None
+
+
+@dataclass
+class Conn:
+    actor_id: bytes
+    max_task_retries: int
+    state: str = "CONNECTING"  # CONNECTING, ALIVE, DEAD
+    incarnation: int = -1
+    queue: collections.deque[ActorCall] = field(default_factory=collections.deque)
+    inflight: dict[bytes, ActorCall] = field(default_factory=dict)
+    out: Any = None
+    death: pb.ObjectValue | None = None
+    seq: int = 0
+
+
+class ActorClient:
+    def __init__(self, cw: CoreWorker):
+        self.cw = cw
+        self.lock = threading.RLock()
+        self.conns: dict[bytes, Conn] = {}
+        self.closed = False
+
+    def create(self, spec: pb.ActorSpec, get_if_exists: bool) -> pb.ActorInfo:
+        info: pb.ActorInfo = self.cw.head().CreateActor(pb.CreateActorRequest(spec=spec, get_if_exists=get_if_exists),
+                                                        metadata=self.cw.md, timeout=60)
+        if not info.found:
+            raise ValueError(info.death_text or f"could not create actor {spec.class_name}")
+        return info
+
+    def kill(self, actor_id: bytes, no_restart: bool) -> None:
+        self.cw.head().KillActor(pb.KillActorRequest(actor_id=actor_id, no_restart=no_restart),
+                                 metadata=self.cw.md, timeout=30)
+
+    def _conn(self, actor_id: bytes, max_task_retries: int) -> Conn:
+        with self.lock:
+            conn = self.conns.get(actor_id)
+            if conn is None:
+                conn = self.conns[actor_id] = Conn(actor_id, max_task_retries)
+                threading.Thread(target=self._connect_loop, args=(conn,), daemon=True, name="actor-conn").start()
+            return conn
+
+    def submit(self, actor_id: bytes, max_task_retries: int, method: str, name: str, args: tuple[Any, ...],
+               kwargs: dict[str, Any], num_returns: int) -> list[Any]:
+        cw = self.cw
+        conn = self._conn(actor_id, max_task_retries)
+        task_id = _ids.new_id()
+        prepared = _args.prepare(cw, args, kwargs, f"actor method {name!r}")
+        return_ids = [_ids.return_id(task_id, i) for i in range(num_returns)]
+        refs = [cw.new_ref(rid) for rid in return_ids]
+        with self.lock:
+            conn.seq += 1
+            spec = pb.TaskSpec(task_id=task_id, name=name, num_returns=num_returns, return_ids=return_ids,
+                               job_id=cw.job_id, owner_address=cw.address, actor_id=actor_id, method=method,
+                               sequence=conn.seq, caller_id=cw.worker_id)
+            call = ActorCall(spec, prepared, max_task_retries)
+            conn.queue.append(call)
+
+        def ready(err: pb.ObjectValue | None) -> None:
+            call.spec.args.extend(prepared.args)
+            with self.lock:
+                call.ready, call.error = True, err
+            self._flush(conn)
+
+        _args.resolve(cw, prepared, ready)
+        return refs
+
+    # ---------------------------------------------------------------- sending
+    def _flush(self, conn: Conn) -> None:
+        failed: list[tuple[ActorCall, pb.ObjectValue]] = []
+        with self.lock:
+            if conn.state == "DEAD":
+                assert conn.death is not None
+                failed = [(c, conn.death) for c in conn.queue]
+                conn.queue.clear()
+            elif conn.state == "ALIVE":
+                batch = pb.TaskBatch()
+                while conn.queue and conn.queue[0].ready:
+                    c = conn.queue.popleft()
+                    if c.error is not None:
+                        failed.append((c, c.error))
+                        continue
+                    conn.inflight[c.spec.task_id] = c
+                    batch.tasks.append(c.spec)
+                if batch.tasks:
+                    conn.out.put(batch)
+        for c, err in failed:
+            self._complete_error(c, err)
+
+    def _connect_loop(self, conn: Conn) -> None:
+        cw = self.cw
+        delay = 0.02
+        while not self.closed:
+            try:
+                info = cw.head().GetActor(pb.GetActorRequest(actor_id=conn.actor_id, wait_alive_s=2.0,
+                                                             after_incarnation=max(conn.incarnation, 0)),
+                                          metadata=cw.md, timeout=30)
+            except grpc.RpcError:
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            if not info.found or info.state == "DEAD":
+                self._mark_dead(conn, info)
+                return
+            if info.state != "ALIVE":
+                continue
+            if self._serve(conn, info):
+                delay = 0.02
+            else:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    def _serve(self, conn: Conn, info: pb.ActorInfo) -> bool:
+        """Stream calls to the actor until the stream breaks; False if it never connected."""
+        import queue
+
+        out: queue.SimpleQueue[pb.TaskBatch | None] = queue.SimpleQueue()
+        stub = rpc.CoreWorkerStub(self.cw.channels.get(info.worker_address))
+        call = stub.PushTasks(iter(out.get, None), metadata=self.cw.md)
+        with self.lock:
+            conn.out = out
+            conn.state = "ALIVE"
+            conn.incarnation = info.incarnation
+        self._flush(conn)
+        got_any = False
+        try:
+            for batch in call:
+                got_any = True
+                if batch.logs:
+                    self.cw.emit_log(batch.logs)
+                for r in batch.results:
+                    self._on_result(conn, r)
+        except grpc.RpcError:
+            pass
+        out.put(None)
+        self._stream_broke(conn, info)
+        return got_any
+
+    def _stream_broke(self, conn: Conn, info: pb.ActorInfo) -> None:
+        failed: list[ActorCall] = []
+        with self.lock:
+            conn.state = "CONNECTING"
+            conn.incarnation = info.incarnation + 1
+            retry: list[ActorCall] = []
+            for c in conn.inflight.values():
+                if c.retries_left != 0:
+                    c.retries_left -= 1 if c.retries_left > 0 else 0
+                    retry.append(c)
+                else:
+                    failed.append(c)
+            conn.inflight.clear()
+            conn.queue.extendleft(reversed(retry))
+        err = self.cw.error_value(b"", ActorDiedError(
+            "The actor died while running this call (its process exited); set max_task_retries to retry."))
+        for c in failed:
+            self._complete_error(c, err)
+
+    def _mark_dead(self, conn: Conn, info: pb.ActorInfo) -> None:
+        if info.death_cause:
+            cause = cloudpickle.loads(info.death_cause)
+            exc = ActorDiedError(f"The actor died because of an error raised in its creation task: {cause}", cause)
+        else:
+            exc = ActorDiedError(info.death_text or "The actor is dead.")
+        with self.lock:
+            conn.state = "DEAD"
+            conn.death = self.cw.error_value(b"", exc)
+            pending = list(conn.inflight.values())
+            conn.inflight.clear()
+        for c in pending:
+            self._complete_error(c, conn.death)
+        self._flush(conn)
+
+    # ---------------------------------------------------------------- results
+    def _on_result(self, conn: Conn, r: pb.TaskResult) -> None:
+        with self.lock:
+            c = conn.inflight.pop(r.task_id, None)
+        if c is None:
+            return
+        if r.failed:
+            self._complete_error(c, pb.ObjectValue(inline=r.error, is_error=True))
+            return
+        _args.release(self.cw, c.prepared)
+        for ov in r.returns:
+            self.cw.store.put(ov.object_id, ov)
+
+    def _complete_error(self, c: ActorCall, err: pb.ObjectValue) -> None:
+        _args.release(self.cw, c.prepared)
+        for rid in c.spec.return_ids:
+            ov = pb.ObjectValue()
+            ov.CopyFrom(err)
+            ov.object_id = rid
+            self.cw.store.put(rid, ov)
+
+    def shutdown(self) -> None:
+        self.closed = True
+        with self.lock:
+            conns = list(self.conns.values())
+        for conn in conns:
+            if conn.out is not None:
+                conn.out.put(None)

@@ -1,0 +1,394 @@
+"""The node agent: one per node. Leases workers, hosts actors, owns the node's object store.
+
+A driver asks the agent of its node for a *lease* on a worker with some resources; the agent
+grants one from its warm pool, tells it to ask another node (spillback, from the cluster view
+the head sends back on every heartbeat), or says no node can ever run it. Tasks then flow from
+the lease holder straight to the worker; the agent only sees the lease come back. The agent also
+moves objects between nodes (PullObject here, FetchObject streamed from the holder) and frees
+store files when their owner says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import Any, Iterator
+
+import grpc
+
+from . import _ids, _store
+from ._proto import pb, rpc
+from ._rpc import Channels, make_server, routable_ip
+from ._scheduling import NodeView, Placer, Strategy, add, fits, subtract
+from ._worker_pool import WorkerPool, WorkerRecord
+
+log = logging.getLogger("spindle.agent")
+
+HEARTBEAT_S = 0.2
+CHUNK = 4 * 1024 * 1024
+
+
+class Agent:
+    def __init__(self, head_address: str, token: str, ip: str, total: dict[str, float], node_id: str):
+        self.head_address = head_address
+        self.token = token
+        self.ip = ip
+        self.node_id = node_id
+        self.total = dict(total)
+        self.available = dict(total)
+        self.cond = threading.Condition()
+        self.channels = Channels(token)
+        self.placer = Placer()
+        self.view: list[NodeView] = []
+        self.address = ""
+        self.pool: WorkerPool | None = None
+        self.leases: dict[bytes, tuple[WorkerRecord, dict[str, float]]] = {}
+        self.fetchers: dict[bytes, set[str]] = {}
+        self.pulls: dict[bytes, threading.Event] = {}
+        self.stopping = False
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self, port: int, num_prestart: int) -> grpc.Server:
+        server, bound = make_server(self.token, "0.0.0.0", port, max_workers=128)
+        rpc.add_NodeAgentServicer_to_server(AgentServicer(self), server)
+        server.start()
+        self.address = f"{self.ip}:{bound}"
+        self.pool = WorkerPool(self, on_exit=self._worker_exited)
+        for _ in range(num_prestart):
+            self.pool.spawn()
+        self._register()
+        threading.Thread(target=self._heartbeat_loop, daemon=True, name="heartbeat").start()
+        return server
+
+    def _head(self) -> rpc.HeadStub:
+        return rpc.HeadStub(self.channels.get(self.head_address))
+
+    def _info(self) -> pb.NodeInfo:
+        return pb.NodeInfo(node_id=self.node_id, address=self.address, ip=self.ip,
+                           total=pb.Resources(amounts=self.total), available=pb.Resources(amounts=self.available),
+                           alive=True, hostname=socket.gethostname())
+
+    def _register(self) -> None:
+        delay, start, warned = 0.02, time.monotonic(), False
+        while True:
+            try:
+                self._head().RegisterNode(pb.RegisterNodeRequest(node=self._info()), metadata=self.channels.metadata,
+                                          timeout=5, wait_for_ready=True)
+                return
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    sys.exit(f"spindle agent: the head at {self.head_address} refused our token: set SPINDLE_TOKEN "
+                             "to the cluster's token")
+                if not warned and time.monotonic() - start > 5:
+                    log.warning("waiting for the head at %s (%s)", self.head_address, e.code())
+                    warned = True
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _heartbeat_loop(self) -> None:
+        failures = 0
+        while not self.stopping:
+            with self.cond:
+                avail = dict(self.available)
+            try:
+                view = self._head().Heartbeat(pb.HeartbeatRequest(node_id=self.node_id,
+                                                                  available=pb.Resources(amounts=avail)),
+                                              metadata=self.channels.metadata, timeout=5)
+                nodes = [NodeView(n.node_id, n.address, dict(n.total.amounts), dict(n.available.amounts), n.alive)
+                         for n in view.nodes]
+                if not any(n.node_id == self.node_id for n in nodes):
+                    self._register()  # the head restarted or forgot us
+                with self.cond:
+                    self.view = nodes
+                failures = 0
+            except grpc.RpcError:
+                failures += 1
+                if failures == 50:
+                    log.warning("the head at %s is not answering heartbeats", self.head_address)
+            time.sleep(HEARTBEAT_S)
+
+    def shutdown(self) -> None:
+        self.stopping = True
+        if self.pool is not None:
+            self.pool.kill_all()
+        _store.delete_all(self.node_id)
+
+    # ---------------------------------------------------------------- leases
+    def _views(self) -> list[NodeView]:
+        local = NodeView(self.node_id, self.address, self.total, self.available)
+        return [local] + [n for n in self.view if n.node_id != self.node_id]
+
+    def request_lease(self, req: pb.LeaseRequest) -> pb.LeaseReply:
+        need = {k: v for k, v in req.resources.amounts.items() if v > 0}
+        strategy = Strategy(req.strategy.kind or "DEFAULT", req.strategy.node_id, req.strategy.soft)
+        deadline = time.monotonic() + (req.timeout_s or 1.0)
+        with self.cond:
+            while True:
+                if req.grant_or_reject:
+                    ok_here = fits(need, self.total)
+                    decision = "local" if fits(need, self.available) else ("wait" if ok_here else "infeasible")
+                    placement_addr, reason = "", "this node lacks the resources"
+                else:
+                    pl = self.placer.place(need, strategy, self._views(), self.node_id)
+                    decision, placement_addr, reason = pl.decision, pl.address, pl.reason
+                if decision == "infeasible":
+                    return pb.LeaseReply(status="INFEASIBLE", message=reason)
+                if decision == "remote":
+                    return pb.LeaseReply(status="SPILLBACK", spill_address=placement_addr)
+                if decision == "local":
+                    subtract(self.available, need)
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return pb.LeaseReply(status="BUSY")
+                self.cond.wait(min(left, 0.1))
+        assert self.pool is not None
+        worker = self.pool.acquire(timeout=max(5.0, deadline - time.monotonic()))
+        if worker is None:
+            with self.cond:
+                add(self.available, need)
+                self.cond.notify_all()
+            return pb.LeaseReply(status="BUSY")
+        lease_id = _ids.new_id()
+        with self.cond:
+            self.leases[lease_id] = (worker, need)
+            worker.lease_id = lease_id
+        return pb.LeaseReply(status="GRANTED", lease_id=lease_id, worker_address=worker.address,
+                             worker_id=worker.worker_id, node_id=self.node_id)
+
+    def return_lease(self, lease_id: bytes, kill: bool) -> None:
+        with self.cond:
+            entry = self.leases.pop(lease_id, None)
+            if entry is None:
+                return
+            worker, need = entry
+            if not worker.blocked:
+                add(self.available, need)
+            worker.lease_id = b""
+            worker.blocked = False
+            self.cond.notify_all()
+        assert self.pool is not None
+        if kill:
+            self.pool.kill(worker)
+        else:
+            self.pool.release(worker)
+
+    def worker_blocked(self, worker_id: str, blocked: bool) -> None:
+        with self.cond:
+            assert self.pool is not None
+            worker = self.pool.by_id.get(worker_id)
+            if worker is None or worker.blocked == blocked:
+                return
+            entry = self.leases.get(worker.lease_id) if worker.lease_id else None
+            held = entry[1] if entry else worker.actor_hold
+            cpu = {"CPU": held.get("CPU", 0.0)}
+            worker.blocked = blocked
+            if blocked:
+                add(self.available, cpu)
+            else:
+                subtract(self.available, cpu)
+            self.cond.notify_all()
+
+    # ---------------------------------------------------------------- actors
+    def start_actor(self, req: pb.StartActorRequest) -> pb.StartActorReply:
+        spec = req.spec
+        placement = dict(spec.placement.amounts)
+        hold = dict(spec.hold.amounts)
+        with self.cond:
+            if not fits(placement, self.available) or not fits(hold, self.available):
+                return pb.StartActorReply(ok=False)
+            subtract(self.available, placement)
+        assert self.pool is not None
+        worker = self.pool.acquire(timeout=30.0, dedicated=True)
+        try:
+            if worker is None:
+                return pb.StartActorReply(ok=False)
+            stub = rpc.CoreWorkerStub(self.channels.get(worker.address))
+            try:
+                reply: pb.StartActorReply = stub.CreateActor(req, metadata=self.channels.metadata, timeout=600)
+            except grpc.RpcError as e:
+                self.pool.kill(worker)
+                return pb.StartActorReply(ok=False, error_text=str(e))
+            if not reply.ok:
+                self.pool.kill(worker)
+                return reply
+            with self.cond:
+                worker.actor_id, worker.incarnation, worker.actor_hold = spec.actor_id, req.incarnation, hold
+                subtract(self.available, hold)
+            reply.worker_id = worker.worker_id
+            return reply
+        finally:
+            with self.cond:
+                add(self.available, placement)
+                self.cond.notify_all()
+
+    def kill_actor_worker(self, actor_id: bytes) -> None:
+        assert self.pool is not None
+        for w in list(self.pool.by_id.values()):
+            if w.actor_id == actor_id:
+                w.intended_exit = True
+                self.pool.kill(w)
+
+    def _worker_exited(self, worker: WorkerRecord, code: int | None) -> None:
+        with self.cond:
+            if worker.lease_id:
+                entry = self.leases.pop(worker.lease_id, None)
+                if entry is not None and not worker.blocked:
+                    add(self.available, entry[1])
+            if worker.actor_id and not worker.blocked:
+                add(self.available, worker.actor_hold)
+            self.cond.notify_all()
+        if worker.actor_id and not self.stopping:
+            reason = "it was killed" if worker.intended_exit else f"its worker process exited with code {code}"
+            try:
+                self._head().ReportWorkerExit(pb.WorkerExit(worker_id=worker.worker_id, actor_id=worker.actor_id,
+                                                            reason=reason, intended=worker.intended_exit or code == 0,
+                                                            node_id=self.node_id, incarnation=worker.incarnation),
+                                              metadata=self.channels.metadata, timeout=10)
+            except grpc.RpcError as e:
+                log.warning("could not report actor exit to the head: %s", e)
+
+    # ---------------------------------------------------------------- objects
+    def pull(self, object_id: bytes, loc: pb.ObjectLocation) -> pb.PullReply:
+        path = _store.object_path(self.node_id, object_id)
+        if os.path.exists(path):
+            return pb.PullReply(ok=True)
+        with self.cond:
+            ev = self.pulls.get(object_id)
+            leader = ev is None
+            if leader:
+                ev = self.pulls[object_id] = threading.Event()
+        assert ev is not None
+        if not leader:
+            ev.wait(600)
+            return pb.PullReply(ok=os.path.exists(path), message="" if os.path.exists(path) else "pull failed")
+        try:
+            stub = rpc.NodeAgentStub(self.channels.get(loc.agent_address))
+            chunks = [c.data for c in stub.FetchObject(pb.FetchRequest(object_id=object_id, requester=self.address),
+                                                        metadata=self.channels.metadata, timeout=600)]
+            _store.write_bytes(path, chunks)
+            return pb.PullReply(ok=True)
+        except grpc.RpcError as e:
+            return pb.PullReply(ok=False, message=f"fetch from {loc.agent_address} failed: {e.code()}")
+        finally:
+            with self.cond:
+                self.pulls.pop(object_id, None)
+            ev.set()
+
+    def fetch(self, object_id: bytes, requester: str) -> Iterator[pb.Chunk]:
+        path = _store.object_path(self.node_id, object_id)
+        view = _store.map_object(path)
+        with self.cond:
+            self.fetchers.setdefault(object_id, set()).add(requester)
+        total = len(view)
+        for off in range(0, max(total, 1), CHUNK):
+            yield pb.Chunk(data=bytes(view[off : off + CHUNK]), total=total)
+
+    def free(self, object_ids: list[bytes], propagate: bool = True) -> None:
+        remote: dict[str, list[bytes]] = {}
+        for oid in object_ids:
+            _store.delete_object(_store.object_path(self.node_id, oid))
+            with self.cond:
+                for addr in self.fetchers.pop(oid, ()):
+                    remote.setdefault(addr, []).append(oid)
+        for addr, oids in remote.items():
+            try:
+                rpc.NodeAgentStub(self.channels.get(addr)).FreeObjects(
+                    pb.FreeRequest(object_ids=oids), metadata=self.channels.metadata, timeout=5)
+            except grpc.RpcError:
+                pass
+
+
+class AgentServicer(rpc.NodeAgentServicer):
+    def __init__(self, agent: Agent):
+        self.a = agent
+
+    def RequestLease(self, request: pb.LeaseRequest, context: Any) -> pb.LeaseReply:
+        return self.a.request_lease(request)
+
+    def ReturnLease(self, request: pb.ReturnLeaseRequest, context: Any) -> pb.Empty:
+        self.a.return_lease(request.lease_id, request.kill_worker or request.worker_failed)
+        return pb.Empty()
+
+    def WorkerBlocked(self, request: pb.BlockedRequest, context: Any) -> pb.Empty:
+        self.a.worker_blocked(request.worker_id, request.blocked)
+        return pb.Empty()
+
+    def RegisterWorker(self, request: pb.RegisterWorkerRequest, context: Any) -> pb.RegisterWorkerReply:
+        assert self.a.pool is not None
+        self.a.pool.registered(request.worker_id, request.address, request.pid)
+        return pb.RegisterWorkerReply(node_id=self.a.node_id, head_address=self.a.head_address, ip=self.a.ip)
+
+    def StartActor(self, request: pb.StartActorRequest, context: Any) -> pb.StartActorReply:
+        return self.a.start_actor(request)
+
+    def KillActorWorker(self, request: pb.KillActorRequest, context: Any) -> pb.Empty:
+        self.a.kill_actor_worker(request.actor_id)
+        return pb.Empty()
+
+    def PullObject(self, request: pb.PullRequest, context: Any) -> pb.PullReply:
+        return self.a.pull(request.object_id, request.location)
+
+    def FetchObject(self, request: pb.FetchRequest, context: Any) -> Iterator[pb.Chunk]:
+        try:
+            yield from self.a.fetch(request.object_id, request.requester)
+        except FileNotFoundError:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"object {request.object_id.hex()} is not on this node")
+
+    def FreeObjects(self, request: pb.FreeRequest, context: Any) -> pb.Empty:
+        self.a.free(list(request.object_ids))
+        return pb.Empty()
+
+    def ObjectStored(self, request: pb.StoreObjectRequest, context: Any) -> pb.Empty:
+        return pb.Empty()
+
+
+def parse_resources(num_cpus: float | None, num_gpus: float | None, resources: str | dict | None) -> dict[str, float]:
+    total: dict[str, float] = {"CPU": float(num_cpus if num_cpus is not None else os.cpu_count() or 1)}
+    if num_gpus:
+        total["GPU"] = float(num_gpus)
+    extra = json.loads(resources) if isinstance(resources, str) else (resources or {})
+    total.update({k: float(v) for k, v in extra.items()})
+    return total
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="spindle-agent", description="Run a Spindle node agent.")
+    p.add_argument("--head", required=True, help="head address host:port")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--num-cpus", type=float, default=None)
+    p.add_argument("--num-gpus", type=float, default=None)
+    p.add_argument("--resources", default=None, help='JSON, e.g. {"special": 2}')
+    p.add_argument("--node-ip", default=None)
+    p.add_argument("--node-id", default=None)
+    args = p.parse_args(argv)
+    token = os.environ.get("SPINDLE_TOKEN", "")
+    if not token:
+        sys.exit("spindle agent: SPINDLE_TOKEN is not set")
+    logging.basicConfig(level=os.environ.get("SPINDLE_LOG_LEVEL", "WARNING"),
+                        format="%(asctime)s agent %(levelname)s %(message)s")
+    ip = args.node_ip or os.environ.get("SPINDLE_NODE_IP") or routable_ip(args.head)
+    total = parse_resources(args.num_cpus, args.num_gpus, args.resources)
+    agent = Agent(args.head, token, ip, total, args.node_id or _ids.new_id().hex())
+    server = agent.start(args.port, num_prestart=max(1, int(total.get("CPU", 1))))
+    print(f"SPINDLE_AGENT_ADDRESS={agent.address}", flush=True)
+
+    def stop(*_: Any) -> None:
+        agent.shutdown()
+        server.stop(0)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    main()

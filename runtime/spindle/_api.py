@@ -1,0 +1,309 @@
+"""The Ray-compatible module-level API: init, shutdown, get, put, wait, cancel, kill, get_actor, ..."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import threading
+from typing import Any, Sequence
+
+import grpc
+
+from . import _context, _local_cluster
+from ._core_worker import CoreWorker
+from ._object_ref import ObjectRef
+from ._proto import pb, rpc
+from ._rpc import TOKEN_KEY, routable_ip
+from .actor import ActorClass, ActorHandle, handle_from_info
+from .remote_function import RemoteFunction
+
+log = logging.getLogger("spindle")
+
+_state: dict[str, Any] = {"local": None, "watch": None}
+_lock = threading.RLock()
+
+ADDRESS_FILE = os.path.join(_local_cluster.SESSION_ROOT, "session_latest", "address.json")
+
+
+class ClientContext:
+    """What ``init()`` returns (Ray returns a context with the cluster's addresses)."""
+
+    def __init__(self, address: str, node_id: str, namespace: str):
+        self.address_info = {"address": address, "gcs_address": address, "node_id": node_id}
+        self.namespace = namespace
+
+    def __getitem__(self, key: str) -> Any:
+        return self.address_info[key]
+
+    def __enter__(self) -> ClientContext:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        shutdown()
+
+    def disconnect(self) -> None:
+        shutdown()
+
+
+def is_initialized() -> bool:
+    return _context.maybe_core() is not None and _context.maybe_core().mode == "driver"  # type: ignore[union-attr]
+
+
+def _recorded_cluster() -> tuple[str, str] | None:
+    try:
+        with open(ADDRESS_FILE) as f:
+            data = json.load(f)
+        return data["address"], data.get("token", "")
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _resolve_address(address: str | None) -> tuple[str | None, str]:
+    token = os.environ.get("SPINDLE_TOKEN", "")
+    if address in (None, "", "local"):
+        env_addr = os.environ.get("SPINDLE_ADDRESS") or os.environ.get("RAY_ADDRESS")
+        if address is None and env_addr and env_addr not in ("local",):
+            return _resolve_address(env_addr)
+        return None, token
+    if address == "auto":
+        env_addr = os.environ.get("SPINDLE_ADDRESS")
+        if env_addr:
+            return env_addr, token
+        rec = _recorded_cluster()
+        if rec is None:
+            raise ConnectionError("Could not find any running Spindle cluster: set SPINDLE_ADDRESS=host:port "
+                                  "(and SPINDLE_TOKEN), or start one on this machine with 'spindle start --head'.")
+        return rec[0], token or rec[1]
+    for scheme in ("spindle://", "ray://"):
+        if address.startswith(scheme):
+            address = address[len(scheme):]
+    if not token:
+        rec = _recorded_cluster()
+        if rec is not None and rec[0] == address:
+            token = rec[1]
+    return address, token
+
+
+def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus: float | None = None,
+         resources: dict[str, float] | None = None, namespace: str | None = None,
+         ignore_reinit_error: bool = False, log_to_driver: bool = True, runtime_env: dict[str, Any] | None = None,
+         **_ignored: Any) -> ClientContext:
+    """Connect to a cluster, or start an embedded local one (head + node agent) when no address is given."""
+    with _lock:
+        if is_initialized():
+            if ignore_reinit_error:
+                cw = _context.core()
+                return ClientContext(cw.head_address, cw.node_id, cw.namespace)
+            raise RuntimeError("Maybe you called spindle.init twice by accident? This error can be suppressed by "
+                               "passing in 'ignore_reinit_error=True' or by calling 'spindle.shutdown()' first.")
+        head_address, token = _resolve_address(address)
+        local = None
+        if head_address is None:
+            local = _local_cluster.start(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources)
+            head_address, token, agent_address, node_id = local.head_address, local.token, local.agent_address, local.node_id
+            ip = "127.0.0.1"
+        else:
+            if not token:
+                raise ConnectionError(f"No cluster token for {head_address}: set SPINDLE_TOKEN to the cluster's token "
+                                      "(printed by 'spindle start --head', or in the cluster's Secret).")
+            ip = routable_ip(head_address)
+            agent_address, node_id = _pick_local_node(head_address, token, ip)
+        cw = CoreWorker(mode="driver", token=token, head_address=head_address, agent_address=agent_address,
+                        node_id=node_id, ip=ip, log_to_driver=log_to_driver)
+        cw.runtime_env_vars = {str(k): str(v) for k, v in ((runtime_env or {}).get("env_vars") or {}).items()}  # type: ignore[attr-defined]
+        cw.namespace = namespace or os.urandom(8).hex()
+        try:
+            reply = cw.head().RegisterJob(pb.RegisterJobRequest(driver_address=cw.address, namespace=cw.namespace,
+                                                                pid=os.getpid(), node_ip=ip),
+                                          metadata=cw.md, timeout=30, wait_for_ready=True)
+        except grpc.RpcError as e:
+            cw.shutdown()
+            if local is not None:
+                local.stop()
+            if e.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise ConnectionError(f"The cluster at {head_address} refused the token: set SPINDLE_TOKEN to the "
+                                      "cluster's token.") from None
+            raise ConnectionError(f"Cannot reach the Spindle head at {head_address}: {e.code().name}") from None
+        cw.job_id = reply.job_id
+        _context.set_core(cw)
+        _state["local"] = local
+        watch = cw.head().WatchJob(pb.WatchJobRequest(job_id=cw.job_id), metadata=cw.md)
+        _state["watch"] = watch
+        threading.Thread(target=_drain, args=(watch,), daemon=True, name="spindle-job").start()
+        return ClientContext(head_address, node_id, cw.namespace)
+
+
+def _drain(stream: Any) -> None:
+    try:
+        for _ in stream:
+            pass
+    except grpc.RpcError:
+        pass
+
+
+def _pick_local_node(head_address: str, token: str, ip: str) -> tuple[str, str]:
+    """The node agent on this machine if there is one (same IP), else any node's agent and no local store."""
+    ch = grpc.insecure_channel(head_address)
+    try:
+        view = rpc.HeadStub(ch).GetClusterView(pb.Empty(), metadata=((TOKEN_KEY, token),), timeout=30,
+                                               wait_for_ready=True)
+    except grpc.RpcError as e:
+        if e.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise ConnectionError(f"The cluster at {head_address} refused the token: set SPINDLE_TOKEN to the "
+                                  "cluster's token.") from None
+        raise ConnectionError(f"Cannot reach the Spindle head at {head_address} ({e.code().name}); is it running? "
+                              "Start one with 'spindle start --head'.") from None
+    finally:
+        ch.close()
+    alive = [n for n in view.nodes if n.alive]
+    if not alive:
+        raise ConnectionError(f"The Spindle cluster at {head_address} has no live nodes yet: start a node agent "
+                              f"with 'spindle start --address {head_address}'.")
+    for n in alive:
+        if n.ip == ip:
+            return n.address, n.node_id
+    return alive[0].address, ""
+
+
+def shutdown() -> None:
+    """Disconnect; when init() started a local cluster, stop it and remove its processes and store files."""
+    with _lock:
+        cw = _context.maybe_core()
+        if cw is None or cw.mode != "driver":
+            return
+        watch = _state.get("watch")
+        if watch is not None:
+            watch.cancel()
+        cw.shutdown()
+        _context.set_core(None)
+        local = _state.get("local")
+        _state["local"] = None
+        if local is not None:
+            local.stop()
+
+
+atexit.register(shutdown)
+
+
+def _as_list(refs: Any, fn: str) -> tuple[list[ObjectRef], bool]:
+    if isinstance(refs, ObjectRef):
+        return [refs], True
+    if isinstance(refs, (list, tuple)):
+        for r in refs:
+            if not isinstance(r, ObjectRef):
+                raise TypeError(f"{fn}() expects an ObjectRef or a list of ObjectRefs, got a list containing "
+                                f"{type(r).__name__}")
+        return list(refs), False
+    raise TypeError(f"{fn}() expects an ObjectRef or a list of ObjectRefs, got {type(refs).__name__}")
+
+
+def get(object_refs: Any, *, timeout: float | None = None) -> Any:
+    """Block until the value(s) are ready and return them (order kept); raise the task's error if it failed."""
+    refs, single = _as_list(object_refs, "get")
+    values = _context.core().get(refs, timeout)
+    return values[0] if single else values
+
+
+def put(value: Any, **_ignored: Any) -> ObjectRef:
+    return _context.core().put(value)
+
+
+def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: float | None = None,
+         fetch_local: bool = True) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    """Return (ready, not_ready) once ``num_returns`` refs are ready or ``timeout`` expires."""
+    if isinstance(object_refs, ObjectRef):
+        raise TypeError("wait() expected a list of ObjectRef, got a single ObjectRef")
+    if not isinstance(object_refs, (list, tuple)):
+        raise TypeError(f"wait() expected a list of ObjectRef, got {type(object_refs).__name__}")
+    refs, _ = _as_list(list(object_refs), "wait")
+    if len(set(refs)) != len(refs):
+        raise ValueError("Wait requires a list of unique object refs.")
+    if num_returns <= 0:
+        raise ValueError("Invalid number of objects to return %d." % num_returns)
+    if num_returns > len(refs):
+        raise ValueError("num_returns cannot be greater than the number of objects provided to wait().")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"The 'timeout' argument must be >= 0, got {timeout}")
+    ready_ids = set(_context.core().wait_ready(refs, num_returns, timeout))
+    ready = [r for r in refs if r.binary() in ready_ids][:num_returns]
+    chosen = set(ready)
+    return ready, [r for r in refs if r not in chosen]
+
+
+def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    if not isinstance(object_ref, ObjectRef):
+        raise TypeError(f"cancel() expects an ObjectRef, got {type(object_ref).__name__}")
+    _context.core().submitter.cancel(object_ref.binary(), force)
+
+
+def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    if not isinstance(actor, ActorHandle):
+        raise ValueError(f"kill() expects an actor handle, got {type(actor).__name__}")
+    _context.core().actors.kill(actor._actor_id, no_restart)
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    if not name:
+        raise ValueError("Please supply a non-empty value to get_actor")
+    cw = _context.core()
+    ns = namespace if namespace is not None else _context.RuntimeContext(cw).namespace
+    info = cw.head().GetActor(pb.GetActorRequest(name=name, namespace=ns), metadata=cw.md, timeout=30)
+    if not info.found or info.state == "DEAD":
+        raise ValueError(f"Failed to look up actor with name '{name}' in namespace '{ns}'. This could be because "
+                         "1. You are trying to look up a named actor you didn't create. 2. The named actor died. "
+                         "3. You did not use a namespace matching the namespace of the actor.")
+    return handle_from_info(info)
+
+
+def _view() -> pb.ClusterView:
+    cw = _context.core()
+    return cw.head().GetClusterView(pb.Empty(), metadata=cw.md, timeout=30)
+
+
+def nodes() -> list[dict[str, Any]]:
+    out = []
+    for n in _view().nodes:
+        out.append({"NodeID": n.node_id, "Alive": n.alive, "alive": n.alive, "NodeManagerAddress": n.ip,
+                    "NodeManagerHostname": n.hostname, "NodeName": n.ip, "AgentAddress": n.address,
+                    "Resources": dict(n.total.amounts), "Available": dict(n.available.amounts)})
+    return out
+
+
+def _sum(field: str) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for n in _view().nodes:
+        if n.alive:
+            for k, v in getattr(n, field).amounts.items():
+                total[k] = total.get(k, 0.0) + v
+    return total
+
+
+def cluster_resources() -> dict[str, float]:
+    return _sum("total")
+
+
+def available_resources() -> dict[str, float]:
+    return {k: v for k, v in _sum("available").items() if v > 0}
+
+
+def get_runtime_context() -> _context.RuntimeContext:
+    return _context.RuntimeContext(_context.core())
+
+
+def remote(*args: Any, **options: Any) -> Any:
+    """``@remote`` / ``@remote(num_cpus=..., ...)`` on a function or a class."""
+
+    def make(target: Any) -> Any:
+        if isinstance(target, type):
+            return ActorClass(target, options)
+        if callable(target):
+            return RemoteFunction(target, options)
+        raise TypeError("The @remote decorator must be applied to either a function or a class.")
+
+    if len(args) == 1 and not options and callable(args[0]):
+        return make(args[0])
+    if args:
+        raise TypeError("The @remote decorator takes keyword options only, e.g. @remote(num_cpus=2)")
+    return make

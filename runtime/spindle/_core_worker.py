@@ -1,0 +1,284 @@
+"""The per-process core shared by drivers and workers: ownership, put/get/wait, object serving.
+
+Every driver and worker runs one CoreWorker with a small gRPC server. It *owns* what it puts
+and the results of what it submits: small values live inline in its memory store, large ones in
+its node's shared-memory store, and any process holding a ref asks the owner (GetObject). Task
+submission lives in ``_submitter``, actor calls in ``_actor_client``, execution in ``_executor``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterable, Iterator
+
+import cloudpickle
+import grpc
+
+from . import _ids, _store
+from ._memory_store import MemoryStore, RefCounts
+from ._object_ref import ObjectRef, set_counter
+from ._proto import pb, rpc
+from ._rpc import Channels, make_server
+from ._serialization import deserialize, pickle_error, serialize
+from .exceptions import GetTimeoutError, ObjectLostError, OwnerDiedError
+
+log = logging.getLogger("spindle")
+
+INLINE_MAX = 100 * 1024
+
+
+class CoreWorker:
+    def __init__(self, *, mode: str, token: str, head_address: str, agent_address: str, node_id: str,
+                 ip: str, worker_id: str = "", log_to_driver: bool = True):
+        self.mode = mode
+        self.token = token
+        self.head_address = head_address
+        self.agent_address = agent_address
+        self.node_id = node_id
+        self.ip = ip
+        self.worker_id = worker_id or _ids.new_id().hex()
+        self.log_to_driver = log_to_driver
+        self.job_id = b""
+        self.namespace = ""
+        self.channels = Channels(token)
+        self.md = self.channels.metadata
+        self.store = MemoryStore()
+        self.refs = RefCounts(self._free)
+        self.owned: set[bytes] = set()
+        self._free_q: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        self._fetching: set[bytes] = set()
+        self._fetch_lock = threading.Lock()
+        self.io_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="spindle-io")
+        self.executor: Any = None  # set in workers
+        self.server, port = make_server(token, "0.0.0.0", 0, max_workers=32)
+        rpc.add_CoreWorkerServicer_to_server(CoreWorkerServicer(self), self.server)
+        self.server.start()
+        self.address = f"{ip}:{port}"
+        from ._actor_client import ActorClient
+        from ._submitter import TaskSubmitter
+
+        self.submitter = TaskSubmitter(self)
+        self.actors = ActorClient(self)
+        self.closed = False
+        threading.Thread(target=self._free_loop, daemon=True, name="spindle-free").start()
+        set_counter(self)
+
+    # ---------------------------------------------------------------- stubs
+    def head(self) -> rpc.HeadStub:
+        return rpc.HeadStub(self.channels.get(self.head_address))
+
+    def agent(self, address: str | None = None) -> rpc.NodeAgentStub:
+        return rpc.NodeAgentStub(self.channels.get(address or self.agent_address))
+
+    # ---------------------------------------------------------------- ref counting protocol
+    def add_local_ref(self, oid: bytes) -> None:
+        self.refs.add(oid)
+
+    def remove_local_ref(self, oid: bytes) -> None:
+        self.refs.remove(oid)
+
+    def ref_escaped(self, oid: bytes, owner: str) -> None:
+        if owner == self.address:
+            self.refs.escape(oid)
+
+    def _free(self, oid: bytes) -> None:
+        value = self.store.delete(oid)
+        owned = oid in self.owned
+        self.owned.discard(oid)
+        if owned and value is not None and value.in_store:
+            self._free_q.put((value.location.agent_address, oid))
+
+    def _free_loop(self) -> None:
+        while True:
+            first = self._free_q.get()
+            batch: dict[str, list[bytes]] = {first[0]: [first[1]]}
+            time.sleep(0.01)
+            while True:
+                try:
+                    addr, oid = self._free_q.get_nowait()
+                except queue.Empty:
+                    break
+                batch.setdefault(addr, []).append(oid)
+            for addr, oids in batch.items():
+                try:
+                    self.agent(addr).FreeObjects(pb.FreeRequest(object_ids=oids), metadata=self.md, timeout=10)
+                except grpc.RpcError:
+                    pass
+
+    # ---------------------------------------------------------------- values
+    def new_ref(self, oid: bytes) -> ObjectRef:
+        self.owned.add(oid)
+        return ObjectRef(oid, self.address)
+
+    def to_object_value(self, oid: bytes, value: Any) -> pb.ObjectValue:
+        ser = serialize(value)
+        if ser.size <= INLINE_MAX or not self.node_id:
+            return pb.ObjectValue(object_id=oid, inline=ser.to_bytes())
+        size = _store.write_object(_store.object_path(self.node_id, oid), ser)
+        loc = pb.ObjectLocation(node_id=self.node_id, agent_address=self.agent_address, size=size)
+        return pb.ObjectValue(object_id=oid, location=loc, in_store=True)
+
+    @staticmethod
+    def error_value(oid: bytes, err: BaseException) -> pb.ObjectValue:
+        return pb.ObjectValue(object_id=oid, inline=pickle_error(err), is_error=True)
+
+    def put(self, value: Any) -> ObjectRef:
+        if isinstance(value, ObjectRef):
+            raise TypeError("Calling put() on an ObjectRef is not allowed: pass the ref itself instead.")
+        oid = _ids.new_id()
+        ov = self.to_object_value(oid, value)
+        ref = self.new_ref(oid)
+        self.store.put(oid, ov)
+        return ref
+
+    def materialize(self, ov: pb.ObjectValue) -> Any:
+        if ov.is_error:
+            raise cloudpickle.loads(ov.inline)
+        if not ov.in_store:
+            return deserialize(ov.inline)
+        return deserialize(self._map(ov))
+
+    def _map(self, ov: pb.ObjectValue) -> memoryview | bytes:
+        loc = ov.location
+        if loc.node_id == self.node_id and self.node_id:
+            try:
+                return _store.map_object(_store.object_path(self.node_id, ov.object_id))
+            except FileNotFoundError:
+                raise ObjectLostError(ov.object_id.hex(), "its store file is gone") from None
+        if self.node_id:
+            reply = self.agent().PullObject(pb.PullRequest(object_id=ov.object_id, location=loc),
+                                            metadata=self.md, timeout=600)
+            if not reply.ok:
+                raise ObjectLostError(ov.object_id.hex(), reply.message)
+            return _store.map_object(_store.object_path(self.node_id, ov.object_id))
+        try:  # a driver with no node of its own: stream the value into memory
+            chunks = self.agent(loc.agent_address).FetchObject(
+                pb.FetchRequest(object_id=ov.object_id), metadata=self.md, timeout=600)
+            return b"".join(c.data for c in chunks)
+        except grpc.RpcError as e:
+            raise ObjectLostError(ov.object_id.hex(), f"fetch from {loc.agent_address}: {e.code()}") from None
+
+    def ensure_fetch(self, ref: ObjectRef) -> None:
+        """Start asking the owner for a borrowed ref's value (once); it lands in the memory store."""
+        oid = ref.binary()
+        if ref.owner_address == self.address or self.store.get(oid) is not None:
+            return
+        with self._fetch_lock:
+            if oid in self._fetching:
+                return
+            self._fetching.add(oid)
+        self.io_pool.submit(self._fetch_from_owner, oid, ref.owner_address)
+
+    def _fetch_from_owner(self, oid: bytes, owner: str) -> None:
+        stub = rpc.CoreWorkerStub(self.channels.get(owner))
+        try:
+            while not self.closed:
+                ov = stub.GetObject(pb.GetObjectRequest(object_id=oid, timeout_s=20), metadata=self.md, timeout=60)
+                if ov.object_id:
+                    self.store.put(oid, ov)
+                    return
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                err: Exception = ObjectLostError(oid.hex(), "its owner no longer has it (it was freed)")
+            else:
+                err = OwnerDiedError(oid.hex(), f"its owner at {owner} is unreachable ({e.code().name})")
+            self.store.put(oid, self.error_value(oid, err))
+        finally:
+            with self._fetch_lock:
+                self._fetching.discard(oid)
+
+    def wait_ready(self, refs: list[ObjectRef], num: int, timeout: float | None) -> list[bytes]:
+        oids = [r.binary() for r in refs]
+        if sum(1 for o in oids if self.store.get(o) is not None) >= num:
+            return [o for o in oids if self.store.get(o) is not None]
+        for r in refs:
+            self.ensure_fetch(r)
+        blocked = self.executor is not None and self.executor.in_task()
+        if blocked:
+            self.set_blocked(True)
+        try:
+            return self.store.wait(oids, num, timeout)
+        finally:
+            if blocked:
+                self.set_blocked(False)
+
+    def set_blocked(self, blocked: bool) -> None:
+        try:
+            self.agent().WorkerBlocked(pb.BlockedRequest(worker_id=self.worker_id, blocked=blocked),
+                                       metadata=self.md, timeout=10)
+        except grpc.RpcError:
+            pass
+
+    def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
+        ready = self.wait_ready(refs, len(refs), timeout)
+        if len(ready) < len(refs):
+            raise GetTimeoutError(f"get() timed out after {timeout}s with {len(refs) - len(ready)} of "
+                                  f"{len(refs)} objects not ready")
+        out = []
+        for r in refs:
+            ov = self.store.get(r.binary())
+            if ov is None:  # freed between wait and here: cannot happen while the ref is alive
+                raise ObjectLostError(r.hex())
+            out.append(self.materialize(ov))
+        return out
+
+    def get_one(self, ref: ObjectRef, timeout: float | None) -> Any:
+        return self.get([ref], timeout)[0]
+
+    def serve_object(self, oid: bytes, timeout: float, context: Any) -> pb.ObjectValue:
+        ov = self.store.get(oid)
+        if ov is not None:
+            return ov
+        if oid not in self.owned:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"object {oid.hex()} is not owned here")
+        self.store.wait([oid], 1, min(timeout, 30.0))
+        return self.store.get(oid) or pb.ObjectValue()
+
+    # ---------------------------------------------------------------- logs
+    def emit_log(self, lines: Iterable[pb.LogLine]) -> None:
+        if self.executor is not None:
+            self.executor.forward_logs(lines)
+            return
+        if not self.log_to_driver:
+            return
+        for line in lines:
+            stream = sys.stderr if line.stderr else sys.stdout
+            stream.write(line.text + "\n")
+        sys.stdout.flush()
+
+    def shutdown(self) -> None:
+        self.closed = True
+        set_counter(None)
+        self.submitter.shutdown()
+        self.actors.shutdown()
+        self.server.stop(0)
+        self.channels.close()
+        self.io_pool.shutdown(wait=False, cancel_futures=True)
+
+
+class CoreWorkerServicer(rpc.CoreWorkerServicer):
+    def __init__(self, cw: CoreWorker):
+        self.cw = cw
+
+    def PushTasks(self, request_iterator: Iterator[pb.TaskBatch], context: Any) -> Iterator[pb.ResultBatch]:
+        if self.cw.executor is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this process is a driver; it does not run tasks")
+        return self.cw.executor.push_tasks(request_iterator, context)
+
+    def GetObject(self, request: pb.GetObjectRequest, context: Any) -> pb.ObjectValue:
+        return self.cw.serve_object(request.object_id, request.timeout_s or 30.0, context)
+
+    def CreateActor(self, request: pb.StartActorRequest, context: Any) -> pb.StartActorReply:
+        if self.cw.executor is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this process is a driver; it does not host actors")
+        return self.cw.executor.create_actor(request)
+
+    def Exit(self, request: pb.Empty, context: Any) -> pb.Empty:
+        import os
+
+        os._exit(0)

@@ -1,0 +1,326 @@
+"""Running tasks and actor calls inside a worker process.
+
+Each lease holder opens one PushTasks stream; its tasks go onto the worker's queue and run on
+the main thread in arrival order (so calls from one caller to an actor run in submission
+order). Threaded actors fan calls out to a pool of ``max_concurrency`` threads; async actors run
+them as coroutines on an event loop. Results and the task's printed lines go back on the stream
+they came from, batched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import inspect
+import os
+import queue
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+import cloudpickle
+
+from ._proto import pb
+from ._serialization import deserialize, pickle_error
+from .exceptions import ActorDiedError, RayTaskError, TaskCancelledError
+
+if TYPE_CHECKING:
+    from ._core_worker import CoreWorker
+
+
+class ActorExit(BaseException):
+    """Raised by ``exit_actor()`` to end the actor gracefully."""
+
+
+class Sink:
+    """The way back to one lease holder: a queue drained into ResultBatch messages."""
+
+    def __init__(self) -> None:
+        self.q: queue.SimpleQueue[pb.TaskResult | pb.LogLine | None] = queue.SimpleQueue()
+
+    def batches(self) -> Iterator[pb.ResultBatch]:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            batch = pb.ResultBatch()
+            while item is not None:
+                if isinstance(item, pb.LogLine):
+                    batch.logs.append(item)
+                else:
+                    batch.results.append(item)
+                try:
+                    item = self.q.get_nowait()
+                except queue.Empty:
+                    break
+            yield batch
+            if item is None:
+                return
+
+
+class TaskContext(threading.local):
+    task_id: bytes = b""
+    name: str = ""
+    sink: Sink | None = None
+
+
+class Executor:
+    def __init__(self, cw: CoreWorker):
+        self.cw = cw
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.functions: dict[bytes, Any] = {}
+        self.ctx = TaskContext()
+        self.main_ident = threading.get_ident()
+        self.running: dict[bytes, int] = {}  # task id -> thread ident
+        self.cancelled: set[bytes] = set()
+        self.lock = threading.Lock()
+        self.actor: Any = None
+        self.actor_spec: pb.ActorSpec | None = None
+        self.actor_pool: ThreadPoolExecutor | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.async_sem: asyncio.Semaphore | None = None
+        self.last_sink: Sink | None = None
+        self.exiting = False
+
+    # ---------------------------------------------------------------- streams
+    def push_tasks(self, requests: Iterator[pb.TaskBatch], context: Any) -> Iterator[pb.ResultBatch]:
+        sink = Sink()
+
+        def reader() -> None:
+            try:
+                for batch in requests:
+                    for t in batch.tasks:
+                        self.queue.put((t, sink))
+                    for tid in batch.cancel_task_ids:
+                        self.cancel(tid, batch.force_cancel, sink)
+            except Exception:
+                pass
+            finally:
+                sink.q.put(None)
+
+        threading.Thread(target=reader, daemon=True, name="spindle-push").start()
+        return sink.batches()
+
+    def in_task(self) -> bool:
+        return bool(self.ctx.task_id)
+
+    def cancel(self, task_id: bytes, force: bool, sink: Sink) -> None:
+        with self.lock:
+            ident = self.running.get(task_id)
+            if ident is None:
+                self.cancelled.add(task_id)
+                return
+        if force:
+            os._exit(1)
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(TaskCancelledError))
+
+    def forward_logs(self, lines: Iterable[pb.LogLine]) -> None:
+        sink = self.ctx.sink or self.last_sink
+        for line in lines:
+            if sink is not None:
+                sink.q.put(line)
+
+    def log_target(self) -> tuple[Sink | None, str]:
+        sink = self.ctx.sink or self.last_sink
+        return sink, self.ctx.name
+
+    # ---------------------------------------------------------------- main loop
+    def run_forever(self) -> None:
+        while not self.exiting:
+            item = self.queue.get()
+            if callable(item):
+                item()
+                continue
+            spec, sink = item
+            self.last_sink = sink
+            if self.actor_pool is not None:
+                self.actor_pool.submit(self.execute, spec, sink)
+            elif self.loop is not None:
+                asyncio.run_coroutine_threadsafe(self._execute_async(spec, sink), self.loop)
+            else:
+                self.execute(spec, sink)
+
+    def _function(self, spec: pb.TaskSpec) -> Any:
+        fn = self.functions.get(spec.function_id)
+        if fn is None:
+            fn = self.functions[spec.function_id] = cloudpickle.loads(spec.function_blob)
+        return fn
+
+    def _resolve(self, args: Iterable[pb.Arg]) -> tuple[list[Any], dict[str, Any]]:
+        pos: list[Any] = []
+        kw: dict[str, Any] = {}
+        for a in args:
+            v = self.cw.materialize(a.value) if a.value.in_store or a.value.is_error else deserialize(a.value.inline)
+            if a.keyword:
+                kw[a.keyword] = v
+            else:
+                pos.append(v)
+        return pos, kw
+
+    def _begin(self, spec: pb.TaskSpec, sink: Sink) -> bool:
+        with self.lock:
+            if spec.task_id in self.cancelled:
+                self.cancelled.discard(spec.task_id)
+                sink.q.put(pb.TaskResult(task_id=spec.task_id, failed=True, cancelled=True))
+                return False
+            self.running[spec.task_id] = threading.get_ident()
+        self.ctx.task_id, self.ctx.sink = spec.task_id, sink
+        self.ctx.name = spec.name
+        return True
+
+    def _end(self, spec: pb.TaskSpec) -> None:
+        with self.lock:
+            self.running.pop(spec.task_id, None)
+        self.ctx.task_id, self.ctx.sink = b"", None
+
+    def execute(self, spec: pb.TaskSpec, sink: Sink) -> None:
+        if not self._begin(spec, sink):
+            return
+        start = time.perf_counter()
+        saved_env = _apply_env(spec.env_vars)
+        try:
+            args, kwargs = self._resolve(spec.args)
+            if spec.actor_id:
+                value = getattr(self.actor, spec.method)(*args, **kwargs)
+            else:
+                value = self._function(spec)(*args, **kwargs)
+            result = self._result(spec, value, start)
+        except TaskCancelledError:
+            result = pb.TaskResult(task_id=spec.task_id, failed=True, cancelled=True)
+        except ActorExit:
+            result = self._exit_result(spec)
+        except BaseException as e:  # noqa: BLE001 - any user error is reported, never kills the worker
+            result = self._error_result(spec, e, start)
+        finally:
+            _restore_env(saved_env)
+            _flush_std()
+            self._end(spec)
+        sink.q.put(result)
+        if self.exiting:
+            self._exit_now()
+
+    async def _execute_async(self, spec: pb.TaskSpec, sink: Sink) -> None:
+        assert self.async_sem is not None
+        async with self.async_sem:
+            start = time.perf_counter()
+            self.ctx.task_id, self.ctx.sink, self.ctx.name = spec.task_id, sink, spec.name
+            try:
+                args, kwargs = self._resolve(spec.args)
+                value = getattr(self.actor, spec.method)(*args, **kwargs)
+                if inspect.isawaitable(value):
+                    value = await value
+                result = self._result(spec, value, start)
+            except (TaskCancelledError, asyncio.CancelledError):
+                result = pb.TaskResult(task_id=spec.task_id, failed=True, cancelled=True)
+            except ActorExit:
+                result = self._exit_result(spec)
+            except BaseException as e:  # noqa: BLE001
+                result = self._error_result(spec, e, start)
+            _flush_std()
+            sink.q.put(result)
+            if self.exiting:
+                self._exit_now()
+
+    def _result(self, spec: pb.TaskSpec, value: Any, start: float) -> pb.TaskResult:
+        n = spec.num_returns
+        if n == 1:
+            values = [value]
+        else:
+            values = list(value) if value is not None or n == 0 else []
+            if len(values) != n:
+                raise ValueError(f"Task {spec.name!r} declared num_returns={n} but returned {len(values)} values")
+        returns = [self.cw.to_object_value(rid, v) for rid, v in zip(spec.return_ids, values)]
+        return pb.TaskResult(task_id=spec.task_id, returns=returns, exec_seconds=time.perf_counter() - start)
+
+    def _error_result(self, spec: pb.TaskSpec, e: BaseException, start: float) -> pb.TaskResult:
+        tb = traceback.format_exc()
+        err = RayTaskError(spec.name, tb, e).as_instanceof_cause()
+        return pb.TaskResult(task_id=spec.task_id, failed=True, app_error=True, error=pickle_error(err),
+                             error_text=tb, exec_seconds=time.perf_counter() - start)
+
+    def _exit_result(self, spec: pb.TaskSpec) -> pb.TaskResult:
+        self.exiting = True
+        err = ActorDiedError("The actor exited intentionally with exit_actor().")
+        return pb.TaskResult(task_id=spec.task_id, failed=True, error=pickle_error(err), error_text=str(err))
+
+    def _exit_now(self) -> None:
+        def bye() -> None:
+            time.sleep(0.2)  # let the stream deliver the last results
+            os._exit(0)
+
+        threading.Thread(target=bye, daemon=True).start()
+
+    # ---------------------------------------------------------------- actors
+    def create_actor(self, req: pb.StartActorRequest) -> pb.StartActorReply:
+        done = threading.Event()
+        reply: list[pb.StartActorReply] = []
+
+        def construct() -> None:
+            spec = req.spec
+            saved = self.ctx.name
+            self.ctx.name = spec.class_name
+            try:
+                _apply_env(spec.env_vars)
+                cls = cloudpickle.loads(spec.class_blob)
+                args, kwargs = self._resolve(spec.args)
+                self.actor_spec = spec
+                self.actor = cls(*args, **kwargs)
+                if spec.is_async:
+                    self._start_loop(spec.max_concurrency or 1000)
+                elif spec.max_concurrency > 1:
+                    self.actor_pool = ThreadPoolExecutor(spec.max_concurrency, thread_name_prefix="actor")
+                reply.append(pb.StartActorReply(ok=True, worker_address=self.cw.address))
+            except BaseException as e:  # noqa: BLE001
+                tb = traceback.format_exc()
+                err = RayTaskError(f"{spec.class_name}.__init__", tb, e).as_instanceof_cause()
+                reply.append(pb.StartActorReply(ok=False, error=pickle_error(err), error_text=tb))
+            finally:
+                self.ctx.name = saved
+                _flush_std()
+                done.set()
+
+        self.queue.put(construct)
+        done.wait()
+        return reply[0]
+
+    def _start_loop(self, concurrency: int) -> None:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            self.async_sem = asyncio.Semaphore(concurrency)
+            ready.set()
+            loop.run_forever()
+
+        threading.Thread(target=run, daemon=True, name="actor-loop").start()
+        ready.wait()
+        self.loop = loop
+
+
+def _apply_env(env: Any) -> dict[str, str | None]:
+    saved: dict[str, str | None] = {}
+    for k, v in dict(env).items():
+        saved[k] = os.environ.get(k)
+        os.environ[k] = v
+    return saved
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _flush_std() -> None:
+    import sys
+
+    for s in (sys.stdout, sys.stderr):
+        try:
+            s.flush()
+        except Exception:
+            pass

@@ -1,0 +1,381 @@
+"""The head: cluster membership, the actor directory and restarts, named actors, jobs, a small KV.
+
+The head is deliberately off the per-task path: drivers lease workers from node agents and push
+tasks to them directly. It is on the path only for things that need one source of truth: which
+nodes are alive (heartbeats), where each actor lives and whether it restarts, and named lookups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import grpc
+
+from . import _ids
+from ._proto import pb, rpc
+from ._rpc import Channels, make_server
+from ._scheduling import NodeView, Placer, Strategy, actor_restart_decision, subtract
+
+log = logging.getLogger("spindle.head")
+
+NODE_TIMEOUT_S = float(os.environ.get("SPINDLE_NODE_TIMEOUT_S", "10"))
+
+
+def res_dict(r: pb.Resources) -> dict[str, float]:
+    return dict(r.amounts)
+
+
+@dataclass
+class ActorRecord:
+    spec: pb.ActorSpec
+    state: str = "PENDING"
+    worker_address: str = ""
+    worker_id: str = ""
+    node_id: str = ""
+    num_restarts: int = 0
+    death_cause: bytes = b""
+    death_text: str = ""
+    incarnation: int = 0
+    no_restart: bool = False
+    scheduling: bool = False
+
+    def info(self) -> pb.ActorInfo:
+        spec = pb.ActorSpec()
+        spec.CopyFrom(self.spec)
+        spec.ClearField("class_blob")
+        spec.ClearField("args")
+        return pb.ActorInfo(
+            actor_id=self.spec.actor_id,
+            state=self.state,
+            worker_address=self.worker_address,
+            node_id=self.node_id,
+            num_restarts=self.num_restarts,
+            death_cause=self.death_cause,
+            death_text=self.death_text,
+            spec=spec,
+            found=True,
+            incarnation=self.incarnation,
+        )
+
+
+@dataclass
+class NodeRecord:
+    info: pb.NodeInfo
+    view: NodeView
+    last_seen: float = field(default_factory=time.monotonic)
+
+
+class HeadState:
+    """Everything the head knows, guarded by one lock; RPC handlers are thin wrappers."""
+
+    def __init__(self, channels: Channels, session: str):
+        self.lock = threading.Condition()
+        self.channels = channels
+        self.session = session
+        self.nodes: dict[str, NodeRecord] = {}
+        self.jobs: dict[bytes, dict[str, Any]] = {}
+        self.actors: dict[bytes, ActorRecord] = {}
+        self.named: dict[tuple[str, str], bytes] = {}
+        self.kv: dict[str, bytes] = {}
+        self.placer = Placer()
+        self._job_counter = 0
+
+    # ---------------------------------------------------------------- nodes
+    def register_node(self, info: pb.NodeInfo) -> None:
+        with self.lock:
+            info.alive = True
+            view = NodeView(info.node_id, info.address, res_dict(info.total), res_dict(info.available))
+            self.nodes[info.node_id] = NodeRecord(info, view)
+            self.lock.notify_all()
+        log.info("node %s joined at %s with %s", info.node_id[:8], info.address, dict(info.total.amounts))
+
+    def heartbeat(self, node_id: str, available: pb.Resources) -> pb.ClusterView:
+        with self.lock:
+            rec = self.nodes.get(node_id)
+            if rec is not None and rec.view.alive:
+                rec.last_seen = time.monotonic()
+                rec.view.available = res_dict(available)
+                rec.info.available.CopyFrom(available)
+            return self.cluster_view()
+
+    def cluster_view(self) -> pb.ClusterView:
+        out = pb.ClusterView()
+        for rec in self.nodes.values():
+            n = out.nodes.add()
+            n.CopyFrom(rec.info)
+            n.alive = rec.view.alive
+        return out
+
+    def check_nodes(self) -> None:
+        now = time.monotonic()
+        dead: list[str] = []
+        with self.lock:
+            for nid, rec in self.nodes.items():
+                if rec.view.alive and now - rec.last_seen > NODE_TIMEOUT_S:
+                    rec.view.alive = False
+                    rec.info.alive = False
+                    dead.append(nid)
+        for nid in dead:
+            log.warning("node %s missed heartbeats for %.0fs: marking it dead", nid[:8], NODE_TIMEOUT_S)
+            with self.lock:
+                victims = [a for a in self.actors.values() if a.node_id == nid and a.state == "ALIVE"]
+            for a in victims:
+                self.actor_exited(a.spec.actor_id, a.incarnation, f"node {nid[:8]} died", intended=False)
+
+    # ---------------------------------------------------------------- jobs
+    def register_job(self, req: pb.RegisterJobRequest) -> bytes:
+        with self.lock:
+            self._job_counter += 1
+            job_id = self._job_counter.to_bytes(4, "big")
+            self.jobs[job_id] = {"driver": req.driver_address, "namespace": req.namespace, "alive": True,
+                                 "pid": req.pid, "start": time.time()}
+        return job_id
+
+    def job_finished(self, job_id: bytes) -> None:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or not job["alive"]:
+                return
+            job["alive"] = False
+            owned = [a for a in self.actors.values()
+                     if a.spec.job_id == job_id and not a.spec.detached and a.state != "DEAD"]
+        for a in owned:
+            self.kill_actor(a.spec.actor_id, no_restart=True, reason="its owner (the driver) exited")
+
+    # ---------------------------------------------------------------- actors
+    def create_actor(self, req: pb.CreateActorRequest) -> pb.ActorInfo:
+        spec = req.spec
+        with self.lock:
+            if spec.name:
+                key = (spec.namespace, spec.name)
+                existing = self.named.get(key)
+                if existing is not None and self.actors[existing].state != "DEAD":
+                    if req.get_if_exists:
+                        return self.actors[existing].info()
+                    return pb.ActorInfo(found=False, death_text=f"Actor name {spec.name!r} already taken in namespace {spec.namespace!r}")
+                self.named[key] = spec.actor_id
+            rec = ActorRecord(spec=spec)
+            self.actors[spec.actor_id] = rec
+            info = rec.info()
+        self._schedule_async(rec)
+        return info
+
+    def _schedule_async(self, rec: ActorRecord) -> None:
+        with self.lock:
+            if rec.scheduling:
+                return
+            rec.scheduling = True
+        threading.Thread(target=self._schedule, args=(rec,), daemon=True, name="actor-sched").start()
+
+    def _schedule(self, rec: ActorRecord) -> None:
+        delay, warned = 0.02, False
+        spec = rec.spec
+        strategy = Strategy(spec.strategy.kind or "DEFAULT", spec.strategy.node_id, spec.strategy.soft)
+        try:
+            while True:
+                with self.lock:
+                    if rec.state == "DEAD":
+                        return
+                    incarnation = rec.incarnation
+                    placement = self.placer.place(res_dict(spec.placement), strategy,
+                                                  [n.view for n in self.nodes.values()], None)
+                    if placement.decision in ("remote", "local"):
+                        subtract(self.nodes[placement.node_id].view.available, res_dict(spec.placement))
+                if placement.decision == "infeasible" and not warned:
+                    log.warning("actor %s cannot be placed yet: %s", spec.class_name, placement.reason)
+                    warned = True
+                if placement.decision in ("remote", "local"):
+                    reply = self._start_on(placement.address, spec, incarnation)
+                    if reply is not None and reply.ok:
+                        with self.lock:
+                            if rec.state == "DEAD":  # killed while starting
+                                self._kill_worker(placement.address, spec.actor_id)
+                                return
+                            rec.state, rec.worker_address = "ALIVE", reply.worker_address
+                            rec.worker_id, rec.node_id = reply.worker_id, placement.node_id
+                            self.lock.notify_all()
+                        return
+                    if reply is not None and reply.error:
+                        with self.lock:
+                            rec.state, rec.death_cause, rec.death_text = "DEAD", reply.error, reply.error_text
+                            self._free_name(rec)
+                            self.lock.notify_all()
+                        return
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        finally:
+            rec.scheduling = False
+
+    def _start_on(self, address: str, spec: pb.ActorSpec, incarnation: int) -> pb.StartActorReply | None:
+        stub = rpc.NodeAgentStub(self.channels.get(address))
+        try:
+            reply: pb.StartActorReply = stub.StartActor(
+                pb.StartActorRequest(spec=spec, incarnation=incarnation), metadata=self.channels.metadata, timeout=120)
+        except grpc.RpcError as e:
+            log.warning("starting actor on %s failed: %s", address, e)
+            return None
+        if not reply.ok and not reply.error:
+            return None  # busy: try again
+        return reply
+
+    def _kill_worker(self, address: str, actor_id: bytes) -> None:
+        try:
+            rpc.NodeAgentStub(self.channels.get(address)).KillActorWorker(
+                pb.KillActorRequest(actor_id=actor_id), metadata=self.channels.metadata, timeout=10)
+        except grpc.RpcError:
+            pass
+
+    def _free_name(self, rec: ActorRecord) -> None:
+        key = (rec.spec.namespace, rec.spec.name)
+        if rec.spec.name and self.named.get(key) == rec.spec.actor_id:
+            del self.named[key]
+
+    def get_actor(self, req: pb.GetActorRequest) -> pb.ActorInfo:
+        deadline = time.monotonic() + req.wait_alive_s
+        with self.lock:
+            actor_id = req.actor_id
+            if not actor_id:
+                found = self.named.get((req.namespace, req.name))
+                if found is None:
+                    return pb.ActorInfo(found=False)
+                actor_id = found
+            rec = self.actors.get(actor_id)
+            if rec is None:
+                return pb.ActorInfo(found=False)
+            while True:
+                settled = rec.state == "DEAD" or (rec.state == "ALIVE" and rec.incarnation >= req.after_incarnation)
+                left = deadline - time.monotonic()
+                if settled or left <= 0:
+                    return rec.info()
+                self.lock.wait(min(left, 1.0))
+
+    def kill_actor(self, actor_id: bytes, no_restart: bool, reason: str = "killed by kill()") -> None:
+        with self.lock:
+            rec = self.actors.get(actor_id)
+            if rec is None or rec.state == "DEAD":
+                return
+            rec.no_restart = rec.no_restart or no_restart
+            address = self._agent_address(rec.node_id)
+            if no_restart:
+                rec.state = "DEAD"
+                rec.death_text = f"The actor was killed: {reason}"
+                self._free_name(rec)
+                self.lock.notify_all()
+        if address:
+            self._kill_worker(address, actor_id)
+
+    def _agent_address(self, node_id: str) -> str:
+        rec = self.nodes.get(node_id)
+        return rec.info.address if rec is not None else ""
+
+    def actor_exited(self, actor_id: bytes, incarnation: int, reason: str, intended: bool) -> None:
+        with self.lock:
+            rec = self.actors.get(actor_id)
+            if rec is None or rec.state == "DEAD" or rec.incarnation != incarnation:
+                return
+            decision = actor_restart_decision(rec.spec.max_restarts, rec.num_restarts, intended or rec.no_restart)
+            if decision == "dead":
+                rec.state = "DEAD"
+                rec.death_text = rec.death_text or f"The actor died: {reason}"
+                self._free_name(rec)
+                self.lock.notify_all()
+                return
+            rec.state, rec.num_restarts, rec.incarnation = "RESTARTING", rec.num_restarts + 1, rec.incarnation + 1
+            rec.worker_address = ""
+            self.lock.notify_all()
+        log.info("restarting actor %s (%s), restart %d", rec.spec.class_name, reason, rec.num_restarts)
+        self._schedule_async(rec)
+
+
+class HeadServicer(rpc.HeadServicer):
+    def __init__(self, state: HeadState):
+        self.s = state
+
+    def RegisterNode(self, request: pb.RegisterNodeRequest, context: Any) -> pb.RegisterNodeReply:
+        self.s.register_node(request.node)
+        return pb.RegisterNodeReply(session=self.s.session)
+
+    def Heartbeat(self, request: pb.HeartbeatRequest, context: Any) -> pb.ClusterView:
+        return self.s.heartbeat(request.node_id, request.available)
+
+    def GetClusterView(self, request: pb.Empty, context: Any) -> pb.ClusterView:
+        with self.s.lock:
+            return self.s.cluster_view()
+
+    def RegisterJob(self, request: pb.RegisterJobRequest, context: Any) -> pb.RegisterJobReply:
+        return pb.RegisterJobReply(job_id=self.s.register_job(request), session=self.s.session)
+
+    def WatchJob(self, request: pb.WatchJobRequest, context: Any) -> Iterator[pb.Empty]:
+        done = threading.Event()
+        context.add_callback(done.set)
+        while not done.wait(5.0):
+            yield pb.Empty()
+        self.s.job_finished(request.job_id)
+
+    def CreateActor(self, request: pb.CreateActorRequest, context: Any) -> pb.ActorInfo:
+        return self.s.create_actor(request)
+
+    def GetActor(self, request: pb.GetActorRequest, context: Any) -> pb.ActorInfo:
+        return self.s.get_actor(request)
+
+    def KillActor(self, request: pb.KillActorRequest, context: Any) -> pb.Empty:
+        self.s.kill_actor(request.actor_id, request.no_restart)
+        return pb.Empty()
+
+    def ReportWorkerExit(self, request: pb.WorkerExit, context: Any) -> pb.Empty:
+        if request.actor_id:
+            self.s.actor_exited(request.actor_id, request.incarnation, request.reason, request.intended)
+        return pb.Empty()
+
+    def KvPut(self, request: pb.KvRequest, context: Any) -> pb.KvReply:
+        with self.s.lock:
+            found = request.key in self.s.kv
+            if request.overwrite or not found:
+                self.s.kv[request.key] = request.value
+        return pb.KvReply(found=found)
+
+    def KvGet(self, request: pb.KvRequest, context: Any) -> pb.KvReply:
+        with self.s.lock:
+            v = self.s.kv.get(request.key)
+        return pb.KvReply(found=v is not None, value=v or b"")
+
+
+def serve(host: str, port: int, token: str) -> tuple[grpc.Server, HeadState, int]:
+    state = HeadState(Channels(token), session=_ids.new_id().hex()[:12])
+    server, bound = make_server(token, host, port, max_workers=64)
+    rpc.add_HeadServicer_to_server(HeadServicer(state), server)
+    server.start()
+
+    def monitor() -> None:
+        while True:
+            time.sleep(1.0)
+            state.check_nodes()
+
+    threading.Thread(target=monitor, daemon=True, name="node-monitor").start()
+    return server, state, bound
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="spindle-head", description="Run a Spindle head process.")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=6380)
+    args = p.parse_args(argv)
+    token = os.environ.get("SPINDLE_TOKEN", "")
+    if not token:
+        sys.exit("spindle head: SPINDLE_TOKEN is not set")
+    logging.basicConfig(level=os.environ.get("SPINDLE_LOG_LEVEL", "WARNING"),
+                        format="%(asctime)s head %(levelname)s %(message)s")
+    server, _state, bound = serve(args.host, args.port, token)
+    print(f"SPINDLE_HEAD_PORT={bound}", flush=True)
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    main()

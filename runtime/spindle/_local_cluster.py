@@ -1,0 +1,128 @@
+"""Starting a head and a node agent as local processes: the embedded cluster and `spindle start`.
+
+``init()`` with no address uses this to start the same processes a Kubernetes cluster runs, on
+loopback, and ``shutdown()`` stops them and removes the node's store files. The children get
+SIGKILL when the process that started them dies (PR_SET_PDEATHSIG), so a crashed driver leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import IO
+
+from . import _ids, _store
+from ._rpc import free_port, new_token
+
+SESSION_ROOT = os.path.join(tempfile.gettempdir(), "spindle")
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _read_marker(stream: IO[bytes], marker: str, proc: subprocess.Popen[bytes], timeout: float, log: str) -> str:
+    deadline = time.monotonic() + timeout
+    buf = b""
+    fd = stream.fileno()
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buf += chunk
+            for line in buf.decode(errors="replace").splitlines():
+                if line.startswith(marker + "="):
+                    return line.split("=", 1)[1].strip()
+        elif proc.poll() is not None:
+            break
+    tail = ""
+    try:
+        with open(log) as f:
+            tail = f.read()[-2000:]
+    except OSError:
+        pass
+    raise RuntimeError(f"spindle: a cluster process failed to start (exit code {proc.poll()}). Its log ({log}):\n{tail}")
+
+
+@dataclass
+class LocalProcesses:
+    head_address: str
+    agent_address: str
+    node_id: str
+    token: str
+    session_dir: str
+    procs: list[subprocess.Popen[bytes]]
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in reversed(self.procs):
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        _store.delete_all(self.node_id)
+
+
+def start(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1", port: int = 0,
+          num_cpus: float | None = None, num_gpus: float | None = None, resources: dict[str, float] | None = None,
+          token: str | None = None, node_ip: str | None = None, tie_to_parent: bool = True) -> LocalProcesses:
+    token = token or os.environ.get("SPINDLE_TOKEN") or new_token()
+    session_dir = os.path.join(SESSION_ROOT, f"session_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}_{_ids.new_id().hex()[:4]}")
+    os.makedirs(os.path.join(session_dir, "logs"), exist_ok=True)
+    env = {**os.environ, "SPINDLE_TOKEN": token, "PYTHONUNBUFFERED": "1"}
+    env.pop("SPINDLE_ADDRESS", None)
+    preexec = _die_with_parent if tie_to_parent else None
+    procs: list[subprocess.Popen[bytes]] = []
+    head_proc = None
+    if head:
+        port = port or free_port(host if host != "0.0.0.0" else "127.0.0.1")
+        log = os.path.join(session_dir, "logs", "head.log")
+        head_proc = subprocess.Popen([sys.executable, "-m", "spindle._head", "--host", host, "--port", str(port)],
+                                     env=env, stdout=subprocess.PIPE, stderr=open(log, "ab"),
+                                     stdin=subprocess.DEVNULL, preexec_fn=preexec)
+        procs.append(head_proc)
+        connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        head_address = f"{connect_host}:{port}"
+    node_id = _ids.new_id().hex()
+    argv = [sys.executable, "-m", "spindle._agent", "--head", head_address, "--node-id", node_id]
+    if num_cpus is not None:
+        argv += ["--num-cpus", str(num_cpus)]
+    if num_gpus is not None:
+        argv += ["--num-gpus", str(num_gpus)]
+    if resources:
+        argv += ["--resources", json.dumps(resources)]
+    if node_ip:
+        argv += ["--node-ip", node_ip]
+    agent_log = os.path.join(session_dir, "logs", "agent.log")
+    agent_proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=open(agent_log, "ab"),
+                                  stdin=subprocess.DEVNULL, preexec_fn=preexec)
+    procs.append(agent_proc)
+    try:
+        if head_proc is not None and head_proc.stdout is not None:
+            head_port = _read_marker(head_proc.stdout, "SPINDLE_HEAD_PORT", head_proc, 30,
+                                     os.path.join(session_dir, "logs", "head.log"))
+            head_address = f"{head_address.rsplit(':', 1)[0]}:{head_port}"
+        assert agent_proc.stdout is not None
+        agent_address = _read_marker(agent_proc.stdout, "SPINDLE_AGENT_ADDRESS", agent_proc, 60, agent_log)
+    except BaseException:
+        for p in procs:
+            p.kill()
+        raise
+    return LocalProcesses(head_address, agent_address, node_id, token, session_dir, procs)

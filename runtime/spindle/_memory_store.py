@@ -1,0 +1,109 @@
+"""Values this process owns or has fetched, and the counts that decide when they are freed.
+
+Entries are ``ObjectValue`` messages: the inline frame of a small value, or the location of a
+large one in some node's shared-memory store. Waiters block on one condition; completion
+callbacks let task submission wait for dependencies without a thread per task.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Iterable
+
+from ._proto import pb
+
+Callback = Callable[[bytes, pb.ObjectValue], None]
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.cond = threading.Condition(threading.RLock())
+        self.ready: dict[bytes, pb.ObjectValue] = {}
+        self.callbacks: dict[bytes, list[Callback]] = {}
+
+    def put(self, oid: bytes, value: pb.ObjectValue) -> None:
+        with self.cond:
+            self.ready[oid] = value
+            cbs = self.callbacks.pop(oid, None)
+            self.cond.notify_all()
+        if cbs:
+            for cb in cbs:
+                cb(oid, value)
+
+    def get(self, oid: bytes) -> pb.ObjectValue | None:
+        return self.ready.get(oid)
+
+    def on_ready(self, oid: bytes, cb: Callback) -> None:
+        with self.cond:
+            v = self.ready.get(oid)
+            if v is None:
+                self.callbacks.setdefault(oid, []).append(cb)
+                return
+        cb(oid, v)
+
+    def delete(self, oid: bytes) -> pb.ObjectValue | None:
+        with self.cond:
+            return self.ready.pop(oid, None)
+
+    def wait(self, oids: Iterable[bytes], num: int, timeout: float | None) -> list[bytes]:
+        """Block until ``num`` of ``oids`` are ready (or timeout); return the ready ones, in order."""
+        oids = list(oids)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.cond:
+            while True:
+                done = [o for o in oids if o in self.ready]
+                if len(done) >= num:
+                    return done
+                if deadline is None:
+                    self.cond.wait(1.0)
+                else:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return done
+                    self.cond.wait(min(left, 1.0))
+
+
+class RefCounts:
+    """Local ref counts plus pins from pending tasks and escapes; calls ``free`` at zero."""
+
+    def __init__(self, free: Callable[[bytes], None]):
+        self.lock = threading.RLock()
+        self.local: dict[bytes, int] = {}
+        self.pins: dict[bytes, int] = {}
+        self.escaped: set[bytes] = set()
+        self._free = free
+
+    def add(self, oid: bytes) -> None:
+        with self.lock:
+            self.local[oid] = self.local.get(oid, 0) + 1
+
+    def remove(self, oid: bytes) -> None:
+        with self.lock:
+            n = self.local.get(oid, 0) - 1
+            if n > 0:
+                self.local[oid] = n
+                return
+            self.local.pop(oid, None)
+            if self.pins.get(oid) or oid in self.escaped:
+                return
+        self._free(oid)
+
+    def pin(self, oid: bytes) -> None:
+        with self.lock:
+            self.pins[oid] = self.pins.get(oid, 0) + 1
+
+    def unpin(self, oid: bytes) -> None:
+        with self.lock:
+            n = self.pins.get(oid, 0) - 1
+            if n > 0:
+                self.pins[oid] = n
+                return
+            self.pins.pop(oid, None)
+            if self.local.get(oid) or oid in self.escaped:
+                return
+        self._free(oid)
+
+    def escape(self, oid: bytes) -> None:
+        with self.lock:
+            self.escaped.add(oid)

@@ -1,0 +1,141 @@
+"""gRPC plumbing shared by every Spindle process: token checks, servers, channels.
+
+Every server refuses a call that does not carry the cluster token (metadata
+``x-spindle-token``) before any handler runs, because the payloads are pickles and
+unpickling is code execution. Channels are cached per address: one HTTP/2 connection per peer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import socket
+import threading
+from concurrent import futures
+from typing import Any, Callable
+
+import grpc
+
+TOKEN_KEY = "x-spindle-token"
+MAX_MESSAGE = 512 * 1024 * 1024
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.enable_retries", 0),
+    ("grpc.use_local_subchannel_pool", 1),
+]
+SERVER_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.http2.max_ping_strikes", 0),
+    ("grpc.so_reuseport", 0),
+]
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+class _TokenInterceptor(grpc.ServerInterceptor):
+    def __init__(self, token: str):
+        self._token = token.encode()
+
+        def deny(request: Any, context: grpc.ServicerContext) -> Any:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong cluster token (set SPINDLE_TOKEN)")
+
+        self._deny_unary = grpc.unary_unary_rpc_method_handler(deny)
+        self._deny_stream = grpc.stream_stream_rpc_method_handler(deny)
+
+    def intercept_service(self, continuation: Callable[..., Any], handler_call_details: Any) -> Any:
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == TOKEN_KEY:
+                v = value.encode() if isinstance(value, str) else value
+                if hmac.compare_digest(v, self._token):
+                    return continuation(handler_call_details)
+                break
+        method = handler_call_details.method or ""
+        if method.endswith("/PushTasks") or method.endswith("/FetchObject") or method.endswith("/WatchJob"):
+            return self._deny_stream
+        return self._deny_unary
+
+
+def make_server(token: str, host: str, port: int, max_workers: int = 32) -> tuple[grpc.Server, int]:
+    """A server bound to host:port (0 = any free port) that checks the token; returns the port."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="spindle-rpc"),
+        interceptors=[_TokenInterceptor(token)],
+        options=SERVER_OPTIONS,
+        maximum_concurrent_rpcs=None,
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen on {host}:{port}: is the port in use?")
+    return server, bound
+
+
+class Channels:
+    """One channel per peer address, created lazily and shared by every stub."""
+
+    def __init__(self, token: str):
+        self.metadata = ((TOKEN_KEY, token),)
+        self._channels: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, address: str) -> grpc.Channel:
+        ch = self._channels.get(address)
+        if ch is None:
+            with self._lock:
+                ch = self._channels.get(address)
+                if ch is None:
+                    ch = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                    self._channels[address] = ch
+        return ch
+
+    def drop(self, address: str) -> None:
+        with self._lock:
+            ch = self._channels.pop(address, None)
+        if ch is not None:
+            ch.close()
+
+    def close(self) -> None:
+        with self._lock:
+            chans = list(self._channels.values())
+            self._channels.clear()
+        for ch in chans:
+            ch.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def routable_ip(towards: str | None = None) -> str:
+    """The local IP used to reach ``towards`` (host or host:port), or a best guess."""
+    target = (towards or "10.255.255.255").rsplit(":", 1)[0]
+    if target in ("127.0.0.1", "localhost"):
+        return "127.0.0.1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect((target, 9))
+            return str(s.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+def is_unavailable(err: BaseException) -> bool:
+    return isinstance(err, grpc.RpcError) and err.code() in (  # type: ignore[attr-defined]
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+    )

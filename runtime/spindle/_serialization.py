@@ -1,0 +1,147 @@
+"""How values become bytes and back: cloudpickle, protocol 5, large buffers out of band.
+
+A serialized value is a *frame*. Small values with no out-of-band buffers are the tag ``P``
+followed by the pickle. Otherwise the tag ``F`` is followed by a header (buffer count, pickle
+length, buffer lengths) and the pickle and every buffer, each aligned to 64 bytes, so a frame
+living in shared memory can be unpickled with its buffers as zero-copy views into that memory
+(numpy arrays come back read-only and share the store's pages).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+from typing import Any
+
+import cloudpickle
+
+ALIGN = 64
+_HEAD = struct.Struct("<IQ")
+_LEN = struct.Struct("<Q")
+
+
+def _aligned(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+class Serialized:
+    """A pickled value plus its out-of-band buffers, not yet laid out as a frame."""
+
+    __slots__ = ("pickled", "buffers", "size")
+
+    def __init__(self, pickled: bytes, buffers: list[memoryview]):
+        self.pickled = pickled
+        self.buffers = buffers
+        if buffers:
+            size = 1 + _aligned(_HEAD.size + _LEN.size * len(buffers)) + _aligned(len(pickled))
+            for b in buffers:
+                size += _aligned(b.nbytes)
+            self.size = size
+        else:
+            self.size = 1 + len(pickled)
+
+    def to_bytes(self) -> bytes:
+        if not self.buffers:
+            return b"P" + self.pickled
+        out = bytearray(self.size)
+        self.write_into(memoryview(out))
+        return bytes(out)
+
+    def pieces(self) -> list[bytes | memoryview]:
+        """The frame as a list of byte pieces, for ``os.writev`` into a store file."""
+        if not self.buffers:
+            return [b"P", self.pickled]
+        head = bytearray(_aligned(_HEAD.size + _LEN.size * len(self.buffers)))
+        _HEAD.pack_into(head, 0, len(self.buffers), len(self.pickled))
+        for i, b in enumerate(self.buffers):
+            _LEN.pack_into(head, _HEAD.size + i * _LEN.size, b.nbytes)
+        out: list[bytes | memoryview] = [b"F", bytes(head), self.pickled, bytes(_aligned(len(self.pickled)) - len(self.pickled))]
+        for b in self.buffers:
+            out.append(b if b.format == "B" and b.ndim == 1 else b.cast("B"))
+            pad = _aligned(b.nbytes) - b.nbytes
+            if pad:
+                out.append(bytes(pad))
+        return out
+
+    def write_into(self, mv: memoryview) -> None:
+        """Lay the frame out into ``mv`` (at least ``self.size`` bytes)."""
+        if not self.buffers:
+            mv[0:1] = b"P"
+            mv[1 : 1 + len(self.pickled)] = self.pickled
+            return
+        mv[0:1] = b"F"
+        pos = 1
+        _HEAD.pack_into(mv, pos, len(self.buffers), len(self.pickled))
+        off = pos + _HEAD.size
+        for b in self.buffers:
+            _LEN.pack_into(mv, off, b.nbytes)
+            off += _LEN.size
+        pos = 1 + _aligned(_HEAD.size + _LEN.size * len(self.buffers))
+        mv[pos : pos + len(self.pickled)] = self.pickled
+        pos += _aligned(len(self.pickled))
+        for b in self.buffers:
+            n = b.nbytes
+            mv[pos : pos + n] = b.cast("B") if b.ndim != 1 or b.format != "B" else b
+            pos += _aligned(n)
+
+
+class _Pickler(cloudpickle.Pickler):
+    def __init__(self, file: io.BytesIO, buffers: list[memoryview]):
+        super().__init__(file, protocol=5, buffer_callback=self._on_buffer)
+        self._buffers = buffers
+
+    def _on_buffer(self, buf: pickle.PickleBuffer) -> bool:
+        mv = buf.raw()
+        if mv.nbytes < 4096:
+            return True  # keep small buffers in band
+        self._buffers.append(mv)
+        return False
+
+
+def serialize(value: Any) -> Serialized:
+    buffers: list[memoryview] = []
+    f = io.BytesIO()
+    _Pickler(f, buffers).dump(value)
+    return Serialized(f.getvalue(), buffers)
+
+
+def dumps_plain(value: Any) -> bytes:
+    """Serialize into a single inline frame (used for small control values and errors)."""
+    return serialize(value).to_bytes()
+
+
+def deserialize(frame: bytes | memoryview) -> Any:
+    mv = frame if isinstance(frame, memoryview) else memoryview(frame)
+    tag = mv[0:1].tobytes()
+    if tag == b"P":
+        return pickle.loads(mv[1:])
+    if tag != b"F":
+        raise ValueError("not a Spindle object frame")
+    nbufs, plen = _HEAD.unpack_from(mv, 1)
+    off = 1 + _HEAD.size
+    lens = []
+    for _ in range(nbufs):
+        (n,) = _LEN.unpack_from(mv, off)
+        lens.append(n)
+        off += _LEN.size
+    pos = 1 + _aligned(_HEAD.size + _LEN.size * nbufs)
+    pickled = mv[pos : pos + plen]
+    pos += _aligned(plen)
+    bufs = []
+    for n in lens:
+        bufs.append(mv[pos : pos + n])
+        pos += _aligned(n)
+    return pickle.loads(pickled, buffers=bufs)
+
+
+def pickle_function(fn: Any) -> bytes:
+    return cloudpickle.dumps(fn, protocol=5)
+
+
+def pickle_error(err: BaseException) -> bytes:
+    """Pickle an exception; fall back to a plain RuntimeError carrying its text when it can't be pickled."""
+    try:
+        return cloudpickle.dumps(err, protocol=5)
+    except Exception:
+        return cloudpickle.dumps(RuntimeError(f"{type(err).__name__}: {err}"), protocol=5)

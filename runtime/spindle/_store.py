@@ -1,0 +1,87 @@
+"""The node's shared-memory object store: one file per object under /dev/shm.
+
+Writers lay a frame out with ``writev`` (the kernel allocates tmpfs pages without user page
+faults); readers map the file read-only, so every process on the node shares the same pages
+and numpy arrays deserialize zero-copy. Unlinking a file that readers still map is safe: the
+pages live until the last mapping goes. The node agent owns the directory and unlinks on free.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+from ._serialization import Serialized
+
+SHM_DIR = os.environ.get("SPINDLE_SHM_DIR", "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp")
+
+
+def store_prefix(node_id: str) -> str:
+    return os.path.join(SHM_DIR, f"spindle-{node_id}-")
+
+
+def object_path(node_id: str, object_id: bytes) -> str:
+    return store_prefix(node_id) + object_id.hex()
+
+
+def write_object(path: str, ser: Serialized) -> int:
+    """Write ``ser`` as a new store file; returns the frame size."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    try:
+        pieces = ser.pieces()
+        written = 0
+        # writev takes a bounded number of pieces at a time (IOV_MAX)
+        while pieces:
+            n = os.writev(fd, pieces[:512])
+            written += n
+            pieces = _advance(pieces, n)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+    return written
+
+
+def _advance(pieces: list[bytes | memoryview], n: int) -> list[bytes | memoryview]:
+    out = pieces
+    i = 0
+    while i < len(out) and n >= len(out[i]):
+        n -= len(out[i])
+        i += 1
+    out = out[i:]
+    if out and n:
+        out = [memoryview(out[0])[n:], *out[1:]]
+    return out
+
+
+def write_bytes(path: str, data_chunks: list[bytes]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        for c in data_chunks:
+            f.write(c)
+    os.rename(tmp, path)
+
+
+def map_object(path: str) -> memoryview:
+    """Map a store file read-only; the returned view keeps the mapping alive."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        mm = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
+    return memoryview(mm)
+
+
+def delete_object(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def delete_all(node_id: str) -> None:
+    prefix = os.path.basename(store_prefix(node_id))
+    for name in os.listdir(SHM_DIR):
+        if name.startswith(prefix):
+            delete_object(os.path.join(SHM_DIR, name))

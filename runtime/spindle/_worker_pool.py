@@ -1,0 +1,153 @@
+"""The agent's warm pool of worker processes: start, hand out, take back, reap.
+
+Workers are started ahead of demand (one per CPU) so a lease is granted without waiting for a
+Python interpreter to boot. A worker that exits is reaped at once by a waiter thread and
+reported to the agent, which frees its lease or reports its actor to the head.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import _ids
+
+
+@dataclass
+class WorkerRecord:
+    worker_id: str
+    proc: subprocess.Popen[bytes]
+    address: str = ""
+    state: str = "starting"  # starting, idle, busy, dead
+    lease_id: bytes = b""
+    blocked: bool = False
+    actor_id: bytes = b""
+    incarnation: int = 0
+    actor_hold: dict[str, float] = field(default_factory=dict)
+    intended_exit: bool = False
+    dedicated: bool = False
+    idle_since: float = 0.0
+
+
+class WorkerPool:
+    def __init__(self, agent: Any, on_exit: Callable[[WorkerRecord, int | None], None]):
+        self.agent = agent
+        self.on_exit = on_exit
+        self.cond = threading.Condition()
+        self.by_id: dict[str, WorkerRecord] = {}
+        self.idle: list[WorkerRecord] = []
+        self.soft_limit = max(1, int(agent.total.get("CPU", 1)))
+        self.closed = False
+
+    def spawn(self) -> WorkerRecord:
+        worker_id = _ids.new_id().hex()
+        env = dict(os.environ)
+        env.update({
+            "SPINDLE_TOKEN": self.agent.token,
+            "SPINDLE_AGENT_ADDRESS": self.agent.address,
+            "SPINDLE_NODE_ID": self.agent.node_id,
+            "SPINDLE_NODE_IP": self.agent.ip,
+            "SPINDLE_HEAD_ADDRESS": self.agent.head_address,
+            "SPINDLE_WORKER_ID": worker_id,
+        })
+        proc = subprocess.Popen([sys.executable, "-m", "spindle._worker"], env=env, stdin=subprocess.DEVNULL)
+        rec = WorkerRecord(worker_id, proc)
+        with self.cond:
+            self.by_id[worker_id] = rec
+        threading.Thread(target=self._reap, args=(rec,), daemon=True, name=f"reap-{proc.pid}").start()
+        return rec
+
+    def _reap(self, rec: WorkerRecord) -> None:
+        code = rec.proc.wait()
+        with self.cond:
+            rec.state = "dead"
+            self.by_id.pop(rec.worker_id, None)
+            if rec in self.idle:
+                self.idle.remove(rec)
+            self.cond.notify_all()
+        if not self.closed:
+            self.on_exit(rec, code)
+
+    def registered(self, worker_id: str, address: str, pid: int) -> None:
+        with self.cond:
+            rec = self.by_id.get(worker_id)
+            if rec is None:
+                return
+            rec.address = address
+            rec.state = "idle"
+            rec.idle_since = time.monotonic()
+            self.idle.append(rec)
+            self.cond.notify_all()
+
+    def acquire(self, timeout: float, dedicated: bool = False) -> WorkerRecord | None:
+        deadline = time.monotonic() + timeout
+        spawned = False
+        with self.cond:
+            while True:
+                if self.idle:
+                    rec = self.idle.pop()
+                    rec.state = "busy"
+                    rec.dedicated = dedicated
+                    if dedicated:
+                        self._top_up()
+                    return rec
+                if not spawned:
+                    starting = sum(1 for r in self.by_id.values() if r.state == "starting")
+                    if starting == 0:
+                        self.cond.release()
+                        try:
+                            self.spawn()
+                        finally:
+                            self.cond.acquire()
+                    spawned = True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(min(left, 0.5))
+                if not self.idle:
+                    spawned = False
+
+    def _top_up(self) -> None:
+        """Keep a warm worker for tasks after one is taken for an actor (called with the lock)."""
+        live = sum(1 for r in self.by_id.values() if r.state in ("starting", "idle") or (r.state == "busy" and not r.dedicated))
+        if live < self.soft_limit:
+            threading.Thread(target=self.spawn, daemon=True).start()
+
+    def release(self, rec: WorkerRecord) -> None:
+        with self.cond:
+            if rec.state == "dead":
+                return
+            shared = sum(1 for r in self.by_id.values() if not r.dedicated and r.state != "dead")
+            if shared > self.soft_limit and not rec.dedicated:
+                kill = True
+            else:
+                kill = False
+                rec.state = "idle"
+                rec.idle_since = time.monotonic()
+                self.idle.append(rec)
+                self.cond.notify_all()
+        if kill:
+            self.kill(rec)
+
+    def kill(self, rec: WorkerRecord) -> None:
+        try:
+            rec.proc.kill()
+        except ProcessLookupError:
+            pass
+
+    def kill_all(self) -> None:
+        self.closed = True
+        with self.cond:
+            recs = list(self.by_id.values())
+        for r in recs:
+            self.kill(r)
+        for r in recs:
+            try:
+                r.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass

@@ -1,0 +1,187 @@
+"""``@remote`` on a class: ActorClass, ActorHandle and ActorMethod, with Ray's options.
+
+An actor needs 1 CPU to be placed and holds none while alive unless ``num_cpus`` is given (so
+many actors fit beside running tasks). Any ``async def`` method makes it an async actor, run on
+an event loop with up to ``max_concurrency`` (default 1000) calls in flight.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import cloudpickle
+
+from . import _ids
+from ._args import prepare
+from ._context import core
+from ._executor import ActorExit
+from ._proto import pb
+from ._submitter import _resources, _strategy
+from .remote_function import env_vars_of, validate_options
+
+ACTOR_OPTIONS = {
+    "num_cpus", "num_gpus", "resources", "max_restarts", "max_task_retries", "max_concurrency", "name",
+    "namespace", "get_if_exists", "lifetime", "scheduling_strategy", "memory", "runtime_env",
+    "concurrency_groups", "accelerator_type", "max_pending_calls", "_metadata", "enable_task_events",
+    "placement_group", "placement_group_bundle_index", "label_selector",
+}
+
+
+def method(*args: Any, **kwargs: Any) -> Any:
+    """``@spindle.method(num_returns=N)`` on an actor method."""
+    if args and callable(args[0]) and not kwargs:
+        return args[0]
+    unknown = set(kwargs) - {"num_returns", "concurrency_group", "max_task_retries", "retry_exceptions"}
+    if unknown:
+        raise ValueError(f"Invalid option(s) for @method: {sorted(unknown)}")
+
+    def deco(fn: Any) -> Any:
+        fn.__spindle_num_returns__ = kwargs.get("num_returns", 1)
+        return fn
+
+    return deco
+
+
+def exit_actor() -> None:
+    """End the current actor gracefully: it is not restarted, and later calls raise ActorDiedError."""
+    from ._context import maybe_core
+
+    cw = maybe_core()
+    if cw is None or cw.executor is None or cw.executor.actor is None:
+        raise TypeError("exit_actor() can only be called inside an actor")
+    raise ActorExit()
+
+
+def _methods(cls: type) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name, member in inspect.getmembers(cls, predicate=lambda m: inspect.isfunction(m) or inspect.ismethod(m)):
+        if name.startswith("__") and name not in ("__call__",):
+            continue
+        out[name] = getattr(member, "__spindle_num_returns__", 1)
+    return out
+
+
+class ActorMethod:
+    def __init__(self, handle: ActorHandle, name: str, num_returns: int):
+        self._handle = handle
+        self._name = name
+        self._num_returns = num_returns
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"Actor methods cannot be called directly. Instead of running "
+                        f"'actor.{self._name}()', try 'actor.{self._name}.remote()'.")
+
+    def options(self, **options: Any) -> ActorMethod:
+        m = ActorMethod(self._handle, self._name, int(options.get("num_returns", self._num_returns)))
+        return m
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        h = self._handle
+        refs = core().actors.submit(h._actor_id, h._max_task_retries, self._name,
+                                    f"{h._class_name}.{self._name}", args, kwargs, self._num_returns)
+        if self._num_returns == 1:
+            return refs[0]
+        return refs if self._num_returns > 1 else None
+
+
+class ActorHandle:
+    def __init__(self, actor_id: bytes, class_name: str, methods: dict[str, int], max_task_retries: int):
+        self._actor_id = actor_id
+        self._class_name = class_name
+        self._methods = methods
+        self._max_task_retries = max_task_retries
+
+    def __getattr__(self, name: str) -> ActorMethod:
+        methods = self.__dict__.get("_methods", {})
+        if name in methods:
+            return ActorMethod(self, name, methods[name])
+        raise AttributeError(f"'{self.__dict__.get('_class_name', 'Actor')}' actor has no method '{name}'")
+
+    def __reduce__(self) -> Any:
+        return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._max_task_retries))
+
+    def __repr__(self) -> str:
+        return f"Actor({self._class_name}, {self._actor_id.hex()})"
+
+    def __hash__(self) -> int:
+        return hash(self._actor_id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    @property
+    def actor_id(self) -> str:
+        return self._actor_id.hex()
+
+
+def handle_from_info(info: pb.ActorInfo) -> ActorHandle:
+    spec = info.spec
+    methods = cloudpickle.loads(spec.methods_blob) if spec.methods_blob else {}
+    return ActorHandle(info.actor_id, spec.class_name, methods, spec.max_task_retries)
+
+
+class ActorClass:
+    def __init__(self, cls: type, options: dict[str, Any]):
+        validate_options(options, ACTOR_OPTIONS, "an actor")
+        self._cls = cls
+        self._options = options
+        self._blob: bytes | None = None
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__doc__ = cls.__doc__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"Actors cannot be instantiated directly. Instead of '{self.__name__}()', "
+                        f"use '{self.__name__}.remote()'.")
+
+    def options(self, **options: Any) -> ActorClass:
+        merged = {**self._options, **options}
+        validate_options(merged, ACTOR_OPTIONS, "an actor")
+        clone = ActorClass.__new__(ActorClass)
+        clone.__dict__.update(self.__dict__)
+        clone._options = merged
+        return clone
+
+    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
+        cw = core()
+        opts = self._options
+        if self._blob is None:
+            self._blob = cloudpickle.dumps(self._cls, protocol=5)
+        methods = _methods(self._cls)
+        is_async = any(inspect.iscoroutinefunction(getattr(self._cls, m, None)) or
+                       inspect.isasyncgenfunction(getattr(self._cls, m, None)) for m in methods)
+        explicit_cpu = "num_cpus" in opts and opts["num_cpus"] is not None
+        hold = _resources({**opts, "num_cpus": opts.get("num_cpus", 0) if explicit_cpu else 0})
+        placement = _resources({**opts, "num_cpus": opts["num_cpus"] if explicit_cpu else 1})
+        lifetime = opts.get("lifetime")
+        if lifetime not in (None, "detached", "non_detached"):
+            raise ValueError("lifetime must be None, 'detached' or 'non_detached'")
+        name = opts.get("name") or ""
+        namespace = opts.get("namespace") or cw.namespace
+        if opts.get("get_if_exists") and not name:
+            raise ValueError("get_if_exists=True requires a name")
+        prepared = prepare(cw, args, kwargs, f"actor {self.__name__}")
+        if prepared.deps:  # constructor arguments that are refs: resolve them before creating
+            values = cw.wait_ready([r for _, r in prepared.deps], len(prepared.deps), None)
+            del values
+            for i, ref in prepared.deps:
+                ov = cw.store.get(ref.binary())
+                assert ov is not None
+                prepared.args[i].value.CopyFrom(ov)
+        base_env = getattr(cw, "runtime_env_vars", {})
+        spec = pb.ActorSpec(
+            actor_id=_ids.new_id(), class_blob=self._blob, class_name=self.__name__, args=prepared.args,
+            placement=pb.Resources(amounts=placement), hold=pb.Resources(amounts=hold),
+            strategy=_strategy(opts.get("scheduling_strategy")), max_restarts=int(opts.get("max_restarts", 0)),
+            max_task_retries=int(opts.get("max_task_retries", 0)),
+            max_concurrency=int(opts.get("max_concurrency") or (1000 if is_async else 1)),
+            is_async=is_async, name=name, namespace=namespace, detached=lifetime == "detached",
+            job_id=cw.job_id, owner_address=cw.address, env_vars={**base_env, **env_vars_of(opts)},
+            methods_blob=cloudpickle.dumps(methods))
+        info = cw.actors.create(spec, bool(opts.get("get_if_exists")))
+        return handle_from_info(info) if info.actor_id != spec.actor_id else \
+            ActorHandle(spec.actor_id, self.__name__, methods, spec.max_task_retries)
+
+    def bind(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("Ray DAGs (bind) are not supported by Spindle yet")

@@ -1,0 +1,156 @@
+"""Errors raised by Spindle, named as Ray names them so `except ray.exceptions.X` keeps working."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SpindleError(Exception):
+    """Base of every error Spindle raises."""
+
+
+RayError = SpindleError
+
+
+class RayTaskError(SpindleError):
+    """A task raised. The raised object is also an instance of the user's exception class."""
+
+    def __init__(self, function_name: str = "", traceback_str: str = "", cause: BaseException | None = None):
+        self.function_name = function_name
+        self.traceback_str = traceback_str
+        self.cause = cause
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return f"{type(self.cause).__name__ if self.cause else 'Error'} raised in task {self.function_name!r}:\n{self.traceback_str}"
+
+    def __str__(self) -> str:
+        return self._message()
+
+    def as_instanceof_cause(self) -> BaseException:
+        """Return an exception that is both a RayTaskError and an instance of the cause's class."""
+        cause = self.cause
+        if cause is None or isinstance(cause, RayTaskError):
+            return cause or self
+        cause_cls = type(cause)
+        try:
+            cls = _dual_class(cause_cls)
+            err = cls.__new__(cls)
+            err.__dict__.update(getattr(cause, "__dict__", {}))
+            err.args = cause.args
+            err.function_name = self.function_name
+            err.traceback_str = self.traceback_str
+            err.cause = cause
+            return err
+        except TypeError:
+            return self
+
+
+_DUAL_CACHE: dict[type, type] = {}
+
+
+def _dual_class(cause_cls: type) -> type:
+    cls = _DUAL_CACHE.get(cause_cls)
+    if cls is None:
+
+        def __str__(self: Any) -> str:
+            return RayTaskError._message(self)
+
+        def __reduce__(self: Any) -> Any:
+            return (_rebuild_task_error, (self.function_name, self.traceback_str, self.cause))
+
+        cls = type(
+            f"RayTaskError({cause_cls.__name__})",
+            (RayTaskError, cause_cls),
+            {"__str__": __str__, "__reduce__": __reduce__, "__init__": lambda self, *a, **k: None},
+        )
+        _DUAL_CACHE[cause_cls] = cls
+    return cls
+
+
+def _rebuild_task_error(function_name: str, traceback_str: str, cause: BaseException | None) -> BaseException:
+    return RayTaskError(function_name, traceback_str, cause).as_instanceof_cause()
+
+
+class WorkerCrashedError(SpindleError):
+    """The worker process running the task died before it finished."""
+
+
+class TaskCancelledError(SpindleError):
+    """The task was cancelled with `cancel()`."""
+
+    def __init__(self, task_id: str = "") -> None:
+        self.task_id = task_id
+        super().__init__(f"Task {task_id} was cancelled" if task_id else "Task was cancelled")
+
+
+class GetTimeoutError(SpindleError, TimeoutError):
+    """`get(..., timeout=)` expired before the objects were ready."""
+
+
+class ObjectLostError(SpindleError):
+    """The object's value can no longer be found (its node or owner died)."""
+
+    def __init__(self, object_id_hex: str = "", reason: str = "") -> None:
+        self.object_id_hex = object_id_hex
+        super().__init__(f"Object {object_id_hex} is lost: {reason}" if reason else f"Object {object_id_hex} is lost")
+
+
+class OwnerDiedError(ObjectLostError):
+    """The process that owned the object exited."""
+
+
+class ObjectStoreFullError(SpindleError):
+    """The node's shared-memory store has no room for the object."""
+
+
+class RayActorError(SpindleError):
+    """The actor is dead or could not be reached."""
+
+    def __init__(self, message: str = "The actor died unexpectedly.", cause: BaseException | None = None):
+        self.cause = cause
+        super().__init__(message)
+
+
+class ActorDiedError(RayActorError):
+    """The actor died: its process exited, it was killed, or its constructor raised."""
+
+
+class ActorUnavailableError(RayActorError):
+    """The actor is restarting; the call may be retried."""
+
+
+class ActorUnschedulableError(RayActorError):
+    """No node can ever host the actor."""
+
+
+class RuntimeEnvSetupError(SpindleError):
+    """The runtime_env could not be applied."""
+
+
+class RaySystemError(SpindleError):
+    """An internal error of Spindle itself."""
+
+
+class CrossLanguageError(SpindleError):
+    """Kept for name compatibility with Ray; Spindle is Python only."""
+
+
+__all__ = [
+    "ActorDiedError",
+    "ActorUnavailableError",
+    "ActorUnschedulableError",
+    "CrossLanguageError",
+    "GetTimeoutError",
+    "ObjectLostError",
+    "ObjectStoreFullError",
+    "OwnerDiedError",
+    "RayActorError",
+    "RayError",
+    "RaySystemError",
+    "RayTaskError",
+    "RuntimeEnvSetupError",
+    "SpindleError",
+    "TaskCancelledError",
+    "WorkerCrashedError",
+]

@@ -1,0 +1,75 @@
+"""``@remote`` on a function: a RemoteFunction whose ``.remote()`` submits a task."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from . import _ids
+from ._context import core
+from ._serialization import pickle_function
+
+TASK_OPTIONS = {
+    "num_cpus", "num_gpus", "resources", "num_returns", "max_retries", "retry_exceptions", "name",
+    "scheduling_strategy", "memory", "runtime_env", "max_calls", "accelerator_type", "label_selector",
+    "_metadata", "enable_task_events", "placement_group", "placement_group_bundle_index",
+}
+
+
+def validate_options(opts: dict[str, Any], allowed: set[str], what: str) -> None:
+    unknown = set(opts) - allowed
+    if unknown:
+        raise ValueError(f"Invalid option(s) for {what}: {sorted(unknown)}. Valid options: {sorted(allowed)}")
+    for key in ("num_cpus", "num_gpus"):
+        v = opts.get(key)
+        if v is not None and (not isinstance(v, (int, float)) or v < 0):
+            raise ValueError(f"{key} must be a non-negative number, got {v!r}")
+    nr = opts.get("num_returns")
+    if nr is not None and (not isinstance(nr, int) or nr < 0):
+        raise ValueError(f"num_returns must be a non-negative int, got {nr!r}")
+
+
+def env_vars_of(opts: dict[str, Any]) -> dict[str, str]:
+    env = (opts.get("runtime_env") or {}).get("env_vars") or {}
+    return {str(k): str(v) for k, v in env.items()}
+
+
+class RemoteFunction:
+    def __init__(self, fn: Callable[..., Any], options: dict[str, Any]):
+        validate_options(options, TASK_OPTIONS, "a remote function")
+        self._function = fn
+        self._options = options
+        self._fn_id = _ids.new_id()
+        self._blob: bytes | None = None
+        self._name = options.get("name") or getattr(fn, "__qualname__", getattr(fn, "__name__", "task"))
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"Remote functions cannot be called directly. Instead of running '{self._name}()', "
+            f"try '{self._name}.remote()'.")
+
+    def options(self, **options: Any) -> RemoteFunction:
+        merged = {**self._options, **options}
+        validate_options(merged, TASK_OPTIONS, "a remote function")
+        clone = RemoteFunction.__new__(RemoteFunction)
+        clone.__dict__.update(self.__dict__)
+        clone._options = merged
+        clone._name = merged.get("name") or self._name
+        return clone
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        cw = core()
+        if self._blob is None:
+            self._blob = pickle_function(self._function)
+        opts = dict(self._options)
+        base_env = cw.runtime_env_vars if hasattr(cw, "runtime_env_vars") else {}
+        opts["env_vars"] = {**base_env, **env_vars_of(opts)}
+        refs = cw.submitter.submit(self._fn_id, self._blob, self._name, args, kwargs, opts)
+        n = int(opts.get("num_returns", 1))
+        if n == 1:
+            return refs[0]
+        return refs if n > 1 else None
+
+    def bind(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("Ray DAGs (bind) are not supported by Spindle yet")
