@@ -104,7 +104,7 @@ def template_hash(group_spec: Mapping[str, Any]) -> str:
 def start_flags(params: Mapping[str, Any]) -> list[str]:
     """``{"num-cpus": "2", "block": ""}`` → ``["--num-cpus", "2", "--block"]`` (sorted, deterministic)."""
     flags: list[str] = []
-    for key in sorted(params):
+    for key in sorted(params, key=lambda k: k.lstrip("-")):
         value = params[key]
         flags.append(f"--{key.lstrip('-')}")
         if value not in ("", None):

@@ -282,8 +282,12 @@ def _group_actions(
     if surplus > 0:
         # Least useful first: not ready (cannot be busy), then outdated, then newest.
         victims = sorted(_pods.newest_first(remaining), key=lambda p: (_pods.is_ready(p), not outdated(p)))
+        if suspended or group.get("suspend"):
+            reason, why = "Suspend", "cluster is suspended" if suspended else f"group {gname} is suspended"
+        else:
+            reason, why = "ScaleDown", f"group {gname} scaled down to {want}"
         for pod in victims[:surplus]:
-            delete(pod, "ScaleDown", f"group {gname} scaled down to {want}")
+            delete(pod, reason, why)
         remaining = [p for p in remaining if p not in victims[:surplus]]
     deficit = want - len(remaining)
     for i in range(deficit):
