@@ -12,7 +12,6 @@ import argparse
 import time
 
 import numpy as np
-
 import spindle as ray
 
 
@@ -23,8 +22,12 @@ def matrix_sum(matrix: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=1000, help="the matrix is size x size")
-    parser.add_argument("--tasks", type=int, default=4, help="tasks summing the same matrix")
+    parser.add_argument(
+        "--size", type=int, default=1000, help="the matrix is size x size"
+    )
+    parser.add_argument(
+        "--tasks", type=int, default=4, help="tasks summing the same matrix"
+    )
     args = parser.parse_args()
 
     matrix = np.random.default_rng(0).random((args.size, args.size))
@@ -35,7 +38,9 @@ def main() -> None:
     elapsed = time.perf_counter() - began
     local = float(matrix.sum())
 
-    print(f"Matrix: {args.size}x{args.size} float64 ({matrix.nbytes / 2**20:.1f} MiB), put once")
+    print(
+        f"Matrix: {args.size}x{args.size} float64 ({matrix.nbytes / 2**20:.1f} MiB), put once"
+    )
     print(f"Remote sums: {sums}")
     print(f"Local sum:   {local!r}")
     print(f"Match: {all(s == local for s in sums)}, elapsed: {elapsed:.3f} s")

@@ -19,16 +19,21 @@ TIMEOUT_S = 180
 def run_example(name: str, *args: str) -> str:
     """Run examples/<name> in a fresh interpreter on its own embedded cluster; return stdout."""
     env = dict(os.environ)
-    env.pop("SPINDLE_ADDRESS", None)  # never join a cluster some other test left running
+    env.pop(
+        "SPINDLE_ADDRESS", None
+    )  # never join a cluster some other test left running
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
+        check=False,
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
         env=env,
         cwd=EXAMPLES.parent,
     )
-    assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0, (
+        f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    )
     return proc.stdout
 
 
@@ -65,7 +70,9 @@ def test_primes_counts_the_primes_of_a_small_range_in_chunks() -> None:
     out = run_example(
         "primes.py", "--start", str(start), "--end", str(end), "--chunk-size", "7000"
     )
-    assert int(grab(r"Primes between [\d,]+ and [\d,]+: (\d+)", out)) == primes_between(start, end)
+    assert int(grab(r"Primes between [\d,]+ and [\d,]+: (\d+)", out)) == primes_between(
+        start, end
+    )
     assert grab(r"Tasks: (\d+)", out) == "8"
     assert float(grab(r"elapsed: ([\d.]+) s", out)) > 0
 
@@ -103,10 +110,19 @@ def test_counter_actor_keeps_its_state_across_calls_and_tasks() -> None:
 def test_global_pacer_limits_the_rate_across_all_tasks_and_processes() -> None:
     rate, tasks, calls_per_task = 20.0, 6, 5
     calls = tasks * calls_per_task
-    args = ["--rate", str(rate), "--tasks", str(tasks), "--calls-per-task", str(calls_per_task)]
+    args = [
+        "--rate",
+        str(rate),
+        "--tasks",
+        str(tasks),
+        "--calls-per-task",
+        str(calls_per_task),
+    ]
     out = run_example("pacer.py", *args)
     assert grab(r"Calls: (\d+)", out) == str(calls)
-    assert int(grab(r"in (\d+) processes", out)) >= 2, "the tasks should run in parallel"
+    assert int(grab(r"in (\d+) processes", out)) >= 2, (
+        "the tasks should run in parallel"
+    )
     span = float(grab(r"Span: ([\d.]+) s", out))
     # N calls at rate R, all tasks together: slots are 1/R apart, so about (N - 1) / R seconds.
     assert (calls - 1) / rate - 0.02 <= span <= (calls - 1) / rate + 2.0, out
@@ -119,7 +135,13 @@ def test_global_pacer_limits_the_rate_across_all_tasks_and_processes() -> None:
 def test_two_actors_load_and_filter_their_halves_in_parallel() -> None:
     rows, threshold, delay = 10_000, 100, 1.0
     out = run_example(
-        "two_actors.py", "--rows", str(rows), "--threshold", str(threshold), "--load-delay", str(delay)
+        "two_actors.py",
+        "--rows",
+        str(rows),
+        "--threshold",
+        str(threshold),
+        "--load-delay",
+        str(delay),
     )
     assert f"Loaded [{rows // 2}, {rows - rows // 2}] rows" in out
     # Both loads sleep `delay`; done one after the other they would take twice as long.

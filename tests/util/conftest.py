@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
-
 import spindle
 
 

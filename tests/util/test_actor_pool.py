@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from spindle.util import ActorPool
 from spindle.util import actor_pool as actor_pool_module
+
 from tests.util._fake_cluster import FakeActor, FakeActorDiedError, FakeCluster
 
 
@@ -50,7 +50,9 @@ def test_map_is_lazy_until_iterated(cluster: FakeCluster) -> None:
     assert workers[0].calls == [1, 2]
 
 
-def test_map_drops_results_pending_from_earlier_submissions(cluster: FakeCluster) -> None:
+def test_map_drops_results_pending_from_earlier_submissions(
+    cluster: FakeCluster,
+) -> None:
     pool = ActorPool(actors(cluster, 2))
     pool.submit(durations({9: 100}), 9)
     assert [v for _, v in pool.map(durations({1: 1}), [1])] == [1]
@@ -62,7 +64,8 @@ def test_submit_queues_values_until_a_result_is_collected(cluster: FakeCluster) 
     pool.submit(durations({1: 1}), 1)
     pool.submit(durations({2: 1}), 2)
     assert not pool.has_free()
-    cluster.now = 10  # the first call has long finished, but its actor is busy until collected
+    # the first call has long finished, but its actor stays busy until the result is collected
+    cluster.now = 10
     assert workers[0].calls == [1]
     assert pool.get_next() == ("a0", 1)
     assert workers[0].calls == [1, 2]
@@ -101,7 +104,9 @@ def test_get_next_ignore_if_timedout_drops_the_task_and_frees_its_actor(
     assert not pool.has_next()
 
 
-def test_get_next_unordered_timeout_raises_and_keeps_the_task(cluster: FakeCluster) -> None:
+def test_get_next_unordered_timeout_raises_and_keeps_the_task(
+    cluster: FakeCluster,
+) -> None:
     pool = ActorPool(actors(cluster, 1))
     pool.submit(durations({1: 5}), 1)
     with pytest.raises(TimeoutError):
@@ -109,7 +114,9 @@ def test_get_next_unordered_timeout_raises_and_keeps_the_task(cluster: FakeClust
     assert pool.get_next_unordered() == ("a0", 1)
 
 
-def test_get_next_unordered_ignore_if_timedout_drops_a_task(cluster: FakeCluster) -> None:
+def test_get_next_unordered_ignore_if_timedout_drops_a_task(
+    cluster: FakeCluster,
+) -> None:
     pool = ActorPool(actors(cluster, 1))
     pool.submit(durations({1: 5}), 1)
     with pytest.raises(TimeoutError, match="ignored"):
@@ -118,11 +125,14 @@ def test_get_next_unordered_ignore_if_timedout_drops_a_task(cluster: FakeCluster
     assert pool.has_free()
 
 
-def test_ordered_get_after_unordered_ones_caught_up_is_rejected(cluster: FakeCluster) -> None:
+def test_ordered_get_after_unordered_ones_caught_up_is_rejected(
+    cluster: FakeCluster,
+) -> None:
     pool = ActorPool(actors(cluster, 2))
     pool.submit(durations({1: 5}), 1)
     pool.submit(durations({2: 1}), 2)
-    assert pool.get_next_unordered() == ("a0", 2)  # actors are taken from the end of the list
+    # idle actors are taken from the end of the list, so value 2 went to a0
+    assert pool.get_next_unordered() == ("a0", 2)
     with pytest.raises(ValueError, match="get_next_unordered"):
         pool.get_next()
 
@@ -151,7 +161,9 @@ def test_pop_idle_and_push(cluster: FakeCluster) -> None:
         pool.push(a1)
 
 
-def test_push_rejects_a_busy_actor_and_gives_a_new_one_queued_work(cluster: FakeCluster) -> None:
+def test_push_rejects_a_busy_actor_and_gives_a_new_one_queued_work(
+    cluster: FakeCluster,
+) -> None:
     a0, a1 = actors(cluster, 2)
     pool = ActorPool([a0])
     pool.submit(durations({1: 5}), 1)
@@ -170,7 +182,9 @@ def test_has_free_is_false_while_values_wait_for_an_actor(cluster: FakeCluster) 
     assert not pool.has_free()
 
 
-def test_a_failed_call_raises_and_returns_its_actor_to_the_pool(cluster: FakeCluster) -> None:
+def test_a_failed_call_raises_and_returns_its_actor_to_the_pool(
+    cluster: FakeCluster,
+) -> None:
     pool = ActorPool(actors(cluster, 1))
     pool.submit(lambda a, v: a.work(v, error=ZeroDivisionError("boom")), 1)
     with pytest.raises(ZeroDivisionError):
@@ -190,7 +204,14 @@ def test_an_actor_that_died_is_not_returned_to_the_pool(cluster: FakeCluster) ->
 
 def test_multi_return_futures_are_supported(cluster: FakeCluster) -> None:
     pool = ActorPool(actors(cluster, 2))
-    assert list(pool.map(lambda a, v: a.pair(v), [1, 2, 3])) == [[1, -1], [2, -2], [3, -3]]
-    assert sorted(pool.map_unordered(lambda a, v: a.pair(v), [1, 2])) == [[1, -1], [2, -2]]
+    assert list(pool.map(lambda a, v: a.pair(v), [1, 2, 3])) == [
+        [1, -1],
+        [2, -2],
+        [3, -3],
+    ]
+    assert sorted(pool.map_unordered(lambda a, v: a.pair(v), [1, 2])) == [
+        [1, -1],
+        [2, -2],
+    ]
     pool.submit(lambda a, v: a.pair(v), 4)
     assert pool.get_next(timeout=5) == [4, -4]

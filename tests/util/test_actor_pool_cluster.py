@@ -6,7 +6,6 @@ import time
 from types import ModuleType
 
 import pytest
-
 from spindle.util import ActorPool
 
 
@@ -27,7 +26,9 @@ def test_map_over_real_actors_keeps_order(cluster: ModuleType) -> None:
     assert list(out) == [2, 4, 6, 8]
 
 
-def test_map_unordered_over_real_actors_returns_every_result(cluster: ModuleType) -> None:
+def test_map_unordered_over_real_actors_returns_every_result(
+    cluster: ModuleType,
+) -> None:
     pool = make_pool(cluster, 2)
     out = pool.map_unordered(lambda a, v: a.double.remote(v), range(10))
     assert sorted(out) == [2 * v for v in range(10)]

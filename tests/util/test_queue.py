@@ -8,7 +8,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
 from spindle.util.queue import Empty, Full, Queue
 
 
@@ -100,7 +99,9 @@ def test_a_blocked_get_is_woken_by_a_put_from_a_task(cluster: ModuleType) -> Non
     spindle.get(done)
 
 
-def test_producer_and_consumer_tasks_share_one_bounded_queue(cluster: ModuleType) -> None:
+def test_producer_and_consumer_tasks_share_one_bounded_queue(
+    cluster: ModuleType,
+) -> None:
     spindle = cluster
 
     @spindle.remote

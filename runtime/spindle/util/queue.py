@@ -117,9 +117,13 @@ class Queue:
     `.options(...)` (resources, name, namespace, lifetime, ...).
     """
 
-    def __init__(self, maxsize: int = 0, actor_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, maxsize: int = 0, actor_options: dict[str, Any] | None = None
+    ) -> None:
         self.maxsize = maxsize
-        self.actor: Any = spindle.remote(_QueueActor).options(**(actor_options or {})).remote(maxsize)
+        self.actor: Any = (
+            spindle.remote(_QueueActor).options(**(actor_options or {})).remote(maxsize)
+        )
 
     def __len__(self) -> int:
         return self.size()
@@ -148,7 +152,9 @@ class Queue:
         if not ok:
             raise Full
 
-    async def put_async(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+    async def put_async(
+        self, item: Any, block: bool = True, timeout: float | None = None
+    ) -> None:
         """`put` for coroutines (e.g. inside async actors): awaits instead of blocking a thread."""
         if block:
             _check_timeout(timeout)
