@@ -36,22 +36,16 @@ def increment_many(counter: Any, times: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--increments", type=int, default=10, help="driver increments")
-    parser.add_argument(
-        "--tasks", type=int, default=4, help="tasks sharing the counter"
-    )
+    parser.add_argument("--tasks", type=int, default=4, help="tasks sharing the counter")
     args = parser.parse_args()
 
     ray.init()
-    counter = Counter.remote()
+    counter = Counter.remote()  # type: ignore[attr-defined]
     values = ray.get([counter.increment.remote() for _ in range(args.increments)])
     print(f"Values seen by the driver: {values}")
 
-    ray.get(
-        [increment_many.remote(counter, args.increments) for _ in range(args.tasks)]
-    )
-    print(
-        f"Counter value after {args.tasks} tasks: {ray.get(counter.get_counter.remote())}"
-    )
+    ray.get([increment_many.remote(counter, args.increments) for _ in range(args.tasks)])
+    print(f"Counter value after {args.tasks} tasks: {ray.get(counter.get_counter.remote())}")
 
 
 if __name__ == "__main__":

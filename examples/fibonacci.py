@@ -34,11 +34,7 @@ def fibonacci_distributed(sequence_size: int) -> int:
 
 def describe(n: int) -> str:
     digits = str(n)
-    return (
-        digits
-        if len(digits) <= 30
-        else f"{len(digits)} digits, ending ...{digits[-10:]}"
-    )
+    return digits if len(digits) <= 30 else f"{len(digits)} digits, ending ...{digits[-10:]}"
 
 
 def main() -> None:
@@ -54,9 +50,7 @@ def main() -> None:
 
     ray.init()
     began = time.perf_counter()
-    remote = ray.get(
-        [fibonacci_distributed.remote(args.size) for _ in range(args.copies)]
-    )
+    remote = ray.get([fibonacci_distributed.remote(args.size) for _ in range(args.copies)])
     remote_s = time.perf_counter() - began
     print(f"Sequence size: {args.size}, remote execution time: {remote_s:.3f} s")
 

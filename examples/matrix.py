@@ -22,12 +22,8 @@ def matrix_sum(matrix: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--size", type=int, default=1000, help="the matrix is size x size"
-    )
-    parser.add_argument(
-        "--tasks", type=int, default=4, help="tasks summing the same matrix"
-    )
+    parser.add_argument("--size", type=int, default=1000, help="the matrix is size x size")
+    parser.add_argument("--tasks", type=int, default=4, help="tasks summing the same matrix")
     args = parser.parse_args()
 
     matrix = np.random.default_rng(0).random((args.size, args.size))
@@ -38,9 +34,7 @@ def main() -> None:
     elapsed = time.perf_counter() - began
     local = float(matrix.sum())
 
-    print(
-        f"Matrix: {args.size}x{args.size} float64 ({matrix.nbytes / 2**20:.1f} MiB), put once"
-    )
+    print(f"Matrix: {args.size}x{args.size} float64 ({matrix.nbytes / 2**20:.1f} MiB), put once")
     print(f"Remote sums: {sums}")
     print(f"Local sum:   {local!r}")
     print(f"Match: {all(s == local for s in sums)}, elapsed: {elapsed:.3f} s")

@@ -35,9 +35,7 @@ class GlobalPacer:
         return slot
 
 
-_process_next_slot = (
-    0.0  # the broken per-process pacer: each worker process has its own copy
-)
+_process_next_slot = 0.0  # the broken per-process pacer: each worker process has its own copy
 
 
 def reserve_in_process(rate: float) -> float:
@@ -52,11 +50,7 @@ def make_calls(pacer: Any, rate: float, calls: int) -> list[tuple[float, float, 
     """Make `calls` paced "API calls"; return (slot, time made, pid) for each."""
     made = []
     for _ in range(calls):
-        slot = (
-            ray.get(pacer.reserve.remote())
-            if pacer is not None
-            else reserve_in_process(rate)
-        )
+        slot = ray.get(pacer.reserve.remote()) if pacer is not None else reserve_in_process(rate)
         time.sleep(max(0.0, slot - time.time()))
         made.append((slot, time.time(), os.getpid()))
     return made
@@ -64,22 +58,15 @@ def make_calls(pacer: Any, rate: float, calls: int) -> list[tuple[float, float, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--rate", type=float, default=10.0, help="allowed calls per second"
-    )
+    parser.add_argument("--rate", type=float, default=10.0, help="allowed calls per second")
     parser.add_argument("--tasks", type=int, default=6)
     parser.add_argument("--calls-per-task", type=int, default=10)
-    parser.add_argument(
-        "--per-process", action="store_true", help="use a global variable instead"
-    )
+    parser.add_argument("--per-process", action="store_true", help="use a global variable instead")
     args = parser.parse_args()
 
     ray.init()
-    pacer = None if args.per_process else GlobalPacer.remote(args.rate)
-    refs = [
-        make_calls.remote(pacer, args.rate, args.calls_per_task)
-        for _ in range(args.tasks)
-    ]
+    pacer = None if args.per_process else GlobalPacer.remote(args.rate)  # type: ignore[attr-defined]
+    refs = [make_calls.remote(pacer, args.rate, args.calls_per_task) for _ in range(args.tasks)]
     made = [call for task in ray.get(refs) for call in task]
 
     calls = len(made)
@@ -87,12 +74,8 @@ def main() -> None:
     observed = (calls - 1) / span if span > 0 else float("inf")
     mode = "per-process global variable" if args.per_process else "GlobalPacer actor"
     print(f"Mode: {mode}")
-    print(
-        f"Calls: {calls} from {args.tasks} tasks in {len({p for _, _, p in made})} processes"
-    )
-    print(
-        f"Span: {span:.2f} s, observed rate: {observed:.1f}/s, limit: {args.rate:g}/s"
-    )
+    print(f"Calls: {calls} from {args.tasks} tasks in {len({p for _, _, p in made})} processes")
+    print(f"Span: {span:.2f} s, observed rate: {observed:.1f}/s, limit: {args.rate:g}/s")
     print(f"Minimum span the limit allows: {(calls - 1) / args.rate:.2f} s")
 
 

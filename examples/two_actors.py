@@ -41,14 +41,12 @@ class DataHolder:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument(
-        "--load-delay", type=float, default=1.0, help="simulated I/O per load"
-    )
+    parser.add_argument("--load-delay", type=float, default=1.0, help="simulated I/O per load")
     parser.add_argument("--threshold", type=int, default=100)
     args = parser.parse_args()
 
     ray.init()
-    holders = [DataHolder.remote("first"), DataHolder.remote("second")]
+    holders = [DataHolder.remote("first"), DataHolder.remote("second")]  # type: ignore[attr-defined]
     half = args.rows // 2
 
     began = time.perf_counter()
@@ -59,17 +57,13 @@ def main() -> None:
         ]
     )
     load_s = time.perf_counter() - began
-    print(
-        f"Loaded {loaded} rows in {load_s:.2f} s (each load takes at least {args.load_delay} s)"
-    )
+    print(f"Loaded {loaded} rows in {load_s:.2f} s (each load takes at least {args.load_delay} s)")
 
     began = time.perf_counter()
     parts = ray.get([h.filter.remote(args.threshold) for h in holders])
     filter_s = time.perf_counter() - began
     matches, id_sum = sum(p[0] for p in parts), sum(p[1] for p in parts)
-    print(
-        f"Rows with value < {args.threshold}: {matches} (id sum {id_sum}) in {filter_s:.2f} s"
-    )
+    print(f"Rows with value < {args.threshold}: {matches} (id sum {id_sum}) in {filter_s:.2f} s")
 
 
 if __name__ == "__main__":

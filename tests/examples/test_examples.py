@@ -19,9 +19,7 @@ TIMEOUT_S = 180
 def run_example(name: str, *args: str) -> str:
     """Run examples/<name> in a fresh interpreter on its own embedded cluster; return stdout."""
     env = dict(os.environ)
-    env.pop(
-        "SPINDLE_ADDRESS", None
-    )  # never join a cluster some other test left running
+    env.pop("SPINDLE_ADDRESS", None)  # never join a cluster some other test left running
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
         check=False,
@@ -31,9 +29,7 @@ def run_example(name: str, *args: str) -> str:
         env=env,
         cwd=EXAMPLES.parent,
     )
-    assert proc.returncode == 0, (
-        f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    )
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
 
 
@@ -67,12 +63,8 @@ def test_the_sieve_used_to_check_primes_is_right() -> None:
 
 def test_primes_counts_the_primes_of_a_small_range_in_chunks() -> None:
     start, end = 10_000_000, 10_050_000
-    out = run_example(
-        "primes.py", "--start", str(start), "--end", str(end), "--chunk-size", "7000"
-    )
-    assert int(grab(r"Primes between [\d,]+ and [\d,]+: (\d+)", out)) == primes_between(
-        start, end
-    )
+    out = run_example("primes.py", "--start", str(start), "--end", str(end), "--chunk-size", "7000")
+    assert int(grab(r"Primes between [\d,]+ and [\d,]+: (\d+)", out)) == primes_between(start, end)
     assert grab(r"Tasks: (\d+)", out) == "8"
     assert float(grab(r"elapsed: ([\d.]+) s", out)) > 0
 
@@ -120,9 +112,7 @@ def test_global_pacer_limits_the_rate_across_all_tasks_and_processes() -> None:
     ]
     out = run_example("pacer.py", *args)
     assert grab(r"Calls: (\d+)", out) == str(calls)
-    assert int(grab(r"in (\d+) processes", out)) >= 2, (
-        "the tasks should run in parallel"
-    )
+    assert int(grab(r"in (\d+) processes", out)) >= 2, "the tasks should run in parallel"
     span = float(grab(r"Span: ([\d.]+) s", out))
     # N calls at rate R, all tasks together: slots are 1/R apart, so about (N - 1) / R seconds.
     assert (calls - 1) / rate - 0.02 <= span <= (calls - 1) / rate + 2.0, out

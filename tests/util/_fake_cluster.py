@@ -64,13 +64,9 @@ class FakeActor:
         self.name = name
         self.calls: list[Any] = []
 
-    def work(
-        self, value: Any, duration: float = 1.0, error: BaseException | None = None
-    ) -> FakeRef:
+    def work(self, value: Any, duration: float = 1.0, error: BaseException | None = None) -> FakeRef:
         self.calls.append(value)
-        return FakeRef(
-            self.cluster.now + duration, value=(self.name, value), error=error
-        )
+        return FakeRef(self.cluster.now + duration, value=(self.name, value), error=error)
 
     def pair(self, value: Any) -> list[FakeRef]:
         """A two-return method: `num_returns=2`."""

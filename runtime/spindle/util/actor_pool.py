@@ -59,9 +59,7 @@ class ActorPool:
         self._index_to_future: dict[int, Any] = {}
         self._next_task_index = 0
         self._next_return_index = 0
-        self._pending_submits: collections.deque[tuple[SubmitFn, Any]] = (
-            collections.deque()
-        )
+        self._pending_submits: collections.deque[tuple[SubmitFn, Any]] = collections.deque()
 
     # -- submitting -------------------------------------------------------------------------
 
@@ -108,16 +106,12 @@ class ActorPool:
         """Whether any submitted result has not been collected yet."""
         return bool(self._future_to_actor)
 
-    def get_next(
-        self, timeout: float | None = None, ignore_if_timedout: bool = False
-    ) -> Any:
+    def get_next(self, timeout: float | None = None, ignore_if_timedout: bool = False) -> Any:
         """Return the next result in submission order, waiting up to `timeout` seconds."""
         if not self.has_next():
             raise StopIteration("No more results to get")
         if self._next_return_index >= self._next_task_index:
-            raise ValueError(
-                "It is not allowed to call get_next() after get_next_unordered()."
-            )
+            raise ValueError("It is not allowed to call get_next() after get_next_unordered().")
         future = self._index_to_future[self._next_return_index]
         timed_out = False
         if timeout is not None:
@@ -135,9 +129,7 @@ class ActorPool:
             raise TimeoutError(f"{_TIMEOUT_MSG}. The task {future} has been ignored.")
         return self._collect(future, actor)
 
-    def get_next_unordered(
-        self, timeout: float | None = None, ignore_if_timedout: bool = False
-    ) -> Any:
+    def get_next_unordered(self, timeout: float | None = None, ignore_if_timedout: bool = False) -> Any:
         """Return whichever pending result finishes first, waiting up to `timeout` seconds."""
         if not self.has_next():
             raise StopIteration("No more results to get")

@@ -117,13 +117,9 @@ class Queue:
     `.options(...)` (resources, name, namespace, lifetime, ...).
     """
 
-    def __init__(
-        self, maxsize: int = 0, actor_options: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, maxsize: int = 0, actor_options: dict[str, Any] | None = None) -> None:
         self.maxsize = maxsize
-        self.actor: Any = (
-            spindle.remote(_QueueActor).options(**(actor_options or {})).remote(maxsize)
-        )
+        self.actor: Any = spindle.remote(_QueueActor).options(**(actor_options or {})).remote(maxsize)
 
     def __len__(self) -> int:
         return self.size()
@@ -152,9 +148,7 @@ class Queue:
         if not ok:
             raise Full
 
-    async def put_async(
-        self, item: Any, block: bool = True, timeout: float | None = None
-    ) -> None:
+    async def put_async(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """`put` for coroutines (e.g. inside async actors): awaits instead of blocking a thread."""
         if block:
             _check_timeout(timeout)
@@ -201,10 +195,7 @@ class Queue:
             raise TypeError("Argument 'items' must be an Iterable")
         batch = list(items)
         if not spindle.get(self.actor.put_nowait_batch.remote(batch)):
-            raise Full(
-                f"Cannot add {len(batch)} items to a queue of maxsize {self.maxsize} "
-                "without exceeding it."
-            )
+            raise Full(f"Cannot add {len(batch)} items to a queue of maxsize {self.maxsize} without exceeding it.")
 
     def get_nowait_batch(self, num_items: int) -> list[Any]:
         """Remove and return `num_items` items in order, or raise `Empty` if there are fewer."""
