@@ -1,9 +1,213 @@
-"""Two-node figures in network namespaces (``python -m bench --multinode``); not written yet."""
+"""Two-node figures: ``python -m bench --multinode`` (root; uses ``ip netns``).
+
+A head with no CPUs runs in one network namespace next to the driver; a node with all the CPUs runs in
+another, started the way a real deployment starts it (``spindle start --head`` / ``spindle start
+--address``, per docs/CONVENTIONS.md; ``ray start`` likewise for Ray). So every task, actor call and
+object transfer crosses the veth link. Each repetition starts a fresh cluster per implementation, in
+alternating order, and tears it down afterwards.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
+
+from bench import netns, proc, report, run, spec
+
+SPINDLE_PORT = 6380
+RAY_PORT = 6379
+
+
+def _cli(python: Path, name: str) -> list[str]:
+    script = python.parent / name
+    return [str(script)] if script.exists() else [str(python), "-m", f"{name}._cli"]
+
+
+def cluster_commands(impl: str, python: Path, pair: netns.Pair, token: str) -> tuple[list[str], list[str]]:
+    """(head, node) commands, both in the foreground (``--block``) so we own their processes."""
+    if impl == "spindle":
+        cli = _cli(python, "spindle")
+        head = [
+            *cli,
+            "start",
+            "--head",
+            "--port",
+            str(SPINDLE_PORT),
+            "--num-cpus",
+            "0",
+            "--token",
+            token,
+        ]
+        node = [
+            *cli, "start", "--address", f"{pair.head_ip}:{SPINDLE_PORT}", "--num-cpus", "2",
+            "--node-ip", pair.node_ip, "--token", token,
+        ]  # fmt: skip
+    else:
+        cli = _cli(python, "ray")
+        head = [
+            *cli, "start", "--head", "--port", str(RAY_PORT), "--num-cpus", "0",
+            "--node-ip-address", pair.head_ip, "--include-dashboard", "false", "--disable-usage-stats",
+        ]  # fmt: skip
+        node = [
+            *cli, "start", "--address", f"{pair.head_ip}:{RAY_PORT}", "--num-cpus", "2",
+            "--node-ip-address", pair.node_ip, "--disable-usage-stats",
+        ]  # fmt: skip
+    return [*head, "--block"], [*node, "--block"]
+
+
+def address(impl: str, pair: netns.Pair) -> str:
+    return f"{pair.head_ip}:{SPINDLE_PORT if impl == 'spindle' else RAY_PORT}"
+
+
+def _kill_tree(p: subprocess.Popen[bytes]) -> None:
+    try:
+        root = psutil.Process(p.pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return
+    for q in procs:
+        try:
+            q.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=10)
+    for q in alive:
+        try:
+            q.kill()
+        except psutil.Error:
+            pass
+
+
+def _wait_two_nodes(python: Path, impl: str, pair: netns.Pair, env: dict[str, str], timeout_s: float) -> None:
+    """Until a driver sees two alive nodes; backs off between attempts."""
+    code = (
+        f"import {impl} as r; r.init(address={address(impl, pair)!r}, log_to_driver=False); "
+        "print(sum(1 for n in r.nodes() if n.get('Alive', n.get('alive')))); r.shutdown()"
+    )
+    deadline, delay = time.monotonic() + timeout_s, 0.5
+    last = ""
+    while time.monotonic() < deadline:
+        r = subprocess.run(
+            [*pair.exec_prefix(pair.head_ns), str(python), "-c", code],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if r.returncode == 0 and r.stdout.strip().splitlines()[-1:] == ["2"]:
+            return
+        last = (r.stdout + r.stderr).strip()[-500:]
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+    raise TimeoutError(f"{impl} cluster did not show two nodes in {timeout_s:.0f} s: {last}")
+
+
+@contextmanager
+def cluster(impl: str, python: Path, pair: netns.Pair, env: dict[str, str]) -> Iterator[None]:
+    head_cmd, node_cmd = cluster_commands(impl, python, pair, env.get("SPINDLE_TOKEN", ""))
+    logs = Path("/tmp/spindle-bench")
+    logs.mkdir(exist_ok=True)
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        head_env = {**env, "SPINDLE_NODE_IP": pair.head_ip}
+        for ns, cmd, cenv, name in (
+            (pair.head_ns, head_cmd, head_env, "head"),
+            (pair.node_ns, node_cmd, {**env, "SPINDLE_NODE_IP": pair.node_ip}, "node"),
+        ):
+            with open(logs / f"{impl}-{name}.log", "wb") as out:
+                started.append(
+                    subprocess.Popen(
+                        [*pair.exec_prefix(ns), *cmd],
+                        env=cenv,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        _wait_two_nodes(python, impl, pair, env, 120)
+        yield
+    finally:
+        for p in reversed(started):
+            _kill_tree(p)
 
 
 def main(args: argparse.Namespace) -> int:
-    raise SystemExit("--multinode is not implemented yet")
+    if os.geteuid() != 0:
+        run.log("--multinode needs root (it creates network namespaces)")
+        return 2
+    sizes = spec.SMOKE if args.smoke else spec.FULL
+    reps = args.reps or (1 if args.smoke else 3)
+    workloads = spec.select(args.only, spec.MULTINODE_WORKLOADS)
+    pythons = {"spindle": args.spindle_python or run.DEFAULT_SPINDLE_PYTHON}
+    ray_python = args.ray_python or (run.DEFAULT_RAY_PYTHON if run.DEFAULT_RAY_PYTHON.exists() else None)
+    if ray_python and not (args.smoke or args.no_ray):
+        pythons["ray"] = ray_python
+    if args.no_spindle and "ray" in pythons:
+        del pythons["spindle"]
+    token = secrets.token_hex(16)
+    envs: dict[str, dict[str, str]] = {}
+    for impl, python in pythons.items():
+        env, version = run.probe(python, impl)
+        # Ray 2.60 heads enable token auth by default; joining nodes must be told to use it too.
+        envs[impl] = {
+            **(env or run._env([run.ROOT / "runtime"])),
+            "SPINDLE_TOKEN": token,
+            "RAY_AUTH_MODE": "token",
+        }
+        run.log(f"{impl}: {python} (version {version})")
+
+    runs: list[report.Run] = []
+    impls = list(pythons)
+    with netns.pair() as pair:
+        for rep in range(reps):
+            for impl in impls if rep % 2 == 0 else impls[::-1]:
+                run.log(f"rep {rep + 1}/{reps}: starting a two-node {impl} cluster ...")
+                try:
+                    with cluster(impl, pythons[impl], pair, envs[impl]):
+                        for w in workloads:
+                            cmd = [
+                                *pair.exec_prefix(pair.head_ns), str(pythons[impl]), "-m", "bench.worker",
+                                "--impl", impl, "--workload", w.name, "--address", address(impl, pair),
+                                *(["--smoke"] if args.smoke else []),
+                            ]  # fmt: skip
+                            run.log(f"  {w.name} {impl} ...")
+                            out = proc.run(
+                                cmd,
+                                envs[impl],
+                                str(run.ROOT),
+                                args.timeout,
+                                args.mem_cap_mib,
+                            )
+                            r = run.to_run(w, impl, rep, out, sizes)
+                            runs.append(r)
+                            run.log(f"    {run.describe(r, w)}")
+                            if not r.ok:
+                                run.log("    | " + "\n    | ".join(out.stderr_tail.strip().splitlines()[-8:]))
+                except (TimeoutError, OSError) as exc:
+                    run.log(f"  cluster failed: {exc}")
+                    runs += [report.Run(w.name, impl, rep, False, 0.0, 0.0, {}, str(exc)) for w in workloads]
+
+    rows = report.summarize(runs, [m.name for w in workloads for m in w.metrics])
+    now = dt.datetime.now(dt.UTC)
+    meta: dict[str, Any] = {
+        "date": now.isoformat(timespec="seconds"),
+        "machine": run.machine(),
+        "git_commit": run.git_commit(),
+        "mode": "multinode-smoke" if args.smoke else "multinode",
+        "reps": reps,
+        "pythons": {k: str(v) for k, v in pythons.items()},
+    }
+    out_path = args.out or run.ROOT / "bench/results" / f"{now:%Y%m%dT%H%M%SZ}-multinode.json"
+    report.write(out_path, report.record(meta, runs, rows))
+    print(f"\nTwo nodes in network namespaces, {meta['date']}; ratio > 1 means Spindle is better\n")
+    print(report.table(rows))
+    print(f"\nJSON: {out_path}")
+    sys.stdout.flush()
+    return 0 if all(r.ok for r in runs) else 1

@@ -49,9 +49,7 @@ def _median(values: list[Any]) -> float | bool | None:
     return float(statistics.median(float(v) for v in values))
 
 
-def ratio(
-    better: Better, spindle: float | bool | None, ray: float | bool | None
-) -> float | None:
+def ratio(better: Better, spindle: float | bool | None, ray: float | bool | None) -> float | None:
     if better is Better.BOOL or spindle is None or ray is None:
         return None
     s, r = float(spindle), float(ray)
@@ -65,11 +63,7 @@ def summarize(runs: list[Run], metric_names: list[str]) -> list[Row]:
     for name in metric_names:
         meta = METRICS[name]
         per_impl = {
-            impl: [
-                r.metrics[name]
-                for r in runs
-                if r.ok and r.impl == impl and r.metrics.get(name) is not None
-            ]
+            impl: [r.metrics[name] for r in runs if r.ok and r.impl == impl and r.metrics.get(name) is not None]
             for impl in IMPLS
         }
         s, r = _median(per_impl["spindle"]), _median(per_impl["ray"])
@@ -118,9 +112,7 @@ def table(rows: list[Row], markdown: bool = False) -> str:
         lines += ["| " + " | ".join(row) + " |" for row in body]
         return "\n".join(lines)
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
-    fmt = "  ".join(
-        f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths)
-    )
+    fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
     return "\n".join(fmt.format(*x) for x in [head, *body])
 
 

@@ -94,9 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="JSON path (default bench/results/<utc time>.json)",
     )
-    p.add_argument(
-        "--list", action="store_true", help="list workloads and metrics, then exit"
-    )
+    p.add_argument("--list", action="store_true", help="list workloads and metrics, then exit")
     p.add_argument(
         "--multinode",
         action="store_true",
@@ -136,11 +134,7 @@ def probe(python: Path, module: str) -> tuple[dict[str, str] | None, str]:
         )
         if r.returncode == 0:
             return env, r.stdout.strip()
-        detail = (
-            r.stderr.strip().splitlines()[-1]
-            if r.stderr.strip()
-            else f"exit {r.returncode}"
-        )
+        detail = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"
     return None, detail
 
 
@@ -172,9 +166,7 @@ def git_commit() -> str:
     return r.stdout.strip() or "unknown"
 
 
-def command(
-    w: spec.Workload, impl: str, python: Path, sizes: spec.Sizes, smoke: bool
-) -> list[str]:
+def command(w: spec.Workload, impl: str, python: Path, sizes: spec.Sizes, smoke: bool) -> list[str]:
     if w.script:
         return [
             str(python),
@@ -206,9 +198,7 @@ def expected_primes(sizes: spec.Sizes) -> int:
     return count_primes(sizes.primes_lo, sizes.primes_hi)
 
 
-def to_run(
-    w: spec.Workload, impl: str, rep: int, out: proc.Outcome, sizes: spec.Sizes
-) -> report.Run:
+def to_run(w: spec.Workload, impl: str, rep: int, out: proc.Outcome, sizes: spec.Sizes) -> report.Run:
     """Fill in the metrics the orchestrator measures from outside (whole-script wall, peak memory)."""
     metrics = dict(out.metrics)
     ok, error = out.ok, out.error
@@ -218,22 +208,16 @@ def to_run(
         metrics[w.metrics[0].name] = out.wall_s
     if w.scale and ok:
         metrics[f"{w.name}_peak_mib"] = out.peak_rss_mib
-    return report.Run(
-        w.name, impl, rep, ok, out.wall_s, out.peak_rss_mib, metrics, error
-    )
+    return report.Run(w.name, impl, rep, ok, out.wall_s, out.peak_rss_mib, metrics, error)
 
 
 def describe(run: report.Run, w: spec.Workload) -> str:
     if not run.ok:
         return f"FAILED: {run.error}"
     parts = [
-        f"{m.name}={report._fmt(run.metrics.get(m.name))}{'' if m.unit == 'bool' else ' ' + m.unit}"
-        for m in w.metrics
+        f"{m.name}={report._fmt(run.metrics.get(m.name))}{'' if m.unit == 'bool' else ' ' + m.unit}" for m in w.metrics
     ]
-    return (
-        ", ".join(parts)
-        + f"  ({run.wall_s:.1f} s wall, peak {run.peak_rss_mib:.0f} MiB)"
-    )
+    return ", ".join(parts) + f"  ({run.wall_s:.1f} s wall, peak {run.peak_rss_mib:.0f} MiB)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,15 +241,9 @@ def main(argv: list[str] | None = None) -> int:
 
     pythons: dict[str, Path] = {
         "spindle": args.spindle_python
-        or (
-            DEFAULT_SPINDLE_PYTHON
-            if DEFAULT_SPINDLE_PYTHON.exists()
-            else Path(sys.executable)
-        )
+        or (DEFAULT_SPINDLE_PYTHON if DEFAULT_SPINDLE_PYTHON.exists() else Path(sys.executable))
     }
-    ray_python = args.ray_python or (
-        DEFAULT_RAY_PYTHON if DEFAULT_RAY_PYTHON.exists() else None
-    )
+    ray_python = args.ray_python or (DEFAULT_RAY_PYTHON if DEFAULT_RAY_PYTHON.exists() else None)
     if ray_python and not (args.smoke or args.no_ray):
         pythons["ray"] = ray_python
     if args.no_spindle and "ray" in pythons:
@@ -279,22 +257,16 @@ def main(argv: list[str] | None = None) -> int:
             if impl == "ray":
                 del pythons[impl]
                 continue
-            env = _env(
-                [ROOT / "runtime"]
-            )  # run anyway so every workload reports the failure
+            env = _env([ROOT / "runtime"])  # run anyway so every workload reports the failure
         envs[impl] = env
         versions[impl] = detail
         log(f"{impl}: {python} (version {detail})")
 
     plan = []
     for w in workloads:
-        impls = [
-            i for i in pythons if not (w.scale and i == "ray" and not args.scale_ray)
-        ]
+        impls = [i for i in pythons if not (w.scale and i == "ray" and not args.scale_ray)]
         for rep in range(reps):
-            plan += [
-                (w, impl, rep) for impl in (impls if rep % 2 == 0 else impls[::-1])
-            ]
+            plan += [(w, impl, rep) for impl in (impls if rep % 2 == 0 else impls[::-1])]
 
     runs: list[report.Run] = []
     for i, (w, impl, rep) in enumerate(plan, 1):
@@ -325,12 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": versions,
         "sizes": sizes.__dict__,
     }
-    out_path = (
-        args.out
-        or ROOT
-        / "bench/results"
-        / f"{now:%Y%m%dT%H%M%SZ}{'-smoke' if args.smoke else ''}.json"
-    )
+    out_path = args.out or ROOT / "bench/results" / f"{now:%Y%m%dT%H%M%SZ}{'-smoke' if args.smoke else ''}.json"
     report.write(out_path, report.record(meta, runs, rows))
     print(
         f"\nSpindle vs Ray, {meta['date']}, {meta['machine']['cpu']} x{meta['machine']['cpus']}; "

@@ -108,9 +108,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("single_client_tasks_async", (_m("single_client_tasks_async", "/s", H),)),
     Workload("1_1_actor_calls_sync", (_m("1_1_actor_calls_sync", "/s", H),)),
     Workload("1_1_actor_calls_async", (_m("1_1_actor_calls_async", "/s", H),)),
-    Workload(
-        "1_1_async_actor_calls_async", (_m("1_1_async_actor_calls_async", "/s", H),)
-    ),
+    Workload("1_1_async_actor_calls_async", (_m("1_1_async_actor_calls_async", "/s", H),)),
     Workload("single_client_put_calls", (_m("single_client_put_calls", "/s", H),)),
     Workload("single_client_get_calls", (_m("single_client_get_calls", "/s", H),)),
     Workload(
@@ -125,9 +123,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "single_client_tasks_100mib_by_ref",
         (_m("single_client_tasks_100mib_by_ref", "/s", H),),
     ),
-    Workload(
-        "single_client_wait_1k_refs", (_m("single_client_wait_1k_refs", "/s", H),)
-    ),
+    Workload("single_client_wait_1k_refs", (_m("single_client_wait_1k_refs", "/s", H),)),
     Workload(
         "primes_script",
         (_m("primes_script_wall_seconds", "s", L),),
@@ -175,7 +171,29 @@ WORKLOADS: tuple[Workload, ...] = (
     ),
 )
 
-METRICS: dict[str, Metric] = {m.name: m for w in WORKLOADS for m in w.metrics}
+# Run only by ``--multinode``: a driver in one network namespace, the CPUs on a node in another.
+MULTINODE_WORKLOADS: tuple[Workload, ...] = (
+    Workload(
+        "remote_tasks",
+        (_m("remote_tasks_sync", "/s", H), _m("remote_tasks_async", "/s", H)),
+    ),
+    Workload(
+        "remote_actor_calls",
+        (
+            _m("remote_actor_calls_sync", "/s", H),
+            _m("remote_actor_calls_async", "/s", H),
+        ),
+    ),
+    Workload(
+        "remote_transfer",
+        (
+            _m("remote_transfer_to_node", "GiB/s", H),
+            _m("remote_transfer_from_node", "GiB/s", H),
+        ),
+    ),
+)
+
+METRICS: dict[str, Metric] = {m.name: m for w in WORKLOADS + MULTINODE_WORKLOADS for m in w.metrics}
 
 
 def workload(name: str) -> Workload:
@@ -185,8 +203,6 @@ def workload(name: str) -> Workload:
     raise KeyError(name)
 
 
-def select(only: list[str]) -> list[Workload]:
-    """Workloads whose name contains any of ``only`` (all when empty)."""
-    if not only:
-        return list(WORKLOADS)
-    return [w for w in WORKLOADS if any(o in w.name for o in only)]
+def select(only: list[str], pool: tuple[Workload, ...] = WORKLOADS) -> list[Workload]:
+    """Workloads of ``pool`` whose name contains any of ``only`` (all when empty)."""
+    return [w for w in pool if not only or any(o in w.name for o in only)]

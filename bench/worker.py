@@ -20,7 +20,7 @@ from bench.workloads import NEEDS_OWN_INIT, REGISTRY, Context
 MARKER = "BENCH_RESULT "
 
 # Importing a workload module registers its workloads.
-for _module in ("cluster", "micro", "objects", "scale"):
+for _module in ("cluster", "micro", "objects", "remote", "scale"):
     importlib.import_module(f"bench.workloads.{_module}")
 
 # Both implementations run quietly and without extras the comparison does not need.
@@ -30,9 +30,11 @@ INIT_KWARGS: dict[str, dict[str, Any]] = {
 }
 
 
-def run(impl: str, name: str, sizes: spec.Sizes) -> dict[str, Any]:
+def run(impl: str, name: str, sizes: spec.Sizes, address: str | None) -> dict[str, Any]:
     module = importlib.import_module(impl)
-    ctx = Context(ray=module, impl=impl, sizes=sizes, init_kwargs=INIT_KWARGS[impl])
+    # Connecting to a running cluster takes no options about what to start.
+    kwargs = {"address": address, "log_to_driver": False} if address else INIT_KWARGS[impl]
+    ctx = Context(ray=module, impl=impl, sizes=sizes, init_kwargs=kwargs)
     if name not in NEEDS_OWN_INIT:
         ctx.init()
     try:
@@ -46,9 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--impl", choices=sorted(INIT_KWARGS), required=True)
     parser.add_argument("--workload", choices=sorted(REGISTRY), required=True)
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--address", help="connect to this running cluster instead")
     args = parser.parse_args(argv)
     try:
-        metrics = run(args.impl, args.workload, spec.SMOKE if args.smoke else spec.FULL)
+        metrics = run(
+            args.impl,
+            args.workload,
+            spec.SMOKE if args.smoke else spec.FULL,
+            args.address,
+        )
         out: dict[str, Any] = {"ok": True, "metrics": metrics}
     # Any failure, including SystemExit from a runtime, must still produce a result line.
     except BaseException as exc:  # noqa: BLE001

@@ -38,9 +38,7 @@ def tasks_sync(ctx: Context) -> Result:
 def tasks_async(ctx: Context) -> Result:
     f = ctx.ray.remote(noop)
     n = ctx.sizes.batch
-    r = rate(
-        lambda: ctx.ray.get([f.remote() for _ in range(n)]), n, ctx.sizes.duration_s, 1
-    )
+    r = rate(lambda: ctx.ray.get([f.remote() for _ in range(n)]), n, ctx.sizes.duration_s, 1)
     return {"single_client_tasks_async": r}
 
 
@@ -53,9 +51,7 @@ def _actor(ctx: Context, cls: type) -> Any:
 @workload("1_1_actor_calls_sync")
 def actor_calls_sync(ctx: Context) -> Result:
     a = _actor(ctx, Actor)
-    r = rate(
-        lambda: ctx.ray.get(a.noop.remote()), 1, ctx.sizes.duration_s, ctx.sizes.warmup
-    )
+    r = rate(lambda: ctx.ray.get(a.noop.remote()), 1, ctx.sizes.duration_s, ctx.sizes.warmup)
     return {"1_1_actor_calls_sync": r}
 
 
@@ -102,8 +98,4 @@ def wait_1k_refs(ctx: Context) -> Result:
         for _ in range(n):
             _ready, not_ready = ctx.ray.wait(not_ready)
 
-    return {
-        "single_client_wait_1k_refs": rate(
-            wait_all_one_by_one, 1, ctx.sizes.duration_s, 1
-        )
-    }
+    return {"single_client_wait_1k_refs": rate(wait_all_one_by_one, 1, ctx.sizes.duration_s, 1)}

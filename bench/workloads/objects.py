@@ -27,11 +27,7 @@ def _zero_copy(ctx: Context, arr: np.ndarray) -> bool:
     """True when ``get`` hands back a read-only view of the store rather than a private copy."""
     ref = ctx.ray.put(arr)
     a, b = ctx.ray.get(ref), ctx.ray.get(ref)
-    return bool(
-        not a.flags.writeable
-        and np.shares_memory(a, b)
-        and not np.shares_memory(a, arr)
-    )
+    return bool(not a.flags.writeable and np.shares_memory(a, b) and not np.shares_memory(a, arr))
 
 
 @workload("single_client_put_gigabytes")

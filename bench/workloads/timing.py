@@ -10,9 +10,7 @@ import time
 from collections.abc import Callable
 
 
-def rate(
-    fn: Callable[[], object], ops_per_call: int, duration_s: float, warmup: int = 0
-) -> float:
+def rate(fn: Callable[[], object], ops_per_call: int, duration_s: float, warmup: int = 0) -> float:
     """Operations per second of ``fn`` (each call does ``ops_per_call`` operations) over ``duration_s``."""
     for _ in range(warmup):
         fn()
