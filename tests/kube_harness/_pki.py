@@ -36,9 +36,7 @@ class Pki:
     serving: CertPair
     admin: CertPair
     controller_manager: CertPair
-    service_account_key: (
-        Path  # RSA private key; the public half is derived by the apiserver
-    )
+    service_account_key: Path  # RSA private key; the public half is derived by the apiserver
 
 
 def _new_key() -> rsa.RSAPrivateKey:
@@ -63,10 +61,8 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def _builder(
-    subject: x509.Name, issuer: x509.Name, key: rsa.RSAPrivateKey
-) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
+def _builder(subject: x509.Name, issuer: x509.Name, key: rsa.RSAPrivateKey) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.timezone.utc)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -78,9 +74,7 @@ def _builder(
     )
 
 
-def _write_pair(
-    directory: Path, stem: str, cert: x509.Certificate, key: rsa.RSAPrivateKey
-) -> CertPair:
+def _write_pair(directory: Path, stem: str, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> CertPair:
     pair = CertPair(directory / f"{stem}.crt", directory / f"{stem}.key")
     pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(key, pair.key)
@@ -97,20 +91,14 @@ def _leaf(
     server_names: list[x509.GeneralName] | None = None,
 ) -> CertPair:
     key = _new_key()
-    usage = (
-        ExtendedKeyUsageOID.SERVER_AUTH
-        if server_names
-        else ExtendedKeyUsageOID.CLIENT_AUTH
-    )
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server_names else ExtendedKeyUsageOID.CLIENT_AUTH
     builder = (
         _builder(subject, ca_cert.subject, key)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     )
     if server_names:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(server_names), critical=False
-        )
+        builder = builder.add_extension(x509.SubjectAlternativeName(server_names), critical=False)
     return _write_pair(directory, stem, builder.sign(ca_key, hashes.SHA256()), key)
 
 
@@ -147,9 +135,7 @@ def generate(directory: Path, service_ip: str) -> Pki:
         "kubernetes.default.svc.cluster.local",
     ]
     names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-    names += [
-        x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", service_ip)
-    ]
+    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", service_ip)]
     serving = _leaf(
         directory,
         "apiserver",

@@ -68,9 +68,7 @@ class Process:
         return self._popen.poll() is None
 
     def failure(self, why: str) -> StartupError:
-        return StartupError(
-            f"{self.name} {why}; last lines of {self.log}:\n{tail(self.log)}"
-        )
+        return StartupError(f"{self.name} {why}; last lines of {self.log}:\n{tail(self.log)}")
 
     def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
         """Poll ``ready`` with exponential backoff until it holds, the process dies or time runs out."""
@@ -78,9 +76,7 @@ class Process:
         delay = 0.05
         while True:
             if not self.alive():
-                raise self.failure(
-                    f"exited with code {self._popen.returncode} before {what}"
-                )
+                raise self.failure(f"exited with code {self._popen.returncode} before {what}")
             try:
                 if ready():
                     return

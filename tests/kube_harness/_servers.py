@@ -22,9 +22,7 @@ from ._process import Process, free_port
 SERVICE_CIDR = "10.0.0.0/24"
 SERVICE_IP = "10.0.0.1"  # the kubernetes.default Service, first address of SERVICE_CIDR
 ISSUER = "https://kubernetes.default.svc.cluster.local"
-START_TIMEOUT = (
-    180.0  # two shared cores: a cold apiserver can take a minute to install its APIs
-)
+START_TIMEOUT = 180.0  # two shared cores: a cold apiserver can take a minute to install its APIs
 
 
 @dataclass(frozen=True)
@@ -78,9 +76,7 @@ def admin_ssl_context(pki: Pki) -> ssl.SSLContext:
     return context
 
 
-def start_apiserver(
-    bin_dir: Path, layout: Layout, pki: Pki, etcd_url: str
-) -> tuple[Process, str]:
+def start_apiserver(bin_dir: Path, layout: Layout, pki: Pki, etcd_url: str) -> tuple[Process, str]:
     port = free_port()
     server = f"https://127.0.0.1:{port}"
     argv = [
@@ -116,9 +112,7 @@ def start_apiserver(
     return proc, server
 
 
-def start_controller_manager(
-    bin_dir: Path, layout: Layout, pki: Pki, kubeconfig: Path
-) -> Process:
+def start_controller_manager(bin_dir: Path, layout: Layout, pki: Pki, kubeconfig: Path) -> Process:
     port = free_port()
     argv = [
         str(bin_dir / "kube-controller-manager"),
@@ -138,14 +132,10 @@ def start_controller_manager(
         "--profiling=false",
         "--v=1",
     ]
-    proc = Process(
-        "kube-controller-manager", argv, layout.logs / "kube-controller-manager.log"
-    )
+    proc = Process("kube-controller-manager", argv, layout.logs / "kube-controller-manager.log")
     insecure = ssl.create_default_context()
     insecure.check_hostname = False
-    insecure.verify_mode = (
-        ssl.CERT_NONE
-    )  # its serving cert is self-signed in --cert-dir
+    insecure.verify_mode = ssl.CERT_NONE  # its serving cert is self-signed in --cert-dir
 
     def healthy() -> bool:
         try:

@@ -38,7 +38,7 @@ class BinariesMissing(RuntimeError):
 
 
 class KubectlError(subprocess.CalledProcessError):
-    """A failed kubectl call whose message shows what kubectl printed."""
+    """A failed kubectl (or helm) call whose message shows what kubectl printed."""
 
     def __str__(self) -> str:
         return f"{super().__str__()}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
@@ -99,9 +99,7 @@ def write_kubeconfig(
             }
         ],
         "users": [{"name": user, "user": credentials}],
-        "contexts": [
-            {"name": user, "context": {"cluster": "spindle-test", "user": user}}
-        ],
+        "contexts": [{"name": user, "context": {"cluster": "spindle-test", "user": user}}],
         "current-context": user,
     }
     path.write_text(yaml.safe_dump(kubeconfig))
@@ -149,16 +147,45 @@ class KubeAPI:
         check: bool = True,
         input: str | None = None,  # the name subprocess.run uses
     ) -> subprocess.CompletedProcess[str]:
-        argv = [
-            str(self.bin_dir / "kubectl"),
-            f"--kubeconfig={kubeconfig or self.admin_kubeconfig}",
-            *args,
-        ]
+        """Run kubectl as admin, or as whoever ``kubeconfig`` names."""
+        return self._run("kubectl", args, kubeconfig, check, input)
+
+    def helm(
+        self,
+        *args: str,
+        kubeconfig: str | None = None,
+        check: bool = True,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run helm (built unless SKIP_HELM=1) with its caches and config inside the session dir."""
+        helm_home = self.root / "helm"
+        env = {
+            **os.environ,
+            "HELM_CACHE_HOME": str(helm_home / "cache"),
+            "HELM_CONFIG_HOME": str(helm_home / "config"),
+            "HELM_DATA_HOME": str(helm_home / "data"),
+        }
+        return self._run("helm", args, kubeconfig, check, input, env)
+
+    def _run(
+        self,
+        binary: str,
+        args: tuple[str, ...],
+        kubeconfig: str | None,
+        check: bool,
+        stdin: str | None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        path = self.bin_dir / binary
+        if not os.access(path, os.X_OK):
+            raise BinariesMissing(f"{path} is missing; build it with `scripts/build-k8s.sh`")
+        argv = [str(path), f"--kubeconfig={kubeconfig or self.admin_kubeconfig}", *args]
         result = subprocess.run(
             argv,
             capture_output=True,
             text=True,
-            input=input,
+            input=stdin,
+            env=env,
             timeout=KUBECTL_TIMEOUT,
             check=False,
         )
@@ -181,16 +208,12 @@ class KubeAPI:
             request = client.AuthenticationV1TokenRequest(
                 spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
             )
-            token = core.create_namespaced_service_account_token(
-                name, namespace, request
-            )
+            token = core.create_namespaced_service_account_token(name, namespace, request)
         if token.status is None:
             raise RuntimeError(f"TokenRequest for {namespace}/{name} returned no token")
         user = f"system:serviceaccount:{namespace}:{name}"
         path = self._kubeconfigs / f"sa-{namespace}-{name}.yaml"
-        write_kubeconfig(
-            path, self.server, self._pki.ca.cert, user, token=token.status.token
-        )
+        write_kubeconfig(path, self.server, self._pki.ca.cert, user, token=token.status.token)
         return str(path)
 
 

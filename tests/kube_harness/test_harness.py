@@ -22,9 +22,7 @@ pytestmark = pytest.mark.k8s
 WAIT = 60.0
 
 
-def test_the_api_server_serves_https_and_kubectl_apply_creates_objects(
-    kube_api: KubeAPI, kube_namespace: str
-) -> None:
+def test_the_api_server_serves_https_and_kubectl_apply_creates_objects(kube_api: KubeAPI, kube_namespace: str) -> None:
     assert kube_api.server.startswith("https://127.0.0.1:")
     version = json.loads(kube_api.kubectl("version", "-o", "json").stdout)
     assert version["serverVersion"]["major"] == "1"
@@ -54,9 +52,7 @@ def test_a_service_account_without_rbac_bindings_is_forbidden_from_listing_pods(
         client.CoreV1Api(api).list_namespaced_pod(kube_namespace)
     assert denied.value.status == 403  # authenticated (not 401), but not authorized
     assert f"system:serviceaccount:{kube_namespace}:nobody" in str(denied.value.body)
-    result = kube_api.kubectl(
-        "get", "pods", "-n", kube_namespace, kubeconfig=kubeconfig, check=False
-    )
+    result = kube_api.kubectl("get", "pods", "-n", kube_namespace, kubeconfig=kubeconfig, check=False)
     assert result.returncode != 0
     assert "Forbidden" in result.stderr
 
@@ -81,19 +77,12 @@ def test_a_service_account_without_rbac_bindings_is_forbidden_from_listing_pods(
     )
 
     def allowed() -> bool:
-        return (
-            kube_api.kubectl(
-                "get", "pods", "-n", kube_namespace, kubeconfig=kubeconfig, check=False
-            ).returncode
-            == 0
-        )
+        return kube_api.kubectl("get", "pods", "-n", kube_namespace, kubeconfig=kubeconfig, check=False).returncode == 0
 
     wait_for(allowed, WAIT, "the RoleBinding to take effect")
 
 
-def test_deleting_an_owner_configmap_garbage_collects_its_child(
-    kube_api: KubeAPI, kube_namespace: str
-) -> None:
+def test_deleting_an_owner_configmap_garbage_collects_its_child(kube_api: KubeAPI, kube_namespace: str) -> None:
     with kube_api.api_client() as api:
         core = client.CoreV1Api(api)
         owner = core.create_namespaced_config_map(
@@ -101,14 +90,10 @@ def test_deleting_an_owner_configmap_garbage_collects_its_child(
             client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner")),
         )
         assert owner.metadata is not None and owner.metadata.uid
-        reference = client.V1OwnerReference(
-            api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid
-        )
+        reference = client.V1OwnerReference(api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid)
         core.create_namespaced_config_map(
             kube_namespace,
-            client.V1ConfigMap(
-                metadata=client.V1ObjectMeta(name="child", owner_references=[reference])
-            ),
+            client.V1ConfigMap(metadata=client.V1ObjectMeta(name="child", owner_references=[reference])),
         )
         core.delete_namespaced_config_map("owner", kube_namespace)
 
@@ -121,9 +106,7 @@ def test_deleting_an_owner_configmap_garbage_collects_its_child(
                 raise
             return False
 
-        wait_for(
-            child_gone, WAIT, "the garbage collector to delete the child ConfigMap"
-        )
+        wait_for(child_gone, WAIT, "the garbage collector to delete the child ConfigMap")
 
 
 def test_pods_stay_pending_until_a_test_sets_them_running_and_ready_through_the_status_subresource(
@@ -131,9 +114,7 @@ def test_pods_stay_pending_until_a_test_sets_them_running_and_ready_through_the_
 ) -> None:
     pod = client.V1Pod(
         metadata=client.V1ObjectMeta(name="worker"),
-        spec=client.V1PodSpec(
-            containers=[client.V1Container(name="main", image="spindle:test")]
-        ),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="main", image="spindle:test")]),
     )
     with kube_api.api_client() as api:
         core = client.CoreV1Api(api)

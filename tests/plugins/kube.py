@@ -28,9 +28,7 @@ DEFAULT_SA_TIMEOUT = 60.0
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "k8s: runs against a real kube-apiserver (tests/kube_harness)"
-    )
+    config.addinivalue_line("markers", "k8s: runs against a real kube-apiserver (tests/kube_harness)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -69,9 +67,7 @@ def kube_namespace(kube_api: KubeAPI) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     with kube_api.api_client() as api:
         core = client.CoreV1Api(api)
-        core.create_namespace(
-            client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
-        )
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
         _wait_for_default_service_account(core, name)
         yield name
         core.delete_namespace(name)
