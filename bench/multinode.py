@@ -27,6 +27,7 @@ from bench import netns, proc, report, run, spec
 
 SPINDLE_PORT = 6380
 RAY_PORT = 6379
+RAY_TMPDIR = Path("/tmp/spindle-bench/ray-multinode")
 
 
 def _cli(python: Path, name: str) -> list[str]:
@@ -114,7 +115,8 @@ def _wait_two_nodes(python: Path, impl: str, pair: netns.Pair, env: dict[str, st
 def cluster(impl: str, python: Path, pair: netns.Pair, env: dict[str, str]) -> Iterator[None]:
     head_cmd, node_cmd = cluster_commands(impl, python, pair, env.get("SPINDLE_TOKEN", ""))
     logs = Path("/tmp/spindle-bench")
-    logs.mkdir(exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    RAY_TMPDIR.mkdir(parents=True, exist_ok=True)
     started: list[subprocess.Popen[bytes]] = []
     try:
         head_env = {**env, "SPINDLE_NODE_IP": pair.head_ip}
@@ -136,6 +138,7 @@ def cluster(impl: str, python: Path, pair: netns.Pair, env: dict[str, str]) -> I
     finally:
         for p in reversed(started):
             _kill_tree(p)
+        (RAY_TMPDIR / "ray" / "ray_current_cluster").unlink(missing_ok=True)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -160,6 +163,7 @@ def main(args: argparse.Namespace) -> int:
             **(env or run._env([run.ROOT / "runtime"])),
             "SPINDLE_TOKEN": token,
             "RAY_AUTH_MODE": "token",
+            "RAY_TMPDIR": str(RAY_TMPDIR),  # its ray_current_cluster must not outlive the run
         }
         run.log(f"{impl}: {python} (version {version})")
 
@@ -195,7 +199,7 @@ def main(args: argparse.Namespace) -> int:
                     runs += [report.Run(w.name, impl, rep, False, 0.0, 0.0, {}, str(exc)) for w in workloads]
 
     rows = report.summarize(runs, [m.name for w in workloads for m in w.metrics])
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.timezone.utc)
     meta: dict[str, Any] = {
         "date": now.isoformat(timespec="seconds"),
         "machine": run.machine(),

@@ -26,6 +26,7 @@ from bench.primes import count_primes
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RAY_PYTHON = Path.home() / ".cache/spindle-bench/ray-venv/bin/python"
 DEFAULT_SPINDLE_PYTHON = ROOT / ".venv/bin/python"
+RAY_TMPDIR = Path("/tmp/spindle-bench/ray")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -114,6 +115,10 @@ def _env(extra_path: list[Path]) -> dict[str, str]:
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    # A private Ray temp dir: ray.init() would otherwise join whatever cluster the last `ray start`
+    # on this machine recorded in /tmp/ray/ray_current_cluster (another engineer's, or ours).
+    env["RAY_TMPDIR"] = str(RAY_TMPDIR)
+    env.pop("RAY_ADDRESS", None)
     return env
 
 
@@ -232,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench import multinode
 
         return multinode.main(args)
+    RAY_TMPDIR.mkdir(parents=True, exist_ok=True)
     sizes = spec.SMOKE if args.smoke else spec.FULL
     reps = args.reps or (1 if args.smoke else 3)
     workloads = [w for w in spec.select(args.only) if not (w.scale and args.no_scale)]
@@ -286,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
     metric_names = [m.name for w in workloads for m in w.metrics]
     rows = report.summarize(runs, metric_names)
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.timezone.utc)
     meta: dict[str, Any] = {
         "date": now.isoformat(timespec="seconds"),
         "machine": machine(),

@@ -18,6 +18,7 @@ from bench.spec import METRICS, Better
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_smoke_run_reports_a_value_for_every_metric_and_writes_json(
     tmp_path: Path,
