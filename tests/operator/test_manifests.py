@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_checked_in_manifests_equal_the_generated_ones():
     diffs = manifests.check(ROOT / "manifests", manifests.render())
+    diffs += manifests.check(ROOT / "charts/spindle-operator", manifests.render_chart())
     assert not diffs, "run `python -m spindle_operator.manifests write manifests/`\n" + "\n".join(diffs)
 
 
