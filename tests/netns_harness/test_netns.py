@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.netns_harness.hosts import Host, ip, leftover_namespaces, network
+from tests.plugins.netns import HostFactory
 
 pytestmark = pytest.mark.multinode
 
@@ -55,7 +56,7 @@ def connect_from(host: Host, address: str, port: int) -> subprocess.CompletedPro
     )
 
 
-def test_hosts_get_distinct_ips_on_one_subnet_with_loopback_up(netns_hosts) -> None:
+def test_hosts_get_distinct_ips_on_one_subnet_with_loopback_up(netns_hosts: HostFactory) -> None:
     a, b = netns_hosts(2)
     assert a.ip != b.ip and a.name != b.name
     assert a.ip.rsplit(".", 1)[0] == b.ip.rsplit(".", 1)[0] == a.gateway.rsplit(".", 1)[0]
@@ -66,7 +67,7 @@ def test_hosts_get_distinct_ips_on_one_subnet_with_loopback_up(netns_hosts) -> N
 
 
 def test_a_server_in_one_host_is_reached_from_another_host_and_from_the_test(
-    netns_hosts,
+    netns_hosts: HostFactory,
 ) -> None:
     a, b = netns_hosts(2)
     start_echo_server(a, a.ip, 7777)
@@ -79,7 +80,7 @@ def test_a_server_in_one_host_is_reached_from_another_host_and_from_the_test(
         assert s.recv(100).decode() == f"hello {a.gateway}"  # the root side of the bridge
 
 
-def test_hosts_reach_a_server_in_the_test_process_through_the_gateway(netns_hosts) -> None:
+def test_hosts_reach_a_server_in_the_test_process_through_the_gateway(netns_hosts: HostFactory) -> None:
     (a,) = netns_hosts(1)
     srv = socket.create_server((a.gateway, 0))
     port = srv.getsockname()[1]
@@ -93,7 +94,7 @@ def test_hosts_reach_a_server_in_the_test_process_through_the_gateway(netns_host
         assert client.wait(timeout=30) == 0
 
 
-def test_each_host_has_its_own_loopback(netns_hosts) -> None:
+def test_each_host_has_its_own_loopback(netns_hosts: HostFactory) -> None:
     a, b = netns_hosts(2)
     start_echo_server(a, "127.0.0.1", 7778)
     assert connect_from(a, "127.0.0.1", 7778).stdout.strip() == "hello 127.0.0.1"
