@@ -36,6 +36,7 @@ class Pki:
     serving: CertPair
     admin: CertPair
     controller_manager: CertPair
+    front_proxy: CertPair  # lets the apiserver publish a requestheader CA, which kcm expects
     service_account_key: Path  # RSA private key; the public half is derived by the apiserver
 
 
@@ -154,6 +155,7 @@ def generate(directory: Path, service_ip: str) -> Pki:
         ca_cert,
         ca_key,
     )
+    front_proxy = _leaf(directory, "front-proxy-client", _name("front-proxy-client"), ca_cert, ca_key)
     sa_key = directory / "service-account.key"
     _write_key(_new_key(), sa_key)
     return Pki(
@@ -161,5 +163,6 @@ def generate(directory: Path, service_ip: str) -> Pki:
         serving=serving,
         admin=admin,
         controller_manager=kcm,
+        front_proxy=front_proxy,
         service_account_key=sa_key,
     )

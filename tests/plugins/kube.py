@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 from kubernetes import client
@@ -40,11 +41,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPI]:
     root = tmp_path_factory.mktemp("kube")
-    try:
-        with running_cluster(root) as api:
-            yield api
-    except (BinariesMissing, StartupError) as exc:
-        pytest.fail(str(exc), pytrace=False)
+    with ExitStack() as stack:
+        try:
+            api = stack.enter_context(running_cluster(root))
+        except (BinariesMissing, StartupError) as exc:
+            failure = str(exc)  # failed outside the except block: the message is the whole story
+        else:
+            failure = ""
+        if failure:
+            pytest.fail(failure, pytrace=False)
+        yield api
 
 
 def _wait_for_default_service_account(core: client.CoreV1Api, namespace: str) -> None:
