@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from types import ModuleType
 
@@ -48,3 +49,24 @@ def test_get_next_with_a_timeout_raises_timeout_error(cluster: ModuleType) -> No
     with pytest.raises(TimeoutError):
         pool.get_next(timeout=0.05)
     assert pool.get_next(timeout=30) == 2
+
+
+def test_an_actor_that_dies_is_dropped_from_the_pool(cluster: ModuleType) -> None:
+    spindle = cluster
+
+    class Fragile:
+        def work(self, value: int) -> int:
+            if value < 0:
+                os._exit(1)
+            return value
+
+    fragile = spindle.remote(Fragile)
+    survivor, victim = fragile.remote(), fragile.remote()
+    pool = ActorPool([survivor, victim])
+    pool.submit(lambda a, v: a.work.remote(v), -1)  # the last idle actor: victim
+    with pytest.raises(spindle.exceptions.ActorDiedError):
+        pool.get_next(timeout=60)
+    assert pool.pop_idle() is survivor
+    assert pool.pop_idle() is None
+    pool.push(survivor)
+    assert list(pool.map(lambda a, v: a.work.remote(v), [1, 2, 3])) == [1, 2, 3]
