@@ -23,11 +23,28 @@ def _array(nbytes: int) -> np.ndarray:
     return arr
 
 
+def _mapping_of(address: int) -> str:
+    """The /proc/self/maps pathname of the mapping holding ``address`` ("" for anonymous memory)."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if lo <= address < hi:
+                return fields[5].strip() if len(fields) > 5 else ""
+    return ""
+
+
 def _zero_copy(ctx: Context, arr: np.ndarray) -> bool:
-    """True when ``get`` hands back a read-only view of the store rather than a private copy."""
+    """True when ``get`` hands back a read-only view of shared store memory rather than a private copy.
+
+    "Shared store memory" means the array's buffer lies in a file-backed mapping (``/dev/shm/...``,
+    Ray's plasma file, a memfd), not on the heap; that holds whether the store maps the object once
+    per process (Ray) or once per ``get``.
+    """
     ref = ctx.ray.put(arr)
-    a, b = ctx.ray.get(ref), ctx.ray.get(ref)
-    return bool(not a.flags.writeable and np.shares_memory(a, b) and not np.shares_memory(a, arr))
+    got = ctx.ray.get(ref)
+    backing = _mapping_of(got.ctypes.data)
+    return bool(not got.flags.writeable and backing.startswith("/") and not np.shares_memory(got, arr))
 
 
 @workload("single_client_put_gigabytes")
