@@ -21,9 +21,7 @@ from ._settings import OperatorSettings, ReconcileSettings, WatchSettings
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="spindle-operator", description="Operator for SpindleCluster.")
     scope = parser.add_mutually_exclusive_group()
-    scope.add_argument(
-        "-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)"
-    )
+    scope.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)")
     scope.add_argument(
         "-A",
         "--all-namespaces",
@@ -61,4 +59,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     logging.getLogger("spindle_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if not args.verbose:  # one "Handler succeeded" line per watch event is noise, not information
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(operate(settings_from_args(args)))

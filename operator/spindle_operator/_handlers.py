@@ -47,12 +47,12 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Con
     def login(**_: Any) -> kopf.ConnectionInfo:
         return kopf_connection(load_configuration(controller.settings.watch.kubeconfig))
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.event(GROUP, VERSION, PLURAL, id="cluster_changed", registry=registry)
     async def cluster_changed(name: str, namespace: str | None, **_: Any) -> None:
         if namespace:
             controller.poke(namespace, name)
 
-    @kopf.on.event("", "v1", "pods", labels={LABEL_CLUSTER: kopf.PRESENT}, registry=registry)
+    @kopf.on.event("", "v1", "pods", labels={LABEL_CLUSTER: kopf.PRESENT}, id="pod_changed", registry=registry)
     async def pod_changed(labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
         if namespace:
             controller.poke(namespace, labels[LABEL_CLUSTER])

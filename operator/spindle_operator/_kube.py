@@ -107,9 +107,7 @@ class Kube:
     def list_pods(self, namespace: str, label_selector: str) -> list[Obj]:
         try:
             items: list[Obj] = _json(
-                self.core.list_namespaced_pod(
-                    namespace, label_selector=label_selector, _preload_content=False
-                )
+                self.core.list_namespaced_pod(namespace, label_selector=label_selector, _preload_content=False)
             )["items"]
             return items
         except kubernetes.client.ApiException as exc:
@@ -141,9 +139,7 @@ class Kube:
 
     def patch_service(self, namespace: str, name: str, patch: Obj) -> None:
         try:
-            self.core.patch_namespaced_service(
-                name, namespace, patch, _content_type="application/merge-patch+json"
-            )
+            self.core.patch_namespaced_service(name, namespace, patch, _content_type="application/merge-patch+json")
         except kubernetes.client.ApiException as exc:
             raise _api_error(exc) from exc
 
@@ -153,9 +149,7 @@ class Kube:
             self.core.delete_namespaced_pod(
                 name,
                 namespace,
-                body=kubernetes.client.V1DeleteOptions(
-                    preconditions=kubernetes.client.V1Preconditions(uid=uid)
-                ),
+                body=kubernetes.client.V1DeleteOptions(preconditions=kubernetes.client.V1Preconditions(uid=uid)),
                 _preload_content=False,
             )
             return True

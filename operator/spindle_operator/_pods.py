@@ -49,8 +49,7 @@ def phase(pod: Mapping[str, Any]) -> str:
 
 def owned_by(pod: Mapping[str, Any], owner_uid: str) -> bool:
     return any(
-        ref.get("uid") == owner_uid and ref.get("controller")
-        for ref in pod["metadata"].get("ownerReferences") or []
+        ref.get("uid") == owner_uid and ref.get("controller") for ref in pod["metadata"].get("ownerReferences") or []
     )
 
 

@@ -137,9 +137,7 @@ def reconcile(
     any_outdated = False
     groups = spec.get("workerGroupSpecs") or []
     for group in groups:
-        group_pods = [
-            p for p in pods if _pods.node_type(p) == WORKER and _pods.group(p) == group["groupName"]
-        ]
+        group_pods = [p for p in pods if _pods.node_type(p) == WORKER and _pods.group(p) == group["groupName"]]
         acts, outdated = _group_actions(cluster, group, group_pods, suspended, budget, settings)
         worker_actions += acts
         any_outdated = any_outdated or outdated
@@ -167,18 +165,14 @@ def reconcile(
     return actions
 
 
-def _service_actions(
-    cluster: Mapping[str, Any], observed: Observed, settings: OperatorSettings
-) -> list[Action]:
+def _service_actions(cluster: Mapping[str, Any], observed: Observed, settings: OperatorSettings) -> list[Action]:
     if observed.service is None:
         return [CreateService(build_head_service(cluster, settings))]
     want = service_spec(cluster, settings)
     have = observed.service.get("spec") or {}
 
     def ports(items: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        return sorted(
-            (p.get("name"), p.get("port"), p.get("targetPort"), p.get("protocol", "TCP")) for p in items
-        )
+        return sorted((p.get("name"), p.get("port"), p.get("targetPort"), p.get("protocol", "TCP")) for p in items)
 
     if (
         have.get("type", "ClusterIP") != want["type"]
@@ -211,9 +205,7 @@ def _head_actions(
             )
     alive = [p for p in heads if _pods.is_alive(p)]
     if suspended:
-        return actions + [
-            DeletePod(_pods.name(p), _pods.uid(p), "Suspend", "cluster is suspended") for p in alive
-        ]
+        return actions + [DeletePod(_pods.name(p), _pods.uid(p), "Suspend", "cluster is suspended") for p in alive]
     if not alive:
         why = "replacing the failed head pod" if actions else "the cluster has no head pod"
         actions.append(CreatePod(build_pod(cluster, HEAD, head_spec, settings), "CreatedHeadPod", why))

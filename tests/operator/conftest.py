@@ -40,9 +40,7 @@ def operator_kubeconfig(kube_api: Any) -> str:
         "-f", str(MANIFESTS / "operator/00-namespace.yaml"),
         "-f", str(MANIFESTS / "operator/serviceaccount.yaml"),
     )  # fmt: skip
-    kube_api.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/spindleclusters.spindle.dev"
-    )
+    kube_api.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/spindleclusters.spindle.dev")
     path: str = kube_api.service_account_kubeconfig("spindle-system", "spindle-operator")
     return path
 
@@ -63,7 +61,7 @@ class OperatorThread:
     def _run(self) -> None:
         try:
             asyncio.run(operate(self.settings, stop_flag=self._stop, ready_flag=self._ready))
-        except BaseException as exc:  # surfaced by stop()
+        except BaseException as exc:  # noqa: BLE001  (surfaced by stop())
             self.error = exc
 
     def start(self) -> OperatorThread:
@@ -98,8 +96,9 @@ class Admin:
 
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
         self.ns = namespace
-        self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
+        # Any: the tests read optional model fields freely; a None there is a test failure anyway.
+        self.core: Any = client.CoreV1Api(api)
+        self.custom: Any = client.CustomObjectsApi(api)
         self._ips = iter(range(2, 250))
 
     # --- the SpindleCluster -------------------------------------------------------------------------
@@ -107,15 +106,11 @@ class Admin:
         body = copy.deepcopy(body)
         body.setdefault("apiVersion", f"{GROUP}/{VERSION}")
         body.setdefault("kind", "SpindleCluster")
-        result: dict[str, Any] = self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, self.ns, PLURAL, body
-        )
+        result: dict[str, Any] = self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)
         return result
 
     def cluster(self, name: str = "c") -> dict[str, Any]:
-        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.ns, PLURAL, name
-        )
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)
         return result
 
     def patch_cluster(self, patch: dict[str, Any], name: str = "c") -> None:
@@ -144,16 +139,12 @@ class Admin:
         live = [p for p in items if p.metadata.deletion_timestamp is None]
         return sorted(live, key=lambda p: (p.metadata.creation_timestamp, p.metadata.name))
 
-    def wait_pods(
-        self, head: int, workers: int, name: str = "c", timeout: float = WAIT
-    ) -> tuple[list[Any], list[Any]]:
+    def wait_pods(self, head: int, workers: int, name: str = "c", timeout: float = WAIT) -> tuple[list[Any], list[Any]]:
         def check() -> tuple[list[Any], list[Any]] | None:
             h, w = self.pods("head", name=name), self.pods("worker", name=name)
             return (h, w) if (len(h), len(w)) == (head, workers) else None
 
-        result: tuple[list[Any], list[Any]] = wait_for(
-            check, f"{head} head and {workers} worker pods", timeout
-        )
+        result: tuple[list[Any], list[Any]] = wait_for(check, f"{head} head and {workers} worker pods", timeout)
         return result
 
     def set_phase(self, pod: Any, phase: str, ready: bool) -> None:

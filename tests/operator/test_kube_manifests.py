@@ -18,9 +18,7 @@ def apply(kube_api: Any, namespace: str, manifest: str) -> Any:
     return kube_api.kubectl("apply", "-n", namespace, "-f", "-", input=manifest, check=False)
 
 
-def test_kubectl_apply_of_the_crds_and_samples_works(
-    kube_api: Any, kube_namespace: str, operator_kubeconfig: str
-):
+def test_kubectl_apply_of_the_crds_and_samples_works(kube_api: Any, kube_namespace: str, operator_kubeconfig: str):
     out = kube_api.kubectl(
         "apply", "-n", kube_namespace, "-f", str(MANIFESTS / "crds"), "-f", str(MANIFESTS / "samples")
     )
@@ -88,20 +86,23 @@ def test_a_cluster_name_too_long_for_its_service_is_rejected(
         ("create", "pods", True),
         ("delete", "pods", True),
         ("watch", "pods", True),
-        ("patch", "spindleclusters.spindle.dev/status", True),
+        ("patch", "spindleclusters.spindle.dev", True),
+        ("patch", "spindleclusters.spindle.dev --subresource=status", True),
         ("create", "secrets", True),
         ("create", "events", True),
         ("get", "secrets", False),
         ("list", "secrets", False),
         ("watch", "secrets", False),
         ("patch", "pods", False),
-        ("update", "pods/status", False),
-        ("create", "pods/exec", False),
+        ("update", "pods --subresource=status", False),
+        ("create", "pods --subresource=exec", False),
+        ("update", "spindleclusters.spindle.dev", False),
         ("delete", "services", False),
         ("create", "deployments.apps", False),
         ("delete", "spindleclusters.spindle.dev", False),
         ("create", "spindleclusters.spindle.dev", False),
         ("list", "nodes", False),
+        ("list", "customresourcedefinitions.apiextensions.k8s.io", False),
         ("create", "clusterrolebindings.rbac.authorization.k8s.io", False),
         ("escalate", "clusterroles.rbac.authorization.k8s.io", False),
     ],
@@ -110,5 +111,5 @@ def test_the_operator_service_account_can_do_exactly_what_it_needs(
     kube_api: Any, kube_namespace: str, operator_kubeconfig: str, verb: str, resource: str, allowed: bool
 ):
     # Sufficiency is proven by every other k8s test (the operator runs as this account); this pins scope.
-    result = kube_api.kubectl("auth", "can-i", verb, resource, "-n", kube_namespace, "--as", SA, check=False)
+    result = kube_api.kubectl("auth", "can-i", verb, *resource.split(), "-n", kube_namespace, "--as", SA, check=False)
     assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
