@@ -166,3 +166,37 @@ def test_the_controller_coalesces_pokes_and_retires_the_worker_of_a_deleted_clus
         await controller.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_conflict_from_a_stale_read_is_retried_with_a_fresh_one():
+    g = group(replicas=1)
+    kube = FakeKube(cluster(g))
+    run(kube)
+    pod_name = next(name for kind, name in kube.objects if kind == "Pod" and "worker" in name)
+    kube.clusters["c"]["spec"]["workerGroupSpecs"][0]["scaleStrategy"] = {"workersToDelete": [pod_name]}
+    real_get = kube.get_cluster
+    reads = iter(range(100))
+
+    def stale_first(namespace: str, name: str) -> dict[str, Any] | None:
+        c = real_get(namespace, name)
+        if c is not None and next(reads) == 0:
+            c["metadata"]["resourceVersion"] = "6"  # what a lagging cache would return
+        return c
+
+    kube.get_cluster = stale_first  # type: ignore[method-assign]
+    controller = Controller(SETTINGS)
+    controller._kube = kube  # type: ignore[assignment]
+
+    async def scenario() -> None:
+        controller.poke(NS, "c")
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+            if kube.clusters["c"]["spec"]["workerGroupSpecs"][0]["scaleStrategy"]["workersToDelete"] == []:
+                break
+        await controller.stop()
+
+    asyncio.run(scenario())
+    assert kube.clusters["c"]["spec"]["workerGroupSpecs"][0]["scaleStrategy"]["workersToDelete"] == []
+    assert ("Pod", pod_name) not in kube.objects
+    workers = [name for kind, name in kube.objects if kind == "Pod" and "worker" in name]
+    assert len(workers) == 1

@@ -8,6 +8,7 @@ operator with no memory of the first must create exactly the missing pods.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -33,24 +34,20 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def operator_process(
-    namespace: str, kubeconfig: str, log: Path
+    namespace: str | None, kubeconfig: str, log: Path, *, kopf_run: bool = False
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     url = f"http://127.0.0.1:{free_port()}/healthz"
-    argv = [
-        sys.executable,
-        "-m",
-        "spindle_operator",
-        "--namespace",
-        namespace,
-        "--kubeconfig",
-        kubeconfig,
-        "--liveness",
-        url,
-        "--resync-seconds",
-        "5",
-    ]
+    scope = ["--namespace", namespace] if namespace else ["--all-namespaces"]
+    env = dict(os.environ)
+    if kopf_run:  # `kopf run -m spindle_operator`: settings come from SPINDLE_OPERATOR_* variables
+        argv = [sys.executable, "-m", "kopf", "run", "-m", "spindle_operator", "--standalone", *scope]
+        argv += ["--liveness", url]
+        env["SPINDLE_OPERATOR_KUBECONFIG"] = kubeconfig
+    else:
+        argv = [sys.executable, "-m", "spindle_operator", *scope, "--kubeconfig", kubeconfig]
+        argv += ["--liveness", url, "--resync-seconds", "5"]
     with log.open("ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
 
         def alive() -> bool:
@@ -83,9 +80,7 @@ def test_an_operator_killed_mid_reconcile_is_replaced_without_duplicate_pods(
 
     with operator_process(admin.ns, operator_kubeconfig, log) as (first, _):
         admin.create_cluster(spindle_cluster(worker_group(replicas=WORKERS)))
-        status = wait_for(
-            lambda: (s := admin.status()).get("state") == "Failed" and s, "quota failure reported"
-        )
+        status = wait_for(lambda: (s := admin.status()).get("state") == "Failed" and s, "quota failure reported")
         assert "exceeded quota" in status["reason"]
         assert {c["type"]: c["status"] for c in status["conditions"]}["ReplicaFailure"] == "True"
         first.kill()
@@ -103,3 +98,20 @@ def test_an_operator_killed_mid_reconcile_is_replaced_without_duplicate_pods(
         reasons = {reason for _, reason, _ in admin.events()}
         assert not reasons & {"DuplicateHeadPod", "ScaleDown", "WorkerPodFailed"}, reasons
         assert len(admin.pods()) == 1 + WORKERS
+
+
+def test_kopf_run_dash_m_spindle_operator_reconciles(admin: Admin, operator_kubeconfig: str, tmp_path: Path):
+    with operator_process(admin.ns, operator_kubeconfig, tmp_path / "kopf.log", kopf_run=True):
+        admin.create_cluster(spindle_cluster(worker_group(replicas=1)))
+        admin.wait_pods(1, 1)
+
+
+def test_an_operator_watching_all_namespaces_reconciles_with_the_shipped_cluster_role(
+    admin: Admin, operator_kubeconfig: str, tmp_path: Path
+):
+    # This is how manifests/operator/deployment.yaml runs it: cluster-wide lists and watches.
+    with operator_process(None, operator_kubeconfig, tmp_path / "operator.log"):
+        admin.create_cluster(spindle_cluster(worker_group(replicas=2)))
+        admin.wait_pods(1, 2)
+        admin.make_all_ready()
+        wait_for(lambda: admin.status().get("state") == "Ready", "Ready")
