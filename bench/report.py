@@ -116,6 +116,15 @@ def table(rows: list[Row], markdown: bool = False) -> str:
     return "\n".join(fmt.format(*x) for x in [head, *body])
 
 
+def heading(meta: dict[str, Any]) -> str:
+    m = meta["machine"]
+    return (
+        f"Spindle vs Ray, {meta['date']}, {m['hostname']} ({m['cpu']}, {m['cpus']} CPUs, {m['memory_gib']} GiB), "
+        f"commit {meta['git_commit']}; median of {meta['reps']} fresh-process runs each; "
+        "ratio > 1 means Spindle is better (throughput Spindle/Ray, time and memory Ray/Spindle)"
+    )
+
+
 def record(meta: dict[str, Any], runs: list[Run], rows: list[Row]) -> dict[str, Any]:
     return {
         "meta": meta,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import socket
@@ -96,6 +97,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="JSON path (default bench/results/<utc time>.json)",
     )
     p.add_argument("--list", action="store_true", help="list workloads and metrics, then exit")
+    p.add_argument("--show", type=Path, default=None, metavar="JSON", help="print the table of a saved run, then exit")
+    p.add_argument("--markdown", action="store_true", help="with --show: a Markdown table (for bench/README.md)")
     p.add_argument(
         "--multinode",
         action="store_true",
@@ -233,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
             for m in w.metrics:
                 print(f"    {m.name} ({m.unit}, {m.better.value} is better)")
         return 0
+    if args.show:
+        data = json.loads(args.show.read_text())
+        rows = [report.Row(**r) for r in data["summary"]]
+        print(report.heading(data["meta"]))
+        print(report.table(rows, markdown=args.markdown))
+        return 0
     if args.multinode:
         from bench import multinode
 
@@ -305,11 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     out_path = args.out or ROOT / "bench/results" / f"{now:%Y%m%dT%H%M%SZ}{'-smoke' if args.smoke else ''}.json"
     report.write(out_path, report.record(meta, runs, rows))
-    print(
-        f"\nSpindle vs Ray, {meta['date']}, {meta['machine']['cpu']} x{meta['machine']['cpus']}; "
-        f"median of {reps} fresh-process runs each; ratio > 1 means Spindle is better "
-        "(throughput spindle/ray, time and memory ray/spindle)\n"
-    )
+    print("\n" + report.heading(meta) + "\n")
     print(report.table(rows))
     print(f"\nJSON: {out_path}")
     return 0 if all(r.ok for r in runs) else 1
