@@ -97,6 +97,11 @@ class Agent:
         while not self.stopping:
             with self.cond:
                 avail = dict(self.available)
+                if log.isEnabledFor(logging.DEBUG):
+                    assert self.pool is not None
+                    log.debug("available=%s leases=%s workers=%s", avail,
+                              [(w.worker_id[:6], n, w.blocked) for w, n in self.leases.values()],
+                              [(w.worker_id[:6], w.state, w.blocked, bool(w.lease_id)) for w in self.pool.by_id.values()])
             try:
                 view = self._head().Heartbeat(pb.HeartbeatRequest(node_id=self.node_id,
                                                                   available=pb.Resources(amounts=avail)),

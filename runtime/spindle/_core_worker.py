@@ -9,6 +9,8 @@ submission lives in ``_submitter``, actor calls in ``_actor_client``, execution 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import queue
 import sys
 import threading
@@ -67,6 +69,9 @@ class CoreWorker:
         self.closed = False
         threading.Thread(target=self._free_loop, daemon=True, name="spindle-free").start()
         set_counter(self)
+        if os.environ.get("SPINDLE_DEBUG"):
+            signal.signal(signal.SIGUSR1, lambda *_: sys.__stderr__.write(
+                f"[{self.mode} {os.getpid()}] {self.submitter.debug_state()}\n"))
 
     # ---------------------------------------------------------------- stubs
     def head(self) -> rpc.HeadStub:
@@ -206,6 +211,13 @@ class CoreWorker:
         finally:
             if blocked:
                 self.set_blocked(False)
+
+    def holder_gone(self, lease_id: bytes) -> None:
+        """Our lease holder closed its stream (returned the lease, or died): make sure the lease is back."""
+        try:
+            self.agent().ReturnLease(pb.ReturnLeaseRequest(lease_id=lease_id), metadata=self.md, timeout=10)
+        except grpc.RpcError:
+            pass
 
     def set_blocked(self, blocked: bool) -> None:
         try:

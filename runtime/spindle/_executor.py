@@ -87,6 +87,10 @@ class Executor:
     # ---------------------------------------------------------------- streams
     def push_tasks(self, requests: Iterator[pb.TaskBatch], context: Any) -> Iterator[pb.ResultBatch]:
         sink = Sink()
+        lease_id = b""
+        for key, value in context.invocation_metadata() or ():
+            if key == "x-spindle-lease":
+                lease_id = bytes.fromhex(value)
 
         def reader() -> None:
             try:
@@ -99,6 +103,8 @@ class Executor:
                 pass
             finally:
                 sink.q.put(None)
+                if lease_id:
+                    self.cw.holder_gone(lease_id)
 
         threading.Thread(target=reader, daemon=True, name="spindle-push").start()
         return sink.batches()

@@ -96,7 +96,8 @@ def start(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
         log = os.path.join(session_dir, "logs", "head.log")
         head_proc = subprocess.Popen([sys.executable, "-m", "spindle._head", "--host", host, "--port", str(port)],
                                      env=env, stdout=subprocess.PIPE, stderr=open(log, "ab"),
-                                     stdin=subprocess.DEVNULL, preexec_fn=preexec)
+                                     stdin=subprocess.DEVNULL, preexec_fn=preexec,
+                                     start_new_session=not tie_to_parent)
         procs.append(head_proc)
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         head_address = f"{connect_host}:{port}"
@@ -112,7 +113,8 @@ def start(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
         argv += ["--node-ip", node_ip]
     agent_log = os.path.join(session_dir, "logs", "agent.log")
     agent_proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=open(agent_log, "ab"),
-                                  stdin=subprocess.DEVNULL, preexec_fn=preexec)
+                                  stdin=subprocess.DEVNULL, preexec_fn=preexec,
+                                  start_new_session=not tie_to_parent)
     procs.append(agent_proc)
     try:
         if head_proc is not None and head_proc.stdout is not None:

@@ -197,7 +197,8 @@ class TaskSubmitter:
     def _granted(self, q: KeyQueue, reply: pb.LeaseReply, agent_address: str) -> None:
         lease = Lease(reply.lease_id, reply.worker_address, agent_address, q.key)
         stub = rpc.CoreWorkerStub(self.cw.channels.get(reply.worker_address))
-        call = stub.PushTasks(iter(lease.out.get, None), metadata=self.cw.md)
+        call = stub.PushTasks(iter(lease.out.get, None),
+                              metadata=(*self.cw.md, ("x-spindle-lease", reply.lease_id.hex())))
         threading.Thread(target=self._read, args=(q, lease, call), daemon=True, name="spindle-results").start()
         with self.lock:
             lease.idle_since = time.monotonic()
@@ -339,6 +340,14 @@ class TaskSubmitter:
             for lease in done:
                 lease.out.put(None)
                 self._return_lease(lease, False)
+
+    def debug_state(self) -> str:
+        with self.lock:
+            return "; ".join(
+                f"key={q.key[0]} queued={len(q.tasks)} requesting={q.requesting} ewma={q.ewma} leases="
+                + ",".join(f"{lease.worker_address}:{len(lease.inflight)}:{'dead' if lease.dead else 'ok'}"
+                           for lease in q.leases)
+                for q in self.queues.values())
 
     def shutdown(self) -> None:
         self.closed = True

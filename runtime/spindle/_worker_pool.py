@@ -55,7 +55,8 @@ class WorkerPool:
             "SPINDLE_HEAD_ADDRESS": self.agent.head_address,
             "SPINDLE_WORKER_ID": worker_id,
         })
-        proc = subprocess.Popen([sys.executable, "-m", "spindle._worker"], env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen([sys.executable, "-m", "spindle._worker"], env=env, stdin=subprocess.DEVNULL,
+                                stdout=sys.stderr.fileno())
         rec = WorkerRecord(worker_id, proc)
         with self.cond:
             self.by_id[worker_id] = rec
