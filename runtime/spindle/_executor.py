@@ -174,6 +174,7 @@ class Executor:
             self.running[spec.task_id] = threading.get_ident()
         self.ctx.task_id, self.ctx.sink = spec.task_id, sink
         self.ctx.name = spec.name
+        self.cw.job_id = spec.job_id
         return True
 
     def _end(self, spec: pb.TaskSpec) -> None:
@@ -269,6 +270,8 @@ class Executor:
             self.ctx.name = spec.class_name
             try:
                 _apply_env(spec.env_vars)
+                self.cw.job_id = spec.job_id
+                self.cw.namespace = spec.namespace
                 cls = cloudpickle.loads(spec.class_blob)
                 args, kwargs = self._resolve(spec.args)
                 self.actor_spec = spec

@@ -1,0 +1,39 @@
+"""Frames: small values inline, large buffers out of band and zero-copy from the shared-memory store."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from spindle import _store
+from spindle._serialization import deserialize, serialize
+
+
+def test_small_values_round_trip_inline() -> None:
+    value = {"a": [1, 2, 3], "b": "text", "c": (None, 1.5)}
+    ser = serialize(value)
+    assert not ser.buffers
+    assert deserialize(ser.to_bytes()) == value
+
+
+def test_large_numpy_buffers_go_out_of_band_and_round_trip() -> None:
+    arr = np.arange(1_000_000, dtype=np.float64)
+    ser = serialize({"x": arr})
+    assert len(ser.buffers) == 1
+    out = deserialize(ser.to_bytes())["x"]
+    assert np.array_equal(out, arr)
+
+
+def test_store_objects_map_zero_copy_and_read_only(tmp_path: object) -> None:
+    arr = np.random.default_rng(0).random((500, 500))
+    path = _store.object_path("testnode" + os.urandom(4).hex(), os.urandom(16))
+    try:
+        _store.write_object(path, serialize(arr))
+        view = _store.map_object(path)
+        out = deserialize(view)
+        assert np.array_equal(out, arr)
+        assert not out.flags.writeable
+        assert not out.flags.owndata  # a view into the mapping, not a copy
+    finally:
+        _store.delete_object(path)
