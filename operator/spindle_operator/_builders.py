@@ -112,6 +112,34 @@ def start_flags(params: Mapping[str, Any]) -> list[str]:
     return flags
 
 
+def cpu_quantity(value: Any) -> str | None:
+    """A Kubernetes CPU quantity ("2", "500m", 1.5) as a plain number string for ``--num-cpus``."""
+    text = str(value).strip()
+    try:
+        number = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    except ValueError:
+        return None
+    return f"{number:g}"
+
+
+def inferred_params(container: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """``startParams`` plus ``num-cpus``/``num-gpus`` from the container's limits (else requests) unless set.
+
+    Without this an agent in a 2-CPU pod on a 64-core node would offer 64 CPUs (KubeRay does the same).
+    """
+    merged = dict(params)
+    keys = {k.lstrip("-") for k in params}
+    resources = container.get("resources") or {}
+    amounts = {**(resources.get("requests") or {}), **(resources.get("limits") or {})}
+    if "num-cpus" not in keys and "cpu" in amounts:
+        cpus = cpu_quantity(amounts["cpu"])
+        if cpus is not None:
+            merged["num-cpus"] = cpus
+    if "num-gpus" not in keys and "nvidia.com/gpu" in amounts:
+        merged["num-gpus"] = str(amounts["nvidia.com/gpu"])
+    return merged
+
+
 def _merge_env(container: Obj, env: Sequence[Obj]) -> None:
     """Prepend operator env vars; a variable the user already set wins."""
     existing = {e.get("name") for e in container.get("env", [])}
@@ -164,7 +192,7 @@ def build_pod(
     main = containers[MAIN_CONTAINER_INDEX]
     env = _agent_env(cluster, settings)
     _merge_env(main, env)
-    flags = start_flags(group_spec.get("startParams") or {})
+    flags = start_flags(inferred_params(main, group_spec.get("startParams") or {}))
     ports = settings.ports
     if "command" not in main and "args" not in main:
         if node_type == HEAD:

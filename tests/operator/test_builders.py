@@ -11,6 +11,8 @@ from spindle_operator._builders import (
     build_head_service,
     build_pod,
     build_token_secret,
+    cpu_quantity,
+    inferred_params,
     start_flags,
     template_hash,
 )
@@ -161,9 +163,25 @@ def test_the_token_secret_is_owned_by_the_cluster():
 
 
 def test_settings_come_from_the_environment_for_kopf_run():
-    s = OperatorSettings.from_env(
-        {"SPINDLE_OPERATOR_NAMESPACES": "a,b", "SPINDLE_OPERATOR_RESYNC_SECONDS": "5"}
-    )
+    s = OperatorSettings.from_env({"SPINDLE_OPERATOR_NAMESPACES": "a,b", "SPINDLE_OPERATOR_RESYNC_SECONDS": "5"})
     assert s.watch.namespaces == ("a", "b") and not s.watch.clusterwide
     assert s.reconcile.resync_seconds == 5.0
     assert OperatorSettings.from_env({}).watch.clusterwide
+
+
+def test_cpu_and_gpu_counts_come_from_the_container_resources_unless_start_params_say_otherwise():
+    g = group()
+    g["template"]["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "500m"},
+        "limits": {"cpu": "2", "nvidia.com/gpu": 1},
+    }
+    command = build_pod(cluster(g), WORKER, g, SETTINGS)["spec"]["containers"][0]["command"]
+    assert command[-4:] == ["--num-cpus", "2", "--num-gpus", "1"]
+    main = g["template"]["spec"]["containers"][0]
+    assert inferred_params(main, {"num-cpus": "8"}) == {"num-cpus": "8", "num-gpus": "1"}
+    assert inferred_params({"resources": {"requests": {"cpu": "250m"}}}, {}) == {"num-cpus": "0.25"}
+    assert inferred_params({}, {}) == {}
+
+
+def test_cpu_quantities_parse_like_kubernetes():
+    assert [cpu_quantity(q) for q in ("2", "500m", 1.5, "bogus")] == ["2", "0.5", "1.5", None]
