@@ -33,8 +33,12 @@ def fibonacci_distributed(sequence_size: int) -> int:
 
 
 def describe(n: int) -> str:
-    digits = str(n)
-    return digits if len(digits) <= 30 else f"{len(digits)} digits, ending ...{digits[-10:]}"
+    """The number itself when short, else its digit count and last digits (str() of a huge int
+    is refused by Python past 4,300 digits)."""
+    digits = int(n.bit_length() * 0.30102999566398)  # floor(log10(n)) or one less
+    if n >= 10**digits:
+        digits += 1
+    return str(n) if digits <= 30 else f"{digits} digits, ending ...{n % 10**10:010d}"
 
 
 def main() -> None:
