@@ -15,8 +15,10 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 _PR_SET_PDEATHSIG = 1
+T = TypeVar("T")
 
 
 def _die_with_parent() -> None:
@@ -68,10 +70,13 @@ class Process:
         return self._popen.poll() is None
 
     def failure(self, why: str) -> StartupError:
+        """Stop the process (a half-started server must not linger) and describe why, with its log."""
+        self.stop()
         return StartupError(f"{self.name} {why}; last lines of {self.log}:\n{tail(self.log)}")
 
     def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
-        """Poll ``ready`` with exponential backoff until it holds, the process dies or time runs out."""
+        """Poll ``ready`` with exponential backoff until it holds; StartupError if the process dies or
+        time runs out (the process is stopped then)."""
         deadline = time.monotonic() + timeout
         delay = 0.05
         while True:
@@ -95,4 +100,16 @@ class Process:
             except subprocess.TimeoutExpired:
                 self._popen.kill()
                 self._popen.wait()
-        self._file.close()
+        if not self._file.closed:
+            self._file.close()
+
+
+def start_retrying(start: Callable[[], T], attempts: int = 3) -> T:
+    """Run ``start`` again when a server lost the race for the port free_port() picked."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return start()
+        except StartupError as exc:
+            if attempt == attempts or "address already in use" not in str(exc):
+                raise
+    raise AssertionError("unreachable")

@@ -23,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 
 from . import _servers
 from ._pki import CertPair, Pki, generate
-from ._process import StartupError
+from ._process import StartupError, start_retrying
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-k8s.sh"
@@ -226,9 +226,9 @@ def running_cluster(root: Path, binaries: Path | None = None) -> Iterator[KubeAP
     layout.logs.mkdir(parents=True, exist_ok=True)
     pki = generate(layout.pki, _servers.SERVICE_IP)
     with ExitStack() as stack:
-        etcd, etcd_url = _servers.start_etcd(binaries, layout)
+        etcd, etcd_url = start_retrying(lambda: _servers.start_etcd(binaries, layout))
         stack.callback(etcd.stop)
-        apiserver, server = _servers.start_apiserver(binaries, layout, pki, etcd_url)
+        apiserver, server = start_retrying(lambda: _servers.start_apiserver(binaries, layout, pki, etcd_url))
         stack.callback(apiserver.stop)
         kcm_kubeconfig = write_kubeconfig(
             root / "controller-manager.kubeconfig",
@@ -237,7 +237,7 @@ def running_cluster(root: Path, binaries: Path | None = None) -> Iterator[KubeAP
             "kcm",
             cert=pki.controller_manager,
         )
-        kcm = _servers.start_controller_manager(binaries, layout, pki, kcm_kubeconfig)
+        kcm = start_retrying(lambda: _servers.start_controller_manager(binaries, layout, pki, kcm_kubeconfig))
         stack.callback(kcm.stop)
         yield KubeAPI(server, pki, root, binaries)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -150,3 +151,23 @@ def test_pods_stay_pending_until_a_test_sets_them_running_and_ready_through_the_
     ready = {c.type: c.status for c in running.status.conditions}
     assert ready["Ready"] == "True"
     assert running.status.container_statuses[0].ready is True
+
+
+def test_helm_installs_and_uninstalls_a_chart_against_the_api_server(
+    kube_api: KubeAPI, kube_namespace: str, tmp_path: Path
+) -> None:
+    chart = tmp_path / "demo"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: demo\nversion: 0.1.0\n")
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\n"
+        "data:\n  greeting: {{ .Values.greeting | quote }}\n"
+    )
+    kube_api.helm("install", "demo", str(chart), "-n", kube_namespace, "--set", "greeting=hello")
+    with kube_api.api_client() as api:
+        core = client.CoreV1Api(api)
+        assert core.read_namespaced_config_map("demo-settings", kube_namespace).data == {"greeting": "hello"}
+        kube_api.helm("uninstall", "demo", "-n", kube_namespace, "--wait")
+        with pytest.raises(ApiException) as gone:
+            core.read_namespaced_config_map("demo-settings", kube_namespace)
+    assert gone.value.status == 404
