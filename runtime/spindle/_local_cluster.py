@@ -23,7 +23,7 @@ from typing import IO
 from . import _ids, _store
 from ._rpc import free_port, new_token
 
-SESSION_ROOT = os.path.join(tempfile.gettempdir(), "spindle")
+SESSION_ROOT = os.environ.get("SPINDLE_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "spindle")
 
 
 def _die_with_parent() -> None:
