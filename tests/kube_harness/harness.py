@@ -194,7 +194,8 @@ class KubeAPI:
         return result
 
     def service_account_kubeconfig(self, namespace: str, name: str) -> str:
-        """Create the ServiceAccount if needed and return a kubeconfig holding a fresh token of it."""
+        """Create the ServiceAccount if needed and return a kubeconfig holding a fresh token of it
+        (valid 24 h, so a session-scoped kubeconfig outlives any test run)."""
         with self.api_client() as api:
             core = client.CoreV1Api(api)
             try:
@@ -206,7 +207,7 @@ class KubeAPI:
                 if exc.status != 409:
                     raise
             request = client.AuthenticationV1TokenRequest(
-                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=24 * 3600)
             )
             token = core.create_namespaced_service_account_token(name, namespace, request)
         if token.status is None:
