@@ -7,7 +7,8 @@ import json
 import logging
 import os
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import grpc
 
@@ -112,7 +113,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             agent_address, node_id = _pick_local_node(head_address, token, ip)
         cw = CoreWorker(mode="driver", token=token, head_address=head_address, agent_address=agent_address,
                         node_id=node_id, ip=ip, log_to_driver=log_to_driver)
-        cw.runtime_env_vars = {str(k): str(v) for k, v in ((runtime_env or {}).get("env_vars") or {}).items()}  # type: ignore[attr-defined]
+        cw.runtime_env_vars = {str(k): str(v) for k, v in ((runtime_env or {}).get("env_vars") or {}).items()}
         cw.namespace = namespace or os.urandom(8).hex()
         try:
             reply = cw.head().RegisterJob(pb.RegisterJobRequest(driver_address=cw.address, namespace=cw.namespace,
@@ -221,7 +222,7 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
     if len(set(refs)) != len(refs):
         raise ValueError("Wait requires a list of unique object refs.")
     if num_returns <= 0:
-        raise ValueError("Invalid number of objects to return %d." % num_returns)
+        raise ValueError(f"Invalid number of objects to return {num_returns}.")
     if num_returns > len(refs):
         raise ValueError("num_returns cannot be greater than the number of objects provided to wait().")
     if timeout is not None and timeout < 0:

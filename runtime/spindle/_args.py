@@ -9,7 +9,8 @@ refs. While a task is pending its dependencies are pinned so they cannot be free
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ._object_ref import ObjectRef
 from ._proto import pb

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import queue
+import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import cloudpickle
 import grpc
@@ -47,6 +48,7 @@ class CoreWorker:
         self.log_to_driver = log_to_driver
         self.job_id = b""
         self.namespace = ""
+        self.runtime_env_vars: dict[str, str] = {}
         self.channels = Channels(token)
         self.md = self.channels.metadata
         self.store = MemoryStore()
@@ -70,7 +72,7 @@ class CoreWorker:
         threading.Thread(target=self._free_loop, daemon=True, name="spindle-free").start()
         set_counter(self)
         if os.environ.get("SPINDLE_DEBUG"):
-            signal.signal(signal.SIGUSR1, lambda *_: sys.__stderr__.write(
+            signal.signal(signal.SIGUSR1, lambda *_: sys.stderr.write(
                 f"[{self.mode} {os.getpid()}] {self.submitter.debug_state()}\n"))
 
     # ---------------------------------------------------------------- stubs

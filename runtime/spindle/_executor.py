@@ -17,8 +17,9 @@ import queue
 import threading
 import time
 import traceback
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
@@ -238,7 +239,7 @@ class Executor:
             values = list(value) if value is not None or n == 0 else []
             if len(values) != n:
                 raise ValueError(f"Task {spec.name!r} declared num_returns={n} but returned {len(values)} values")
-        returns = [self.cw.to_object_value(rid, v) for rid, v in zip(spec.return_ids, values)]
+        returns = [self.cw.to_object_value(rid, v) for rid, v in zip(spec.return_ids, values, strict=True)]
         return pb.TaskResult(task_id=spec.task_id, returns=returns, exec_seconds=time.perf_counter() - start)
 
     def _error_result(self, spec: pb.TaskSpec, e: BaseException, start: float) -> pb.TaskResult:

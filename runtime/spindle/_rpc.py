@@ -11,8 +11,9 @@ import hmac
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 from concurrent import futures
-from typing import Any, Callable
+from typing import Any
 
 import grpc
 

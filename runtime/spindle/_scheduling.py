@@ -9,8 +9,9 @@ run it: the caller warns and keeps waiting, as Ray does, since nodes may join).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Mapping
+from typing import Literal
 
 EPS = 1e-9
 

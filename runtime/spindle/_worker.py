@@ -95,7 +95,7 @@ def main() -> None:
             pb.RegisterWorkerRequest(worker_id=cw.worker_id, address=cw.address, pid=os.getpid()),
             metadata=((TOKEN_KEY, token),), timeout=30, wait_for_ready=True)
     except grpc.RpcError as e:
-        sys.__stderr__.write(f"spindle worker: cannot register with agent {agent_address}: {e}\n")
+        print(f"spindle worker: cannot register with agent {agent_address}: {e}", file=sys.__stderr__)
         os._exit(1)
     cw.head_address = reply.head_address or cw.head_address
     executor.run_forever()

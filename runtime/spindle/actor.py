@@ -169,7 +169,7 @@ class ActorClass:
                 ov = cw.store.get(ref.binary())
                 assert ov is not None
                 prepared.args[i].value.CopyFrom(ov)
-        base_env = getattr(cw, "runtime_env_vars", {})
+        base_env = cw.runtime_env_vars
         spec = pb.ActorSpec(
             actor_id=_ids.new_id(), class_blob=self._blob, class_name=self.__name__, args=prepared.args,
             placement=pb.Resources(amounts=placement), hold=pb.Resources(amounts=hold),

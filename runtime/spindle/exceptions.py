@@ -34,7 +34,7 @@ class RayTaskError(SpindleError):
             return cause or self
         cause_cls = type(cause)
         try:
-            cls = _dual_class(cause_cls)
+            cls: Any = _dual_class(cause_cls)
             err = cls.__new__(cls)
             err.__dict__.update(getattr(cause, "__dict__", {}))
             err.args = cause.args

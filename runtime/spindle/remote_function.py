@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import _ids
 from ._context import core
@@ -41,7 +42,7 @@ class RemoteFunction:
         self._options = options
         self._fn_id = _ids.new_id()
         self._blob: bytes | None = None
-        self._name = options.get("name") or getattr(fn, "__qualname__", getattr(fn, "__name__", "task"))
+        self._name: str = str(options.get("name") or getattr(fn, "__qualname__", getattr(fn, "__name__", "task")))
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -55,7 +56,7 @@ class RemoteFunction:
         clone = RemoteFunction.__new__(RemoteFunction)
         clone.__dict__.update(self.__dict__)
         clone._options = merged
-        clone._name = merged.get("name") or self._name
+        clone._name = str(merged.get("name") or self._name)
         return clone
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
@@ -63,7 +64,7 @@ class RemoteFunction:
         if self._blob is None:
             self._blob = pickle_function(self._function)
         opts = dict(self._options)
-        base_env = cw.runtime_env_vars if hasattr(cw, "runtime_env_vars") else {}
+        base_env = cw.runtime_env_vars
         opts["env_vars"] = {**base_env, **env_vars_of(opts)}
         refs = cw.submitter.submit(self._fn_id, self._blob, self._name, args, kwargs, opts)
         n = int(opts.get("num_returns", 1))
