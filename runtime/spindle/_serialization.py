@@ -34,7 +34,7 @@ class Serialized:
         self.pickled = pickled
         self.buffers = buffers
         if buffers:
-            size = 1 + _aligned(_HEAD.size + _LEN.size * len(buffers)) + _aligned(len(pickled))
+            size = _aligned(1 + _HEAD.size + _LEN.size * len(buffers)) + _aligned(len(pickled))
             for b in buffers:
                 size += _aligned(b.nbytes)
             self.size = size
@@ -52,11 +52,12 @@ class Serialized:
         """The frame as a list of byte pieces, for ``os.writev`` into a store file."""
         if not self.buffers:
             return [b"P", self.pickled]
-        head = bytearray(_aligned(_HEAD.size + _LEN.size * len(self.buffers)))
-        _HEAD.pack_into(head, 0, len(self.buffers), len(self.pickled))
+        head = bytearray(_aligned(1 + _HEAD.size + _LEN.size * len(self.buffers)))
+        head[0:1] = b"F"
+        _HEAD.pack_into(head, 1, len(self.buffers), len(self.pickled))
         for i, b in enumerate(self.buffers):
-            _LEN.pack_into(head, _HEAD.size + i * _LEN.size, b.nbytes)
-        out: list[bytes | memoryview] = [b"F", bytes(head), self.pickled, bytes(_aligned(len(self.pickled)) - len(self.pickled))]
+            _LEN.pack_into(head, 1 + _HEAD.size + i * _LEN.size, b.nbytes)
+        out: list[bytes | memoryview] = [bytes(head), self.pickled, bytes(_aligned(len(self.pickled)) - len(self.pickled))]
         for b in self.buffers:
             out.append(b if b.format == "B" and b.ndim == 1 else b.cast("B"))
             pad = _aligned(b.nbytes) - b.nbytes
@@ -77,7 +78,7 @@ class Serialized:
         for b in self.buffers:
             _LEN.pack_into(mv, off, b.nbytes)
             off += _LEN.size
-        pos = 1 + _aligned(_HEAD.size + _LEN.size * len(self.buffers))
+        pos = _aligned(1 + _HEAD.size + _LEN.size * len(self.buffers))
         mv[pos : pos + len(self.pickled)] = self.pickled
         pos += _aligned(len(self.pickled))
         for b in self.buffers:
@@ -125,7 +126,7 @@ def deserialize(frame: bytes | memoryview) -> Any:
         (n,) = _LEN.unpack_from(mv, off)
         lens.append(n)
         off += _LEN.size
-    pos = 1 + _aligned(_HEAD.size + _LEN.size * nbufs)
+    pos = _aligned(1 + _HEAD.size + _LEN.size * nbufs)
     pickled = mv[pos : pos + plen]
     pos += _aligned(plen)
     bufs = []

@@ -37,3 +37,15 @@ def test_store_objects_map_zero_copy_and_read_only(tmp_path: object) -> None:
         assert not out.flags.owndata  # a view into the mapping, not a copy
     finally:
         _store.delete_object(path)
+
+
+def test_out_of_band_buffers_are_64_byte_aligned_in_the_frame() -> None:
+    arr = np.arange(100_000, dtype=np.float64)
+    frame = serialize(arr).to_bytes()
+    buf = bytearray(len(frame) + 64)
+    base = np.frombuffer(buf, dtype=np.uint8).ctypes.data
+    start = (-base) % 64  # lay the frame at an aligned address, as a store mapping is
+    buf[start : start + len(frame)] = frame
+    out = deserialize(memoryview(buf)[start : start + len(frame)])
+    assert out.ctypes.data % 64 == 0
+    assert np.array_equal(out, arr)
