@@ -20,6 +20,7 @@ import grpc
 
 from . import _args, _ids
 from ._proto import pb, rpc
+from ._rpc import batched
 from .exceptions import ActorDiedError
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ class ActorClient:
 
         out: queue.SimpleQueue[pb.TaskBatch | None] = queue.SimpleQueue()
         stub = rpc.CoreWorkerStub(self.cw.channels.get(info.worker_address))
-        call = stub.PushTasks(iter(out.get, None), metadata=self.cw.md)
+        call = stub.PushTasks(batched(out), metadata=self.cw.md)
         with self.lock:
             conn.out = out
             conn.state = "ALIVE"

@@ -11,7 +11,7 @@ import hmac
 import secrets
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
 
@@ -111,6 +111,34 @@ class Channels:
             self._channels.clear()
         for ch in chans:
             ch.close()
+
+
+def batched(q: Any) -> Iterator[Any]:
+    """Drain a queue of TaskBatch messages into as few messages as possible (None ends the stream).
+
+    The stream's sender blocks for the first batch, then merges everything already queued behind
+    it, so a burst of submissions costs one message instead of one per task.
+    """
+    import queue as _queue
+
+    while True:
+        first = q.get()
+        if first is None:
+            return
+        merged = None
+        while True:
+            try:
+                nxt = q.get_nowait()
+            except _queue.Empty:
+                break
+            if nxt is None:
+                yield merged if merged is not None else first
+                return
+            if merged is None:
+                merged = type(first)()
+                merged.MergeFrom(first)
+            merged.MergeFrom(nxt)
+        yield merged if merged is not None else first
 
 
 def free_port(host: str = "127.0.0.1") -> int:

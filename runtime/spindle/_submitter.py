@@ -25,6 +25,7 @@ import grpc
 
 from . import _args, _ids
 from ._proto import pb, rpc
+from ._rpc import batched
 from ._scheduling import task_should_retry
 from .exceptions import TaskCancelledError, WorkerCrashedError
 
@@ -197,7 +198,7 @@ class TaskSubmitter:
     def _granted(self, q: KeyQueue, reply: pb.LeaseReply, agent_address: str) -> None:
         lease = Lease(reply.lease_id, reply.worker_address, agent_address, q.key)
         stub = rpc.CoreWorkerStub(self.cw.channels.get(reply.worker_address))
-        call = stub.PushTasks(iter(lease.out.get, None),
+        call = stub.PushTasks(batched(lease.out),
                               metadata=(*self.cw.md, ("x-spindle-lease", reply.lease_id.hex())))
         threading.Thread(target=self._read, args=(q, lease, call), daemon=True, name="spindle-results").start()
         with self.lock:
