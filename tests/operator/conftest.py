@@ -14,19 +14,13 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
 from spindle_operator import OperatorSettings, ReconcileSettings, WatchSettings, operate
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
 GROUP, VERSION, PLURAL = "spindle.dev", "v1alpha1", "spindleclusters"
 WAIT = 30.0
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # The kube fixtures live in a plugin; load it here unless the root configuration already did.
-    if not config.pluginmanager.has_plugin("tests.plugins.kube"):
-        config.pluginmanager.import_plugin("tests.plugins.kube")
-    config.addinivalue_line("markers", "k8s: runs against a real kube-apiserver (tests/kube_harness)")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from spindle_operator._kube import RBAC_RULES
 
 from .conftest import ROOT, Admin, OperatorThread, spindle_cluster, worker_group

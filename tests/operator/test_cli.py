@@ -9,9 +9,7 @@ from spindle_operator._cli import parse_args, settings_from_args
 
 
 def test_namespaces_make_the_operator_namespaced():
-    s = settings_from_args(
-        parse_args(["--namespace", "a", "-n", "b", "--liveness", "http://0.0.0.0:8081/healthz"])
-    )
+    s = settings_from_args(parse_args(["--namespace", "a", "-n", "b", "--liveness", "http://0.0.0.0:8081/healthz"]))
     assert s.watch.namespaces == ("a", "b") and not s.watch.clusterwide
     assert s.watch.liveness_endpoint == "http://0.0.0.0:8081/healthz"
 
@@ -22,14 +20,13 @@ def test_all_namespaces_is_the_default():
 
 
 def test_namespace_and_all_namespaces_exclude_each_other():
-    proc = subprocess.run(
-        [sys.executable, "-m", "spindle_operator", "-A", "-n", "x"], capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, "-m", "spindle_operator", "-A", "-n", "x"], capture_output=True, text=True)
     assert proc.returncode == 2 and "not allowed with" in proc.stderr
 
 
 def test_kopf_run_finds_the_handlers_in_the_default_registry():
     import kopf
+
     import spindle_operator  # noqa: F401  (registers on import, for `kopf run -m spindle_operator`)
 
     ids = {h.id for h in kopf.get_default_registry()._watching.get_all_handlers()}

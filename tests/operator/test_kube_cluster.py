@@ -25,9 +25,7 @@ def state(admin: Admin, want: str, name: str = "c") -> dict[str, Any]:
     return wait_for(lambda: (s := admin.status(name)).get("state") == want and s, f"state {want}")  # type: ignore[no-any-return]
 
 
-def test_a_new_cluster_gets_head_service_secret_and_workers_and_becomes_ready(
-    admin: Admin, operator: OperatorThread
-):
+def test_a_new_cluster_gets_head_service_secret_and_workers_and_becomes_ready(admin: Admin, operator: OperatorThread):
     admin.create_cluster(spindle_cluster(worker_group(replicas=2)))
     heads, workers = admin.wait_pods(1, 2)
     uid = admin.cluster()["metadata"]["uid"]
@@ -97,18 +95,14 @@ def test_a_failed_worker_is_replaced(admin: Admin, operator: OperatorThread):
     state(admin, "Ready")
     admin.set_phase(workers[0], "Failed", False)
     wait_for(
-        lambda: (
-            workers[0].metadata.name not in names(admin.pods("worker")) and len(admin.pods("worker")) == 2
-        ),
+        lambda: workers[0].metadata.name not in names(admin.pods("worker")) and len(admin.pods("worker")) == 2,
         "the failed worker replaced",
     )
     assert workers[1].metadata.name in names(admin.pods("worker"))
     assert any(reason == "WorkerPodFailed" for _, reason, _ in admin.events())
 
 
-def test_a_lost_or_failed_head_is_recreated_but_scaling_never_deletes_it(
-    admin: Admin, operator: OperatorThread
-):
+def test_a_lost_or_failed_head_is_recreated_but_scaling_never_deletes_it(admin: Admin, operator: OperatorThread):
     admin.create_cluster(spindle_cluster(worker_group(replicas=1)))
     [head], _ = admin.wait_pods(1, 1)
     admin.make_all_ready()
@@ -148,9 +142,7 @@ def test_suspend_deletes_all_pods_and_resume_recreates_them(admin: Admin, operat
     state(admin, "Ready")
 
 
-def test_a_template_edit_rolls_out_one_worker_at_a_time_and_the_head_last(
-    admin: Admin, operator: OperatorThread
-):
+def test_a_template_edit_rolls_out_one_worker_at_a_time_and_the_head_last(admin: Admin, operator: OperatorThread):
     admin.create_cluster(spindle_cluster(worker_group(replicas=3)))
     [head], old = admin.wait_pods(1, 3)
     admin.make_all_ready()
@@ -173,8 +165,8 @@ def test_a_template_edit_rolls_out_one_worker_at_a_time_and_the_head_last(
         workers = wait_for(replaced, f"{step + 1} workers rolled out")
         unready = [p for p in workers if not (p.status and p.status.phase == "Running")]
         seen_unready_max = max(seen_unready_max, len(unready))
-        # The head waits until every worker is current.
-        assert names(admin.pods("head")) == [head.metadata.name]
+        if step < 2:  # the head waits while any worker is outdated (after the last one it may go at once)
+            assert names(admin.pods("head")) == [head.metadata.name]
         admin.make_ready(*unready)
     assert seen_unready_max == 1
     assert all(p.spec.containers[0].image == "spindle:v2" for p in admin.pods("worker"))

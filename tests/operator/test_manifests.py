@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import yaml
+
 from spindle_operator import manifests
 from spindle_operator._crd import build_crd
 
@@ -51,9 +52,7 @@ def test_the_crd_has_status_subresource_printer_columns_and_cel_rules():
         "self.minReplicas <= self.maxReplicas",
     ]
     assert (
-        spec["headGroupSpec"]["properties"]["template"]["properties"]["spec"]["properties"]["containers"][
-            "minItems"
-        ]
+        spec["headGroupSpec"]["properties"]["template"]["properties"]["spec"]["properties"]["containers"]["minItems"]
         == 1
     )
 

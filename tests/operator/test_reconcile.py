@@ -227,9 +227,7 @@ def test_the_head_is_replaced_last_once_every_worker_is_current():
             "RolloutHeadPod",
             "head pod template changed; replacing the head after all workers are current",
         ),
-        CreatePod(
-            build_pod(c, HEAD, c["spec"]["headGroupSpec"], SETTINGS), "CreatedHeadPod", "rolling out new head"
-        ),
+        CreatePod(build_pod(c, HEAD, c["spec"]["headGroupSpec"], SETTINGS), "CreatedHeadPod", "rolling out new head"),
     ]
 
 
