@@ -165,13 +165,14 @@ def machine() -> dict[str, Any]:
 
 
 def git_commit() -> str:
+    """Short HEAD, with "+dirty" when runtime/ has uncommitted changes (the run measured the working tree)."""
     r = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     )
-    return r.stdout.strip() or "unknown"
+    d = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "runtime"], capture_output=True, text=True, check=False
+    )
+    return (r.stdout.strip() or "unknown") + ("+dirty" if d.stdout.strip() else "")
 
 
 def command(w: spec.Workload, impl: str, python: Path, sizes: spec.Sizes, smoke: bool) -> list[str]:
