@@ -84,6 +84,7 @@ def operator_deployment() -> Obj:
                             "name": "operator",
                             "image": OPERATOR_IMAGE,
                             "imagePullPolicy": "IfNotPresent",
+                            "command": ["spindle-operator"],
                             "args": [
                                 "--all-namespaces",
                                 "--liveness",

@@ -6,6 +6,8 @@ import asyncio
 import copy
 import dataclasses
 import itertools
+import time
+from collections.abc import Callable
 from typing import Any
 
 from spindle_operator._controller import Controller, reconcile_once
@@ -87,6 +89,16 @@ class FakeKube:
                 }
 
 
+async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Await ``check()`` with backoff; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 def run(kube: FakeKube, events: list | None = None) -> bool:
     def emit(c: dict, type_: str, reason: str, message: str) -> None:
         if events is not None:
@@ -151,18 +163,21 @@ def test_the_controller_coalesces_pokes_and_retires_the_worker_of_a_deleted_clus
     controller = Controller(settings)
     controller._kube = kube  # type: ignore[assignment]
 
+    def passes() -> int:
+        return sum(1 for c in kube.calls if c == ("get", "spindlecluster"))
+
     async def scenario() -> None:
         controller.poke(NS, "c")
         for _ in range(5):
             controller.poke(NS, "c")
-        await asyncio.sleep(0.3)
-        passes = sum(1 for c in kube.calls if c == ("get", "spindlecluster"))
-        assert 1 <= passes <= 2
+        await eventually(lambda: ("patch", "status") in kube.calls)
+        await eventually(lambda: not controller._wakeups[(NS, "c")].is_set())
+        # Six pokes while at most one pass ran: one pass plus at most one coalesced re-run.
+        assert 1 <= passes() <= 2
         assert controller.active() == {f"{NS}/c": True}
         del kube.clusters["c"]
         controller.poke(NS, "c")
-        await asyncio.sleep(0.3)
-        assert controller.active() == {}
+        await eventually(lambda: controller.active() == {})
         await controller.stop()
 
     asyncio.run(scenario())
@@ -189,10 +204,9 @@ def test_a_conflict_from_a_stale_read_is_retried_with_a_fresh_one():
 
     async def scenario() -> None:
         controller.poke(NS, "c")
-        for _ in range(50):
-            await asyncio.sleep(0.05)
-            if kube.clusters["c"]["spec"]["workerGroupSpecs"][0]["scaleStrategy"]["workersToDelete"] == []:
-                break
+        await eventually(
+            lambda: kube.clusters["c"]["spec"]["workerGroupSpecs"][0]["scaleStrategy"]["workersToDelete"] == []
+        )
         await controller.stop()
 
     asyncio.run(scenario())
