@@ -1,26 +1,38 @@
-"""Spindle: Ray-style distributed Python. ``import spindle as ray`` runs Ray programs unchanged."""
+"""Spindle: Ray-style distributed Python. ``import spindle as ray`` runs Ray programs unchanged.
 
-from . import exceptions, util
-from ._api import (
-    available_resources,
-    cancel,
-    cluster_resources,
-    get,
-    get_actor,
-    get_runtime_context,
-    init,
-    is_initialized,
-    kill,
-    nodes,
-    put,
-    remote,
-    shutdown,
-    wait,
-)
-from ._object_ref import ObjectRef
-from .actor import ActorClass, ActorHandle, exit_actor, method
+The public names load lazily (PEP 562) so that the head, node agent and worker processes, which
+import ``spindle._head`` and friends, do not pay for the whole client API at start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "available_resources": "_api",
+    "cancel": "_api",
+    "cluster_resources": "_api",
+    "get": "_api",
+    "get_actor": "_api",
+    "get_runtime_context": "_api",
+    "init": "_api",
+    "is_initialized": "_api",
+    "kill": "_api",
+    "nodes": "_api",
+    "put": "_api",
+    "remote": "_api",
+    "shutdown": "_api",
+    "wait": "_api",
+    "ObjectRef": "_object_ref",
+    "ActorClass": "actor",
+    "ActorHandle": "actor",
+    "exit_actor": "actor",
+    "method": "actor",
+}
+_SUBMODULES = {"exceptions", "util", "actor", "runtime_context"}
 
 __all__ = [
     "ActorClass",
@@ -45,3 +57,40 @@ __all__ = [
     "util",
     "wait",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'spindle' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(globals()))
+
+
+if TYPE_CHECKING:
+    from . import exceptions, util
+    from ._api import (
+        available_resources,
+        cancel,
+        cluster_resources,
+        get,
+        get_actor,
+        get_runtime_context,
+        init,
+        is_initialized,
+        kill,
+        nodes,
+        put,
+        remote,
+        shutdown,
+        wait,
+    )
+    from ._object_ref import ObjectRef
+    from .actor import ActorClass, ActorHandle, exit_actor, method

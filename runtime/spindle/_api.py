@@ -8,17 +8,15 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
-
-import grpc
+from typing import TYPE_CHECKING, Any
 
 from . import _context, _local_cluster
-from ._core_worker import CoreWorker
+from ._net import routable_ip
 from ._object_ref import ObjectRef
-from ._proto import pb, rpc
-from ._rpc import TOKEN_KEY, routable_ip
-from .actor import ActorClass, ActorHandle, handle_from_info
-from .remote_function import RemoteFunction
+
+if TYPE_CHECKING:  # the client's gRPC side is imported on first use, after local processes are spawned
+    from ._proto import pb
+    from .actor import ActorHandle
 
 log = logging.getLogger("spindle")
 
@@ -102,7 +100,11 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         head_address, token = _resolve_address(address)
         local = None
         if head_address is None:
-            local = _local_cluster.start(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources)
+            pending = _local_cluster.spawn(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources)
+            import grpc  # noqa: F401 - while the head and agent boot
+
+            from ._core_worker import CoreWorker  # noqa: F401
+            local = pending.wait_ready()
             head_address, token, agent_address, node_id = local.head_address, local.token, local.agent_address, local.node_id
             ip = "127.0.0.1"
         else:
@@ -111,6 +113,11 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                                       "(printed by 'spindle start --head', or in the cluster's Secret).")
             ip = routable_ip(head_address)
             agent_address, node_id = _pick_local_node(head_address, token, ip)
+        import grpc
+
+        from ._core_worker import CoreWorker
+        from ._proto import pb
+
         cw = CoreWorker(mode="driver", token=token, head_address=head_address, agent_address=agent_address,
                         node_id=node_id, ip=ip, log_to_driver=log_to_driver)
         cw.runtime_env_vars = {str(k): str(v) for k, v in ((runtime_env or {}).get("env_vars") or {}).items()}
@@ -137,6 +144,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
 
 
 def _drain(stream: Any) -> None:
+    import grpc
+
     try:
         for _ in stream:
             pass
@@ -146,6 +155,11 @@ def _drain(stream: Any) -> None:
 
 def _pick_local_node(head_address: str, token: str, ip: str) -> tuple[str, str]:
     """The node agent on this machine if there is one (same IP), else any node's agent and no local store."""
+    import grpc
+
+    from ._proto import pb, rpc
+    from ._rpc import TOKEN_KEY
+
     ch = grpc.insecure_channel(head_address)
     try:
         view = rpc.HeadStub(ch).GetClusterView(pb.Empty(), metadata=((TOKEN_KEY, token),), timeout=30,
@@ -240,6 +254,8 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    from .actor import ActorHandle
+
     if not isinstance(actor, ActorHandle):
         raise ValueError(f"kill() expects an actor handle, got {type(actor).__name__}")
     _context.core().actors.kill(actor._actor_id, no_restart)
@@ -248,6 +264,9 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     if not name:
         raise ValueError("Please supply a non-empty value to get_actor")
+    from ._proto import pb
+    from .actor import handle_from_info
+
     cw = _context.core()
     ns = namespace if namespace is not None else _context.RuntimeContext(cw).namespace
     info = cw.head().GetActor(pb.GetActorRequest(name=name, namespace=ns), metadata=cw.md, timeout=30)
@@ -259,6 +278,8 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
 
 
 def _view() -> pb.ClusterView:
+    from ._proto import pb
+
     cw = _context.core()
     return cw.head().GetClusterView(pb.Empty(), metadata=cw.md, timeout=30)
 
@@ -295,6 +316,8 @@ def get_runtime_context() -> _context.RuntimeContext:
 
 def remote(*args: Any, **options: Any) -> Any:
     """``@remote`` / ``@remote(num_cpus=..., ...)`` on a function or a class."""
+    from .actor import ActorClass
+    from .remote_function import RemoteFunction
 
     def make(target: Any) -> Any:
         if isinstance(target, type):

@@ -18,10 +18,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from . import _ids, _store
-from ._rpc import free_port, new_token
+from ._net import free_port, new_token
 
 SESSION_ROOT = os.environ.get("SPINDLE_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "spindle")
 
@@ -80,9 +80,43 @@ class LocalProcesses:
         _store.delete_all(self.node_id)
 
 
-def start(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1", port: int = 0,
+@dataclass
+class Pending:
+    """Processes spawned but not yet confirmed ready (the caller can work meanwhile)."""
+
+    procs: list[subprocess.Popen[bytes]]
+    head_proc: subprocess.Popen[bytes] | None
+    agent_proc: subprocess.Popen[bytes]
+    head_address: str
+    node_id: str
+    token: str
+    session_dir: str
+
+    def wait_ready(self) -> LocalProcesses:
+        logs = os.path.join(self.session_dir, "logs")
+        head_address = self.head_address
+        try:
+            if self.head_proc is not None and self.head_proc.stdout is not None:
+                head_port = _read_marker(self.head_proc.stdout, "SPINDLE_HEAD_PORT", self.head_proc, 30,
+                                         os.path.join(logs, "head.log"))
+                head_address = f"{head_address.rsplit(':', 1)[0]}:{head_port}"
+            assert self.agent_proc.stdout is not None
+            agent_address = _read_marker(self.agent_proc.stdout, "SPINDLE_AGENT_ADDRESS", self.agent_proc, 60,
+                                         os.path.join(logs, "agent.log"))
+        except BaseException:
+            for p in self.procs:
+                p.kill()
+            raise
+        return LocalProcesses(head_address, agent_address, self.node_id, self.token, self.session_dir, self.procs)
+
+
+def start(**kwargs: Any) -> LocalProcesses:
+    return spawn(**kwargs).wait_ready()
+
+
+def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1", port: int = 0,
           num_cpus: float | None = None, num_gpus: float | None = None, resources: dict[str, float] | None = None,
-          token: str | None = None, node_ip: str | None = None, tie_to_parent: bool = True) -> LocalProcesses:
+          token: str | None = None, node_ip: str | None = None, tie_to_parent: bool = True) -> Pending:
     token = token or os.environ.get("SPINDLE_TOKEN") or new_token()
     session_dir = os.path.join(SESSION_ROOT, f"session_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}_{_ids.new_id().hex()[:4]}")
     os.makedirs(os.path.join(session_dir, "logs"), exist_ok=True)
@@ -116,15 +150,4 @@ def start(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
                                   stdin=subprocess.DEVNULL, preexec_fn=preexec,
                                   start_new_session=not tie_to_parent)
     procs.append(agent_proc)
-    try:
-        if head_proc is not None and head_proc.stdout is not None:
-            head_port = _read_marker(head_proc.stdout, "SPINDLE_HEAD_PORT", head_proc, 30,
-                                     os.path.join(session_dir, "logs", "head.log"))
-            head_address = f"{head_address.rsplit(':', 1)[0]}:{head_port}"
-        assert agent_proc.stdout is not None
-        agent_address = _read_marker(agent_proc.stdout, "SPINDLE_AGENT_ADDRESS", agent_proc, 60, agent_log)
-    except BaseException:
-        for p in procs:
-            p.kill()
-        raise
-    return LocalProcesses(head_address, agent_address, node_id, token, session_dir, procs)
+    return Pending(procs, head_proc, agent_proc, head_address, node_id, token, session_dir)

@@ -8,7 +8,6 @@ escapes, and the owner then keeps the value for as long as it lives.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 from collections.abc import Generator
 from typing import Any, Protocol
@@ -87,6 +86,8 @@ class ObjectRef:
         return fut
 
     def __await__(self) -> Generator[Any, None, Any]:
+        import asyncio
+
         return asyncio.wrap_future(self.future()).__await__()
 
 

@@ -8,14 +8,16 @@ unpickling is code execution. Channels are cached per address: one HTTP/2 connec
 from __future__ import annotations
 
 import hmac
-import secrets
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
 
 import grpc
+
+from ._net import free_port, new_token, routable_ip
+
+__all__ = ["free_port", "new_token", "routable_ip"]
 
 TOKEN_KEY = "x-spindle-token"
 MAX_MESSAGE = 512 * 1024 * 1024
@@ -38,10 +40,6 @@ SERVER_OPTIONS = [
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.so_reuseport", 0),
 ]
-
-
-def new_token() -> str:
-    return secrets.token_hex(16)
 
 
 class _TokenInterceptor(grpc.ServerInterceptor):
@@ -139,25 +137,6 @@ def batched(q: Any) -> Iterator[Any]:
                 merged.MergeFrom(first)
             merged.MergeFrom(nxt)
         yield merged if merged is not None else first
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def routable_ip(towards: str | None = None) -> str:
-    """The local IP used to reach ``towards`` (host or host:port), or a best guess."""
-    target = (towards or "10.255.255.255").rsplit(":", 1)[0]
-    if target in ("127.0.0.1", "localhost"):
-        return "127.0.0.1"
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect((target, 9))
-            return str(s.getsockname()[0])
-        except OSError:
-            return "127.0.0.1"
 
 
 def is_unavailable(err: BaseException) -> bool:

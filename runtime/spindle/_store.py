@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import mmap
 import os
+from typing import TYPE_CHECKING
 
-from ._serialization import Serialized
+if TYPE_CHECKING:
+    from ._serialization import Serialized
 
 SHM_DIR = os.environ.get("SPINDLE_SHM_DIR", "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp")
 
