@@ -1,0 +1,43 @@
+"""The public surface is small, explicit and Ray-compatible; internals stay private."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import spindle
+
+RAY_API = [
+    "ActorClass", "ActorHandle", "ObjectRef", "available_resources", "cancel", "cluster_resources",
+    "exceptions", "exit_actor", "get", "get_actor", "get_runtime_context", "init", "is_initialized", "kill",
+    "method", "nodes", "put", "remote", "shutdown", "util", "wait",
+]
+
+
+def test_the_exported_names_are_pinned() -> None:
+    assert sorted(spindle.__all__) == sorted(RAY_API)
+    for name in spindle.__all__:
+        assert getattr(spindle, name) is not None
+
+
+def test_rays_exception_and_utility_names_exist() -> None:
+    exc = importlib.import_module("spindle.exceptions")
+    for name in ("RayError", "RayTaskError", "WorkerCrashedError", "GetTimeoutError", "TaskCancelledError",
+                 "ObjectLostError", "RayActorError", "ActorDiedError", "ActorUnavailableError"):
+        assert issubclass(getattr(exc, name), exc.RayError)
+    assert issubclass(exc.GetTimeoutError, TimeoutError)
+    assert issubclass(exc.ActorDiedError, exc.RayActorError)
+    from spindle.util import ActorPool
+    from spindle.util.queue import Queue
+    from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    assert ActorPool and Queue and NodeAffinitySchedulingStrategy
+    assert spindle.actor.exit_actor is spindle.exit_actor
+
+
+def test_service_processes_do_not_import_the_client_api() -> None:
+    code = ("import sys, spindle._head, spindle._agent; "
+            "print(any(m in sys.modules for m in ('cloudpickle', 'spindle._api', 'spindle._core_worker')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
