@@ -32,6 +32,9 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.peering.mandatory = False
     # Only our explicit events reach the cluster's event list, not kopf's own handler chatter.
     settings.posting.level = logging.WARNING
+    # Watch only the pods we label, filtered by the API server: a big cluster's other pods never reach us.
+    if hasattr(settings.watching, "label_selectors"):  # kopf >= 1.45
+        settings.watching.label_selectors["v1", "pods"] = LABEL_CLUSTER
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
 

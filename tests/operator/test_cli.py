@@ -31,3 +31,15 @@ def test_kopf_run_finds_the_handlers_in_the_default_registry():
 
     ids = {h.id for h in kopf.get_default_registry()._watching.get_all_handlers()}
     assert {"cluster_changed", "pod_changed"} <= {i.rsplit(".", 1)[-1] for i in ids}
+
+
+def test_kopf_is_configured_for_least_privilege_and_server_side_pod_filtering():
+    import kopf
+
+    from spindle_operator._handlers import configure_kopf
+
+    settings = kopf.OperatorSettings()
+    configure_kopf(settings)
+    assert settings.scanning.disabled  # no CRD/namespace list permissions needed
+    assert settings.peering.standalone  # no peering objects
+    assert settings.watching.label_selectors["v1", "pods"] == "spindle.dev/cluster"
