@@ -168,6 +168,8 @@ def reconcile(
 def _service_actions(cluster: Mapping[str, Any], observed: Observed, settings: OperatorSettings) -> list[Action]:
     if observed.service is None:
         return [CreateService(build_head_service(cluster, settings))]
+    if not _pods.owned_by(observed.service, cluster["metadata"]["uid"]):
+        return []  # someone else's service (or a deleted namesake's, awaiting GC): never touch it
     want = service_spec(cluster, settings)
     have = observed.service.get("spec") or {}
 

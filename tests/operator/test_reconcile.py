@@ -283,3 +283,11 @@ def test_reconcile_is_idempotent_on_the_same_observation():
     c = cluster(group(replicas=3))
     pods = [pod(c, HEAD, None), pod(c, phase="Failed")]
     assert plan(c, *pods) == plan(c, *pods)
+
+
+def test_a_service_of_the_same_name_owned_by_someone_else_is_left_alone():
+    c = cluster()
+    foreign = service(c)
+    foreign["metadata"]["ownerReferences"] = []
+    foreign["spec"]["type"] = "NodePort"
+    assert reconcile(c, Observed([pod(c, HEAD, None)], foreign), SETTINGS, secret_known=True) == []
