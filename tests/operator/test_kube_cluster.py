@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from .conftest import Admin, OperatorThread, spindle_cluster, wait_for, worker_group
+from .conftest import MANIFESTS, Admin, OperatorThread, spindle_cluster, wait_for, worker_group
 
 pytestmark = pytest.mark.k8s
 
@@ -223,3 +223,15 @@ def test_a_cluster_deletes_without_the_operator_running(admin: Admin, operator_k
     assert not admin.cluster()["metadata"].get("finalizers")
     admin.custom.delete_namespaced_custom_object("spindle.dev", "v1alpha1", admin.ns, "spindleclusters", "c")
     wait_for(lambda: not admin.pods(), "children collected without the operator", timeout=60)
+
+
+def test_the_shipped_samples_reconcile_to_ready(kube_api: Any, admin: Admin, operator: OperatorThread):
+    kube_api.kubectl("apply", "-n", admin.ns, "-f", str(MANIFESTS / "samples"))
+    admin.wait_pods(1, 1, name="minimal")
+    _, workers = admin.wait_pods(1, 3, name="two-groups")
+    assert sorted(p.metadata.labels["spindle.dev/group"] for p in workers) == ["cpu", "cpu", "highmem"]
+    cpu = next(p for p in workers if p.metadata.labels["spindle.dev/group"] == "cpu")
+    assert cpu.spec.containers[0].command[-2:] == ["--num-cpus", "2"]
+    for name in ("minimal", "two-groups"):
+        admin.make_all_ready(name)
+        wait_for(lambda n=name: admin.status(n).get("state") == "Ready", f"{name} Ready")

@@ -113,3 +113,8 @@ def test_the_operator_service_account_can_do_exactly_what_it_needs(
     # Sufficiency is proven by every other k8s test (the operator runs as this account); this pins scope.
     result = kube_api.kubectl("auth", "can-i", verb, *resource.split(), "-n", kube_namespace, "--as", SA, check=False)
     assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
+
+
+def test_the_operator_deployment_is_accepted_by_the_api_server(kube_api: Any, operator_kubeconfig: str):
+    out = kube_api.kubectl("apply", "--dry-run=server", "-f", str(MANIFESTS / "operator"))
+    assert "deployment.apps/spindle-operator created (server dry run)" in out.stdout
