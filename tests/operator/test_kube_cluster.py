@@ -234,4 +234,8 @@ def test_the_shipped_samples_reconcile_to_ready(kube_api: Any, admin: Admin, ope
     assert cpu.spec.containers[0].command[-2:] == ["--num-cpus", "2"]
     for name in ("minimal", "two-groups"):
         admin.make_all_ready(name)
-        wait_for(lambda n=name: admin.status(n).get("state") == "Ready", f"{name} Ready")
+
+        def ready(n: str = name) -> bool:
+            return admin.status(n).get("state") == "Ready"
+
+        wait_for(ready, f"{name} Ready")
