@@ -239,3 +239,21 @@ def test_the_shipped_samples_reconcile_to_ready(kube_api: Any, admin: Admin, ope
             return admin.status(n).get("state") == "Ready"
 
         wait_for(ready, f"{name} Ready")
+
+
+def test_a_service_type_edit_updates_the_head_service(admin: Admin, operator: OperatorThread):
+    admin.create_cluster(spindle_cluster())
+    wait_for(lambda: admin.status().get("head", {}).get("serviceIP"), "the head service")
+    admin.patch_cluster({"spec": {"headGroupSpec": {"serviceType": "NodePort"}}})
+
+    def node_port() -> bool:
+        svc = admin.core.read_namespaced_service("c-head-svc", admin.ns)
+        return bool(svc.spec.type == "NodePort" and all(p.node_port for p in svc.spec.ports))
+
+    wait_for(node_port, "the head service to become a NodePort service")
+    assert any(reason == "UpdatedService" for _, reason, _ in admin.events())
+    version = admin.core.read_namespaced_service("c-head-svc", admin.ns).metadata.resource_version
+    admin.make_all_ready()
+    wait_for(lambda: admin.status().get("state") == "Ready", "another pass, after the head is ready")
+    # Allocated node ports are not drift: the service is not patched again.
+    assert admin.core.read_namespaced_service("c-head-svc", admin.ns).metadata.resource_version == version
