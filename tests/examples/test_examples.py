@@ -4,39 +4,11 @@ answer. Examples are documentation that executes: if one breaks, the docs are wr
 from __future__ import annotations
 
 import math
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-TIMEOUT_S = 180
-
-
-def run_example(name: str, *args: str) -> str:
-    """Run examples/<name> in a fresh interpreter on its own embedded cluster; return stdout."""
-    env = dict(os.environ)
-    env.pop("SPINDLE_ADDRESS", None)  # never join a cluster some other test left running
-    proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        env=env,
-        cwd=EXAMPLES.parent,
-    )
-    assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
-def grab(pattern: str, text: str) -> str:
-    match = re.search(pattern, text)
-    assert match, f"{pattern!r} not found in output:\n{text}"
-    return match.group(1)
+from tests.examples._run import EXAMPLES, grab, run_example
 
 
 def primes_between(start: int, end: int) -> int:
