@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import logging
 import secrets
@@ -48,6 +49,14 @@ logger = logging.getLogger("spindle_operator")
 Emit = Callable[[Obj, str, str, str], None]
 
 
+@dataclasses.dataclass(frozen=True)
+class PassResult:
+    """``exists``: the cluster is still there (keep its worker); ``failure``: a create was rejected."""
+
+    exists: bool
+    failure: str | None = None
+
+
 def utcnow() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -72,12 +81,12 @@ def reconcile_once(
     emit: Emit = _log_emit,
     secrets_ensured: set[str] | None = None,
     now: Callable[[], str] = utcnow,
-) -> bool:
-    """One observe → decide → act → report pass. False when the cluster is gone (stop its worker)."""
+) -> PassResult:
+    """One observe → decide → act → report pass."""
     ensured = set() if secrets_ensured is None else secrets_ensured
     cluster = kube.get_cluster(namespace, name)
     if cluster is None or cluster["metadata"].get("deletionTimestamp"):
-        return False
+        return PassResult(exists=False)
     observed = Observed(
         pods=kube.list_pods(namespace, f"{LABEL_CLUSTER}={name}"),
         service=kube.get_service(namespace, head_service_name(name)),
@@ -123,9 +132,9 @@ def reconcile_once(
             kube.patch_cluster_status(namespace, name, status)
         except ApiError as exc:
             if exc.status == 404:
-                return False
+                return PassResult(exists=False)
             raise
-    return True
+    return PassResult(exists=True, failure=failure)
 
 
 class Controller:
@@ -163,7 +172,7 @@ class Controller:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
 
-    async def _pass(self, key: tuple[str, str]) -> bool:
+    async def _pass(self, key: tuple[str, str]) -> PassResult:
         return await asyncio.to_thread(
             reconcile_once, self.kube, self.settings, *key, emit=self.emit, secrets_ensured=self._secrets
         )
@@ -174,8 +183,7 @@ class Controller:
         while True:
             wake.clear()
             try:
-                exists = await self._pass(key)
-                delay = rs.error_backoff_initial
+                result = await self._pass(key)
             except ApiError as exc:
                 if exc.status == 409:  # someone else wrote first: re-read and decide again
                     logger.debug("%s/%s: conflict, retrying: %s", *key, exc)
@@ -190,15 +198,20 @@ class Controller:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, rs.error_backoff_max)
                 continue
-            if not exists:
+            if not result.exists:
                 if wake.is_set():  # poked while the last pass ran: look again before retiring
                     continue
                 if self._tasks.get(key) is asyncio.current_task():
                     del self._tasks[key]
                     del self._wakeups[key]
                 return
+            timeout = rs.resync_seconds
+            if result.failure:  # e.g. a quota: retry with backoff, not only at the next resync
+                timeout, delay = delay, min(delay * 2, rs.error_backoff_max)
+            else:
+                delay = rs.error_backoff_initial
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=rs.resync_seconds)
+                await asyncio.wait_for(wake.wait(), timeout=timeout)
 
     def active(self) -> dict[str, Any]:
         """For tests and debugging: which clusters have a live worker."""

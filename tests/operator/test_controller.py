@@ -104,7 +104,8 @@ def run(kube: FakeKube, events: list | None = None) -> bool:
         if events is not None:
             events.append((type_, reason))
 
-    return reconcile_once(kube, SETTINGS, NS, "c", emit=emit, secrets_ensured=set())  # type: ignore[arg-type]
+    result = reconcile_once(kube, SETTINGS, NS, "c", emit=emit, secrets_ensured=set())  # type: ignore[arg-type]
+    return result.exists
 
 
 def test_a_pass_creates_everything_and_the_next_pass_only_reads():
@@ -214,3 +215,27 @@ def test_a_conflict_from_a_stale_read_is_retried_with_a_fresh_one():
     assert ("Pod", pod_name) not in kube.objects
     workers = [name for kind, name in kube.objects if kind == "Pod" and "worker" in name]
     assert len(workers) == 1
+
+
+def test_a_rejected_create_is_retried_with_backoff_not_only_at_the_next_resync():
+    kube = FakeKube(cluster(group(replicas=1)))
+    kube.reject_pods = "exceeded quota"
+    settings = dataclasses.replace(
+        SETTINGS, reconcile=ReconcileSettings(resync_seconds=3600, error_backoff_initial=0.01)
+    )
+    controller = Controller(settings)
+    controller._kube = kube  # type: ignore[assignment]
+
+    async def scenario() -> None:
+        controller.poke(NS, "c")
+        await eventually(lambda: kube.clusters["c"].get("status", {}).get("state") == "Failed")
+        kube.reject_pods = None  # the quota is raised; no event tells the operator
+        await eventually(
+            lambda: (
+                kube.clusters["c"]["status"]["state"] == "Pending"
+                and len(kube.list_pods(NS, "spindle.dev/cluster=c")) == 2
+            )
+        )
+        await controller.stop()
+
+    asyncio.run(scenario())
