@@ -13,7 +13,7 @@ import yaml
 
 from spindle_operator._kube import RBAC_RULES
 
-from .conftest import ROOT, Admin, OperatorThread, spindle_cluster, worker_group
+from .conftest import ROOT, Admin, OperatorThread, spindle_cluster, wait_for, worker_group
 
 CHART = ROOT / "charts/spindle-operator"
 KUBE_VERSION = "v1.36.0"  # helm template otherwise assumes v1.20, older than the chart's kubeVersion
@@ -108,19 +108,29 @@ def test_invalid_values_are_rejected(kube_api: Any, setting: str, message: str):
 
 
 @pytest.mark.k8s
+@pytest.mark.parametrize("scope", ["all-namespaces", "watch-namespaces"])
 def test_a_helm_install_gives_a_service_account_that_can_run_the_operator(
-    kube_api: Any, admin: Admin, operator_kubeconfig: str
+    kube_api: Any, admin: Admin, operator_kubeconfig: str, scope: str
 ):
-    release_ns = f"helm-{uuid.uuid4().hex[:8]}"
-    kube_api.helm("install", "spindle", str(CHART), "--namespace", release_ns, "--create-namespace")
+    release = f"r{uuid.uuid4().hex[:6]}"
+    release_ns = f"helm-{release}"
+    extra = ["--set", f"watchNamespaces={{{admin.ns}}}"] if scope == "watch-namespaces" else []
+    kube_api.helm(
+        "install", release, str(CHART), "--namespace", release_ns, "--create-namespace", "--wait=false", *extra
+    )
     try:
-        kubeconfig = kube_api.service_account_kubeconfig(release_ns, "spindle-spindle-operator")
+        account = f"system:serviceaccount:{release_ns}:{release}-spindle-operator"
+        elsewhere = kube_api.kubectl("auth", "can-i", "list", "pods", "-n", "kube-system", "--as", account, check=False)
+        assert elsewhere.stdout.strip() == ("no" if scope == "watch-namespaces" else "yes")
+        kubeconfig = kube_api.service_account_kubeconfig(release_ns, f"{release}-spindle-operator")
         op = OperatorThread(admin.ns, kubeconfig).start()
         try:
             admin.create_cluster(spindle_cluster(worker_group(replicas=1)))
             admin.wait_pods(1, 1)
+            admin.make_all_ready()
+            wait_for(lambda: admin.status().get("state") == "Ready", "Ready")
         finally:
             op.stop()
     finally:
-        kube_api.helm("uninstall", "spindle", "--namespace", release_ns)
+        kube_api.helm("uninstall", release, "--namespace", release_ns)
         kube_api.kubectl("delete", "namespace", release_ns, "--wait=false")
