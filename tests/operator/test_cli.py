@@ -43,3 +43,26 @@ def test_kopf_is_configured_for_least_privilege_and_server_side_pod_filtering():
     assert settings.scanning.disabled  # no CRD/namespace list permissions needed
     assert settings.peering.standalone  # no peering objects
     assert settings.watching.label_selectors["v1", "pods"] == "spindle.dev/cluster"
+
+
+def test_kopf_logs_in_with_the_same_credentials_as_the_operator_client():
+    import kubernetes
+
+    from spindle_operator._kube import kopf_connection
+
+    token = kubernetes.client.Configuration()
+    token.host, token.ssl_ca_cert = "https://10.0.0.1:443", "/ca.crt"
+    token.api_key = {"authorization": "Bearer abc"}
+    info = kopf_connection(token)
+    assert (info.server, info.ca_path, info.scheme, info.token, info.insecure) == (
+        "https://10.0.0.1:443",
+        "/ca.crt",
+        "Bearer",
+        "abc",
+        False,
+    )
+
+    cert = kubernetes.client.Configuration()
+    cert.host, cert.cert_file, cert.key_file = "https://127.0.0.1:6443", "/admin.crt", "/admin.key"
+    info = kopf_connection(cert)
+    assert (info.token, info.certificate_path, info.private_key_path) == (None, "/admin.crt", "/admin.key")
