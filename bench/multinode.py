@@ -4,7 +4,8 @@ A head with no CPUs runs in one network namespace next to the driver; a node wit
 another, started the way a real deployment starts it (``spindle start --head`` / ``spindle start
 --address``, per docs/CONVENTIONS.md; ``ray start`` likewise for Ray). So every task, actor call and
 object transfer crosses the veth link. Each repetition starts a fresh cluster per implementation, in
-alternating order, and tears it down afterwards.
+alternating order, for every workload, and tears it down afterwards: a fresh cluster per run, as in
+the single-node mode.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import datetime as dt
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -82,7 +84,7 @@ def _kill_tree(p: subprocess.Popen[bytes]) -> None:
             q.terminate()
         except psutil.Error:
             pass
-    _, alive = psutil.wait_procs(procs, timeout=10)
+    _, alive = psutil.wait_procs(procs, timeout=5)
     for q in alive:
         try:
             q.kill()
@@ -141,10 +143,41 @@ def cluster(impl: str, python: Path, pair: netns.Pair, env: dict[str, str]) -> I
         (RAY_TMPDIR / "ray" / "ray_current_cluster").unlink(missing_ok=True)
 
 
+def _one(
+    w: spec.Workload,
+    impl: str,
+    rep: int,
+    python: Path,
+    env: dict[str, str],
+    pair: netns.Pair,
+    args: argparse.Namespace,
+    sizes: spec.Sizes,
+) -> report.Run:
+    """One workload in one fresh two-node cluster (a driver's leftovers cannot colour the next run)."""
+    run.log(f"{w.name} {impl} rep {rep + 1}: starting a two-node cluster ...")
+    try:
+        with cluster(impl, python, pair, env):
+            cmd = [
+                *pair.exec_prefix(pair.head_ns), str(python), "-m", "bench.worker", "--impl", impl,
+                "--workload", w.name, "--address", address(impl, pair), *(["--smoke"] if args.smoke else []),
+            ]  # fmt: skip
+            out = proc.run(cmd, env, str(run.ROOT), args.timeout, args.mem_cap_mib)
+    except (TimeoutError, OSError) as exc:
+        run.log(f"    cluster failed: {exc}")
+        return report.Run(w.name, impl, rep, False, 0.0, 0.0, {}, f"cluster failed: {exc}")
+    r = run.to_run(w, impl, rep, out, sizes)
+    run.log(f"    {run.describe(r, w)}")
+    if not r.ok:
+        run.log("    | " + "\n    | ".join(out.stderr_tail.strip().splitlines()[-8:]))
+    return r
+
+
 def main(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         run.log("--multinode needs root (it creates network namespaces)")
         return 2
+    # SIGTERM unwinds like Ctrl-C, so clusters are stopped and namespaces deleted.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = spec.SMOKE if args.smoke else spec.FULL
     reps = args.reps or (1 if args.smoke else 3)
     workloads = spec.select(args.only, spec.MULTINODE_WORKLOADS)
@@ -170,33 +203,10 @@ def main(args: argparse.Namespace) -> int:
     runs: list[report.Run] = []
     impls = list(pythons)
     with netns.pair() as pair:
-        for rep in range(reps):
-            for impl in impls if rep % 2 == 0 else impls[::-1]:
-                run.log(f"rep {rep + 1}/{reps}: starting a two-node {impl} cluster ...")
-                try:
-                    with cluster(impl, pythons[impl], pair, envs[impl]):
-                        for w in workloads:
-                            cmd = [
-                                *pair.exec_prefix(pair.head_ns), str(pythons[impl]), "-m", "bench.worker",
-                                "--impl", impl, "--workload", w.name, "--address", address(impl, pair),
-                                *(["--smoke"] if args.smoke else []),
-                            ]  # fmt: skip
-                            run.log(f"  {w.name} {impl} ...")
-                            out = proc.run(
-                                cmd,
-                                envs[impl],
-                                str(run.ROOT),
-                                args.timeout,
-                                args.mem_cap_mib,
-                            )
-                            r = run.to_run(w, impl, rep, out, sizes)
-                            runs.append(r)
-                            run.log(f"    {run.describe(r, w)}")
-                            if not r.ok:
-                                run.log("    | " + "\n    | ".join(out.stderr_tail.strip().splitlines()[-8:]))
-                except (TimeoutError, OSError) as exc:
-                    run.log(f"  cluster failed: {exc}")
-                    runs += [report.Run(w.name, impl, rep, False, 0.0, 0.0, {}, str(exc)) for w in workloads]
+        for w in workloads:
+            for rep in range(reps):
+                for impl in impls if rep % 2 == 0 else impls[::-1]:
+                    runs.append(_one(w, impl, rep, pythons[impl], envs[impl], pair, args, sizes))
 
     rows = report.summarize(runs, [m.name for w in workloads for m in w.metrics])
     now = dt.datetime.now(dt.timezone.utc)
