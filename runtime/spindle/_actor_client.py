@@ -10,6 +10,7 @@ rest fail with ActorDiedError); a dead actor fails every pending and future call
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from .exceptions import ActorDiedError
 
 if TYPE_CHECKING:
     from ._core_worker import CoreWorker
+
+HEAD_UNREACHABLE_S = float(os.environ.get("SPINDLE_HEAD_UNREACHABLE_S", "60"))
 
 
 @dataclass
@@ -125,12 +128,21 @@ class ActorClient:
     def _connect_loop(self, conn: Conn) -> None:
         cw = self.cw
         delay = 0.02
+        unreachable_since: float | None = None
         while not self.closed:
             try:
                 info = cw.head().GetActor(pb.GetActorRequest(actor_id=conn.actor_id, wait_alive_s=2.0,
                                                              after_incarnation=max(conn.incarnation, 0)),
                                           metadata=cw.md, timeout=30)
-            except grpc.RpcError:
+                unreachable_since = None
+            except grpc.RpcError as e:
+                now = time.monotonic()
+                unreachable_since = unreachable_since or now
+                if now - unreachable_since > HEAD_UNREACHABLE_S:
+                    self._mark_dead(conn, pb.ActorInfo(death_text=(
+                        f"The head at {cw.head_address} has been unreachable for {HEAD_UNREACHABLE_S:.0f} s "
+                        f"({e.code().name}); the actor's state is unknown.")))
+                    return
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue

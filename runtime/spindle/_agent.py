@@ -54,6 +54,8 @@ class Agent:
         self.fetchers: dict[bytes, set[str]] = {}
         self.pulls: dict[bytes, threading.Event] = {}
         self.stopping = False
+        self.waiting: dict[int, dict[str, float]] = {}
+        self._ticket = 0
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, port: int, num_prestart: int) -> grpc.Server:
@@ -131,30 +133,64 @@ class Agent:
         local = NodeView(self.node_id, self.address, self.total, self.available)
         return [local] + [n for n in self.view if n.node_id != self.node_id]
 
-    def request_lease(self, req: pb.LeaseRequest) -> pb.LeaseReply:
+    def request_lease(self, req: pb.LeaseRequest, context: Any = None) -> pb.LeaseReply:
+        reply = self._request_lease(req)
+        if reply.status == "GRANTED" and context is not None and not context.is_active():
+            # the requester gave up or died while we waited: nobody will use or return this lease
+            self.return_lease(reply.lease_id, kill=False)
+            return pb.LeaseReply(status="BUSY")
+        return reply
+
+    def _request_lease(self, req: pb.LeaseRequest) -> pb.LeaseReply:
         need = {k: v for k, v in req.resources.amounts.items() if v > 0}
         strategy = Strategy(req.strategy.kind or "DEFAULT", req.strategy.node_id, req.strategy.soft)
         deadline = time.monotonic() + (req.timeout_s or 1.0)
         with self.cond:
-            while True:
-                if req.grant_or_reject:
-                    ok_here = fits(need, self.total)
-                    decision = "local" if fits(need, self.available) else ("wait" if ok_here else "infeasible")
-                    placement_addr, reason = "", "this node lacks the resources"
-                else:
-                    pl = self.placer.place(need, strategy, self._views(), self.node_id)
-                    decision, placement_addr, reason = pl.decision, pl.address, pl.reason
-                if decision == "infeasible":
-                    return pb.LeaseReply(status="INFEASIBLE", message=reason)
-                if decision == "remote":
-                    return pb.LeaseReply(status="SPILLBACK", spill_address=placement_addr)
-                if decision == "local":
-                    subtract(self.available, need)
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return pb.LeaseReply(status="BUSY")
-                self.cond.wait(min(left, 0.1))
+            ticket = self._enqueue(need)
+            try:
+                while True:
+                    decision, placement_addr, reason = self._decide(req, need, strategy, ticket)
+                    if decision == "infeasible":
+                        return pb.LeaseReply(status="INFEASIBLE", message=reason)
+                    if decision == "remote":
+                        return pb.LeaseReply(status="SPILLBACK", spill_address=placement_addr)
+                    if decision == "local":
+                        subtract(self.available, need)
+                        break
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return pb.LeaseReply(status="BUSY")
+                    self.cond.wait(min(left, 0.1))
+            finally:
+                self._dequeue(ticket)
+        return self._grant(need, deadline)
+
+    # Requests waiting for local resources are served first come, first served, so a stream of
+    # task leases cannot starve an actor waiting to be placed (or a big request behind small ones).
+    def _enqueue(self, need: dict[str, float]) -> int:
+        self._ticket += 1
+        self.waiting[self._ticket] = need
+        return self._ticket
+
+    def _dequeue(self, ticket: int) -> None:
+        self.waiting.pop(ticket, None)
+        self.cond.notify_all()
+
+    def _first_in_line(self, ticket: int) -> bool:
+        return not any(t < ticket and fits(n, self.available) for t, n in self.waiting.items())
+
+    def _decide(self, req: pb.LeaseRequest, need: dict[str, float], strategy: Strategy,
+                ticket: int) -> tuple[str, str, str]:
+        if req.grant_or_reject:
+            if fits(need, self.available) and self._first_in_line(ticket):
+                return "local", "", ""
+            return ("wait" if fits(need, self.total) else "infeasible"), "", "this node lacks the resources"
+        pl = self.placer.place(need, strategy, self._views(), self.node_id)
+        if pl.decision == "local" and not self._first_in_line(ticket):
+            return "wait", "", ""
+        return pl.decision, pl.address, pl.reason
+
+    def _grant(self, need: dict[str, float], deadline: float) -> pb.LeaseReply:
         assert self.pool is not None
         worker = self.pool.acquire(timeout=max(5.0, deadline - time.monotonic()))
         if worker is None:
@@ -166,10 +202,12 @@ class Agent:
         with self.cond:
             self.leases[lease_id] = (worker, need)
             worker.lease_id = lease_id
+        log.debug("lease %s granted on worker %s", lease_id.hex()[:8], worker.worker_id[:6])
         return pb.LeaseReply(status="GRANTED", lease_id=lease_id, worker_address=worker.address,
                              worker_id=worker.worker_id, node_id=self.node_id)
 
     def return_lease(self, lease_id: bytes, kill: bool) -> None:
+        log.debug("lease %s returned (kill=%s)", lease_id.hex()[:8], kill)
         with self.cond:
             entry = self.leases.pop(lease_id, None)
             if entry is None:
@@ -207,10 +245,21 @@ class Agent:
         spec = req.spec
         placement = dict(spec.placement.amounts)
         hold = dict(spec.hold.amounts)
+        both = dict(placement)
+        for k, v in hold.items():
+            both[k] = max(both.get(k, 0.0), v)
+        deadline = time.monotonic() + 2.0
         with self.cond:
-            if not fits(placement, self.available) or not fits(hold, self.available):
-                return pb.StartActorReply(ok=False)
-            subtract(self.available, placement)
+            ticket = self._enqueue(both)
+            try:
+                while not (fits(both, self.available) and self._first_in_line(ticket)):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return pb.StartActorReply(ok=False)
+                    self.cond.wait(min(left, 0.1))
+                subtract(self.available, placement)
+            finally:
+                self._dequeue(ticket)
         assert self.pool is not None
         worker = self.pool.acquire(timeout=30.0, dedicated=True)
         try:
@@ -317,7 +366,7 @@ class AgentServicer(rpc.NodeAgentServicer):
         self.a = agent
 
     def RequestLease(self, request: pb.LeaseRequest, context: Any) -> pb.LeaseReply:
-        return self.a.request_lease(request)
+        return self.a.request_lease(request, context)
 
     def ReturnLease(self, request: pb.ReturnLeaseRequest, context: Any) -> pb.Empty:
         self.a.return_lease(request.lease_id, request.kill_worker or request.worker_failed)
