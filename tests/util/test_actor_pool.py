@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from spindle.util import ActorPool
 from spindle.util import actor_pool as actor_pool_module
-
-from tests.util._fake_cluster import FakeActor, FakeActorDiedError, FakeCluster
+from tests.util._fake_cluster import FakeActor, FakeActorDiedError, FakeCluster, FakeRef
 
 
 @pytest.fixture
@@ -215,3 +215,18 @@ def test_multi_return_futures_are_supported(cluster: FakeCluster) -> None:
     ]
     pool.submit(lambda a, v: a.pair(v), 4)
     assert pool.get_next(timeout=5) == [4, -4]
+
+
+def test_multi_return_futures_are_yielded_unordered_as_soon_as_each_is_whole(cluster: FakeCluster) -> None:
+    pool = ActorPool(actors(cluster, 2))
+
+    def pair(actor: FakeActor, value: int) -> list[FakeRef]:
+        return [FakeRef(cluster.now + value, value=value), FakeRef(cluster.now + value, value=-value)]
+
+    pool.submit(pair, 5)
+    pool.submit(pair, 1)
+    assert pool.get_next_unordered() == [1, -1]
+    assert cluster.now == 1  # it did not wait for the slower future
+    with pytest.raises(TimeoutError):
+        pool.get_next_unordered(timeout=1)
+    assert pool.get_next_unordered() == [5, -5]

@@ -7,6 +7,7 @@ import time
 from types import ModuleType
 
 import pytest
+
 from spindle.util import ActorPool
 
 

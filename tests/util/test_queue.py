@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
 from spindle.util.queue import Empty, Full, Queue
 
 

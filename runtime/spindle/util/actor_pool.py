@@ -22,6 +22,7 @@ Semantics copied from Ray because programs depend on them:
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -36,6 +37,10 @@ _TIMEOUT_MSG = "Timed out waiting for result"
 def _key(future: Any) -> Any:
     """A hashable key for a future: a list of refs (num_returns > 1) becomes a tuple."""
     return tuple(future) if isinstance(future, list) else future
+
+
+def _refs(key: Any) -> tuple[Any, ...]:
+    return key if isinstance(key, tuple) else (key,)
 
 
 def _actor_died(exc: BaseException) -> bool:
@@ -148,22 +153,24 @@ class ActorPool:
         return self._collect(future, actor)
 
     def _first_ready(self, timeout: float | None) -> Any:
-        """Key of an in-flight future whose refs are all ready, or None on timeout.
+        """Key of an in-flight future whose refs are all ready, or None after `timeout`.
 
-        A multi-return future is ready only when all its refs are; single refs (the common case)
-        take one `wait` call.
+        Single refs (the common case) take one `wait`; a multi-return future counts as ready
+        once all its refs are, so refs are waited for one at a time until some future is whole.
         """
         keys = list(self._future_to_actor)
-        refs = [ref for k in keys for ref in (k if isinstance(k, tuple) else (k,))]
-        if len(refs) == len(keys):
-            ready, _ = spindle.wait(refs, num_returns=1, timeout=timeout)
-            return ready[0] if ready else None
-        ready_all, _ = spindle.wait(refs, num_returns=len(refs), timeout=timeout)
-        done = set(ready_all)
-        for k in keys:
-            if all(ref in done for ref in (k if isinstance(k, tuple) else (k,))):
-                return k
-        return None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done: set[Any] = set()
+        while True:
+            for key in keys:
+                if all(ref in done for ref in _refs(key)):
+                    return key
+            pending = [ref for key in keys for ref in _refs(key) if ref not in done]
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _ = spindle.wait(pending, num_returns=1, timeout=left)
+            if not ready:
+                return None
+            done.update(ready)
 
     def _collect(self, future: Any, actor: Any) -> Any:
         alive = True
