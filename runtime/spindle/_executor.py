@@ -119,6 +119,7 @@ class Executor:
             if ident is None:
                 self.cancelled.add(task_id)
                 return
+        self.cw.submitter.cancel_children(task_id, force)
         if force:
             os._exit(1)
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(TaskCancelledError))
@@ -181,6 +182,7 @@ class Executor:
     def _end(self, spec: pb.TaskSpec) -> None:
         with self.lock:
             self.running.pop(spec.task_id, None)
+        self.cw.submitter.task_finished(spec.task_id)
         self.ctx.task_id, self.ctx.sink = b"", None
 
     def execute(self, spec: pb.TaskSpec, sink: Sink) -> None:

@@ -82,6 +82,7 @@ class TaskSubmitter:
         self.lock = threading.RLock()
         self.queues: dict[tuple[Any, ...], KeyQueue] = {}
         self.by_return: dict[bytes, Task] = {}
+        self.children: dict[bytes, list[bytes]] = {}  # running task id -> first return id of each child
         self.closed = False
         threading.Thread(target=self._idle_loop, daemon=True, name="spindle-leases").start()
 
@@ -104,7 +105,10 @@ class TaskSubmitter:
             retry_ex = tuple(retry_ex)
         task = Task(spec, fn_blob, prepared, int(opts.get("max_retries", 3)), retry_ex, key)
         refs = [cw.new_ref(rid) for rid in return_ids]
+        parent = cw.executor.ctx.task_id if cw.executor is not None else b""
         with self.lock:
+            if parent and return_ids:
+                self.children.setdefault(parent, []).append(return_ids[0])
             q = self.queues.get(key)
             if q is None:
                 q = self.queues[key] = KeyQueue(key, resources, strategy)
@@ -316,6 +320,17 @@ class TaskSubmitter:
                 return True
         self._finish_error_exc(task, TaskCancelledError(task.spec.task_id.hex()))
         return True
+
+    def cancel_children(self, parent_task_id: bytes, force: bool) -> None:
+        """Cancel every task submitted by ``parent_task_id`` (``cancel(recursive=True)``)."""
+        with self.lock:
+            kids = self.children.pop(parent_task_id, [])
+        for oid in kids:
+            self.cancel(oid, force)
+
+    def task_finished(self, task_id: bytes) -> None:
+        with self.lock:
+            self.children.pop(task_id, None)
 
     def _return_lease(self, lease: Lease, failed: bool) -> None:
         try:

@@ -309,3 +309,24 @@ def test_exceptions_pickle_round_trip() -> None:
     err = RayTaskError("f", "tb", ValueError("x")).as_instanceof_cause()
     back = pickle.loads(pickle.dumps(err))
     assert isinstance(back, ValueError) and isinstance(back, RayTaskError)
+
+
+def test_cancelling_a_parent_cancels_the_tasks_it_submitted(tmp_path: Any) -> None:
+    marker = tmp_path / "child-finished"
+
+    @spindle.remote
+    def child(path: str) -> None:
+        time.sleep(4)
+        open(path, "w").close()
+
+    @spindle.remote
+    def parent(path: str) -> None:
+        spindle.get(child.remote(path))
+
+    ref = parent.remote(str(marker))
+    time.sleep(1.5)
+    spindle.cancel(ref)
+    with pytest.raises(TaskCancelledError):
+        spindle.get(ref, timeout=30)
+    time.sleep(4)
+    assert not marker.exists()
