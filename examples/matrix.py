@@ -12,6 +12,7 @@ import argparse
 import time
 
 import numpy as np
+
 import spindle as ray
 
 

@@ -1,4 +1,4 @@
-"""ActorPool semantics (Ray's), checked on a simulated clock without a cluster."""
+"""ActorPool semantics (Ray's), checked on a simulated clock without a sim."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from tests.util._fake_cluster import FakeActor, FakeActorDiedError, FakeCluster,
 
 
 @pytest.fixture
-def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
+def sim(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     fake = FakeCluster()
     monkeypatch.setattr(actor_pool_module, "spindle", fake)
     return fake
 
 
-def actors(cluster: FakeCluster, n: int) -> list[FakeActor]:
-    return [FakeActor(cluster, f"a{i}") for i in range(n)]
+def actors(sim: FakeCluster, n: int) -> list[FakeActor]:
+    return [FakeActor(sim, f"a{i}") for i in range(n)]
 
 
 def durations(table: dict[int, float]) -> Any:
@@ -28,21 +28,21 @@ def durations(table: dict[int, float]) -> Any:
 
 
 def test_map_yields_results_in_submission_order_even_when_later_ones_finish_first(
-    cluster: FakeCluster,
+    sim: FakeCluster,
 ) -> None:
-    pool = ActorPool(actors(cluster, 2))
+    pool = ActorPool(actors(sim, 2))
     results = pool.map(durations({1: 5, 2: 1, 3: 1, 4: 1}), [1, 2, 3, 4])
     assert [v for _, v in results] == [1, 2, 3, 4]
 
 
-def test_map_unordered_yields_results_as_they_finish(cluster: FakeCluster) -> None:
-    pool = ActorPool(actors(cluster, 3))
+def test_map_unordered_yields_results_as_they_finish(sim: FakeCluster) -> None:
+    pool = ActorPool(actors(sim, 3))
     results = pool.map_unordered(durations({1: 5, 2: 3, 3: 1}), [1, 2, 3])
     assert [v for _, v in results] == [3, 2, 1]
 
 
-def test_map_is_lazy_until_iterated(cluster: FakeCluster) -> None:
-    workers = actors(cluster, 1)
+def test_map_is_lazy_until_iterated(sim: FakeCluster) -> None:
+    workers = actors(sim, 1)
     pool = ActorPool(workers)
     results = pool.map(durations({1: 1, 2: 1}), [1, 2])
     assert workers[0].calls == [1]  # the second value waits for a free actor
@@ -51,21 +51,21 @@ def test_map_is_lazy_until_iterated(cluster: FakeCluster) -> None:
 
 
 def test_map_drops_results_pending_from_earlier_submissions(
-    cluster: FakeCluster,
+    sim: FakeCluster,
 ) -> None:
-    pool = ActorPool(actors(cluster, 2))
+    pool = ActorPool(actors(sim, 2))
     pool.submit(durations({9: 100}), 9)
     assert [v for _, v in pool.map(durations({1: 1}), [1])] == [1]
 
 
-def test_submit_queues_values_until_a_result_is_collected(cluster: FakeCluster) -> None:
-    workers = actors(cluster, 1)
+def test_submit_queues_values_until_a_result_is_collected(sim: FakeCluster) -> None:
+    workers = actors(sim, 1)
     pool = ActorPool(workers)
     pool.submit(durations({1: 1}), 1)
     pool.submit(durations({2: 1}), 2)
     assert not pool.has_free()
     # the first call has long finished, but its actor stays busy until the result is collected
-    cluster.now = 10
+    sim.now = 10
     assert workers[0].calls == [1]
     assert pool.get_next() == ("a0", 1)
     assert workers[0].calls == [1, 2]
@@ -74,15 +74,15 @@ def test_submit_queues_values_until_a_result_is_collected(cluster: FakeCluster) 
     assert pool.has_free()
 
 
-def test_get_next_on_an_empty_pool_raises_stop_iteration(cluster: FakeCluster) -> None:
+def test_get_next_on_an_empty_pool_raises_stop_iteration(sim: FakeCluster) -> None:
     with pytest.raises(StopIteration):
-        ActorPool(actors(cluster, 1)).get_next()
+        ActorPool(actors(sim, 1)).get_next()
     with pytest.raises(StopIteration):
-        ActorPool(actors(cluster, 1)).get_next_unordered()
+        ActorPool(actors(sim, 1)).get_next_unordered()
 
 
-def test_get_next_timeout_raises_and_keeps_the_task(cluster: FakeCluster) -> None:
-    pool = ActorPool(actors(cluster, 1))
+def test_get_next_timeout_raises_and_keeps_the_task(sim: FakeCluster) -> None:
+    pool = ActorPool(actors(sim, 1))
     pool.submit(durations({1: 5}), 1)
     with pytest.raises(TimeoutError):
         pool.get_next(timeout=1)
@@ -92,9 +92,9 @@ def test_get_next_timeout_raises_and_keeps_the_task(cluster: FakeCluster) -> Non
 
 
 def test_get_next_ignore_if_timedout_drops_the_task_and_frees_its_actor(
-    cluster: FakeCluster,
+    sim: FakeCluster,
 ) -> None:
-    pool = ActorPool(actors(cluster, 1))
+    pool = ActorPool(actors(sim, 1))
     pool.submit(durations({1: 5}), 1)
     pool.submit(durations({2: 1}), 2)
     with pytest.raises(TimeoutError, match="ignored"):
@@ -105,9 +105,9 @@ def test_get_next_ignore_if_timedout_drops_the_task_and_frees_its_actor(
 
 
 def test_get_next_unordered_timeout_raises_and_keeps_the_task(
-    cluster: FakeCluster,
+    sim: FakeCluster,
 ) -> None:
-    pool = ActorPool(actors(cluster, 1))
+    pool = ActorPool(actors(sim, 1))
     pool.submit(durations({1: 5}), 1)
     with pytest.raises(TimeoutError):
         pool.get_next_unordered(timeout=1)
@@ -115,9 +115,9 @@ def test_get_next_unordered_timeout_raises_and_keeps_the_task(
 
 
 def test_get_next_unordered_ignore_if_timedout_drops_a_task(
-    cluster: FakeCluster,
+    sim: FakeCluster,
 ) -> None:
-    pool = ActorPool(actors(cluster, 1))
+    pool = ActorPool(actors(sim, 1))
     pool.submit(durations({1: 5}), 1)
     with pytest.raises(TimeoutError, match="ignored"):
         pool.get_next_unordered(timeout=1, ignore_if_timedout=True)
@@ -126,9 +126,9 @@ def test_get_next_unordered_ignore_if_timedout_drops_a_task(
 
 
 def test_ordered_get_after_unordered_ones_caught_up_is_rejected(
-    cluster: FakeCluster,
+    sim: FakeCluster,
 ) -> None:
-    pool = ActorPool(actors(cluster, 2))
+    pool = ActorPool(actors(sim, 2))
     pool.submit(durations({1: 5}), 1)
     pool.submit(durations({2: 1}), 2)
     # idle actors are taken from the end of the list, so value 2 went to a0
@@ -138,17 +138,17 @@ def test_ordered_get_after_unordered_ones_caught_up_is_rejected(
 
 
 def test_ordered_get_continues_after_an_unordered_one_of_an_earlier_task(
-    cluster: FakeCluster,
+    sim: FakeCluster,
 ) -> None:
-    pool = ActorPool(actors(cluster, 2))
+    pool = ActorPool(actors(sim, 2))
     pool.submit(durations({1: 1}), 1)
     pool.submit(durations({2: 5}), 2)
     assert pool.get_next_unordered()[1] == 1
     assert pool.get_next()[1] == 2
 
 
-def test_pop_idle_and_push(cluster: FakeCluster) -> None:
-    a0, a1 = actors(cluster, 2)
+def test_pop_idle_and_push(sim: FakeCluster) -> None:
+    a0, a1 = actors(sim, 2)
     pool = ActorPool([a0])
     pool.submit(durations({1: 1}), 1)
     assert pool.pop_idle() is None
@@ -162,9 +162,9 @@ def test_pop_idle_and_push(cluster: FakeCluster) -> None:
 
 
 def test_push_rejects_a_busy_actor_and_gives_a_new_one_queued_work(
-    cluster: FakeCluster,
+    sim: FakeCluster,
 ) -> None:
-    a0, a1 = actors(cluster, 2)
+    a0, a1 = actors(sim, 2)
     pool = ActorPool([a0])
     pool.submit(durations({1: 5}), 1)
     pool.submit(durations({2: 1}), 2)
@@ -175,25 +175,25 @@ def test_push_rejects_a_busy_actor_and_gives_a_new_one_queued_work(
     assert pool.get_next_unordered() == ("a1", 2)
 
 
-def test_has_free_is_false_while_values_wait_for_an_actor(cluster: FakeCluster) -> None:
-    pool = ActorPool(actors(cluster, 1))
+def test_has_free_is_false_while_values_wait_for_an_actor(sim: FakeCluster) -> None:
+    pool = ActorPool(actors(sim, 1))
     assert pool.has_free()
     pool.submit(durations({1: 1}), 1)
     assert not pool.has_free()
 
 
 def test_a_failed_call_raises_and_returns_its_actor_to_the_pool(
-    cluster: FakeCluster,
+    sim: FakeCluster,
 ) -> None:
-    pool = ActorPool(actors(cluster, 1))
+    pool = ActorPool(actors(sim, 1))
     pool.submit(lambda a, v: a.work(v, error=ZeroDivisionError("boom")), 1)
     with pytest.raises(ZeroDivisionError):
         pool.get_next()
     assert pool.has_free()
 
 
-def test_an_actor_that_died_is_not_returned_to_the_pool(cluster: FakeCluster) -> None:
-    a0, a1 = actors(cluster, 2)
+def test_an_actor_that_died_is_not_returned_to_the_pool(sim: FakeCluster) -> None:
+    a0, a1 = actors(sim, 2)
     pool = ActorPool([a0, a1])
     pool.submit(lambda a, v: a.work(v, error=FakeActorDiedError()), 1)  # runs on a1
     with pytest.raises(FakeActorDiedError):
@@ -202,8 +202,8 @@ def test_an_actor_that_died_is_not_returned_to_the_pool(cluster: FakeCluster) ->
     assert pool.pop_idle() is None
 
 
-def test_multi_return_futures_are_supported(cluster: FakeCluster) -> None:
-    pool = ActorPool(actors(cluster, 2))
+def test_multi_return_futures_are_supported(sim: FakeCluster) -> None:
+    pool = ActorPool(actors(sim, 2))
     assert list(pool.map(lambda a, v: a.pair(v), [1, 2, 3])) == [
         [1, -1],
         [2, -2],
@@ -217,16 +217,16 @@ def test_multi_return_futures_are_supported(cluster: FakeCluster) -> None:
     assert pool.get_next(timeout=5) == [4, -4]
 
 
-def test_multi_return_futures_are_yielded_unordered_as_soon_as_each_is_whole(cluster: FakeCluster) -> None:
-    pool = ActorPool(actors(cluster, 2))
+def test_multi_return_futures_are_yielded_unordered_as_soon_as_each_is_whole(sim: FakeCluster) -> None:
+    pool = ActorPool(actors(sim, 2))
 
     def pair(actor: FakeActor, value: int) -> list[FakeRef]:
-        return [FakeRef(cluster.now + value, value=value), FakeRef(cluster.now + value, value=-value)]
+        return [FakeRef(sim.now + value, value=value), FakeRef(sim.now + value, value=-value)]
 
     pool.submit(pair, 5)
     pool.submit(pair, 1)
     assert pool.get_next_unordered() == [1, -1]
-    assert cluster.now == 1  # it did not wait for the slower future
+    assert sim.now == 1  # it did not wait for the slower future
     with pytest.raises(TimeoutError):
         pool.get_next_unordered(timeout=1)
     assert pool.get_next_unordered() == [5, -5]
