@@ -1,4 +1,4 @@
-"""ActorPool semantics (Ray's), checked on a simulated clock without a sim."""
+"""ActorPool semantics (Ray's), checked on a simulated clock without a cluster."""
 
 from __future__ import annotations
 
