@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns_harness.hosts import Host, ip, leftover_namespaces, network
+from tests.netns_harness.hosts import Host, NetnsUnavailable, check_available, ip, leftover_namespaces, network
 from tests.plugins.netns import HostFactory
 
 pytestmark = pytest.mark.multinode
@@ -165,3 +166,12 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
     except OSError:
         return True
+
+
+def test_without_root_or_iproute2_the_reason_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(NetnsUnavailable, match="must run as root"):
+        check_available()
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(NetnsUnavailable, match="apt-get install -y iproute2"):
+        check_available()
