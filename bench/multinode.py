@@ -101,13 +101,17 @@ def _wait_two_nodes(python: Path, impl: str, pair: netns.Pair, env: dict[str, st
     deadline, delay = time.monotonic() + timeout_s, 0.5
     last = ""
     while time.monotonic() < deadline:
-        r = subprocess.run(
-            [*pair.exec_prefix(pair.head_ns), str(python), "-c", code],
-            env=env, capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        if r.returncode == 0 and r.stdout.strip().splitlines()[-1:] == ["2"]:
-            return
-        last = (r.stdout + r.stderr).strip()[-500:]
+        try:
+            r = subprocess.run(
+                [*pair.exec_prefix(pair.head_ns), str(python), "-c", code],
+                env=env, capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            last = "a driver could not connect within 60 s"
+        else:
+            if r.returncode == 0 and r.stdout.strip().splitlines()[-1:] == ["2"]:
+                return
+            last = (r.stdout + r.stderr).strip()[-500:]
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
     raise TimeoutError(f"{impl} cluster did not show two nodes in {timeout_s:.0f} s: {last}")
@@ -162,7 +166,7 @@ def _one(
                 "--workload", w.name, "--address", address(impl, pair), *(["--smoke"] if args.smoke else []),
             ]  # fmt: skip
             out = proc.run(cmd, env, str(run.ROOT), args.timeout, args.mem_cap_mib)
-    except (TimeoutError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - one broken cluster must not lose the other runs
         run.log(f"    cluster failed: {exc}")
         return report.Run(w.name, impl, rep, False, 0.0, 0.0, {}, f"cluster failed: {exc}")
     r = run.to_run(w, impl, rep, out, sizes)
@@ -200,15 +204,6 @@ def main(args: argparse.Namespace) -> int:
         }
         run.log(f"{impl}: {python} (version {version})")
 
-    runs: list[report.Run] = []
-    impls = list(pythons)
-    with netns.pair() as pair:
-        for w in workloads:
-            for rep in range(reps):
-                for impl in impls if rep % 2 == 0 else impls[::-1]:
-                    runs.append(_one(w, impl, rep, pythons[impl], envs[impl], pair, args, sizes))
-
-    rows = report.summarize(runs, [m.name for w in workloads for m in w.metrics])
     now = dt.datetime.now(dt.timezone.utc)
     meta: dict[str, Any] = {
         "date": now.isoformat(timespec="seconds"),
@@ -219,7 +214,22 @@ def main(args: argparse.Namespace) -> int:
         "pythons": {k: str(v) for k, v in pythons.items()},
     }
     out_path = args.out or run.ROOT / "bench/results" / f"{now:%Y%m%dT%H%M%SZ}-multinode.json"
-    report.write(out_path, report.record(meta, runs, rows))
+
+    def write(runs: list[report.Run]) -> list[report.Row]:
+        rows = report.summarize(runs, [m.name for w in workloads for m in w.metrics])
+        report.write(out_path, report.record(meta, runs, rows))
+        return rows
+
+    runs: list[report.Run] = []
+    impls = list(pythons)
+    with netns.pair() as pair:
+        for w in workloads:
+            for rep in range(reps):
+                for impl in impls if rep % 2 == 0 else impls[::-1]:
+                    runs.append(_one(w, impl, rep, pythons[impl], envs[impl], pair, args, sizes))
+                    write(runs)  # keep what is measured even if the run is cut short
+
+    rows = write(runs)
     print(f"\nTwo nodes in network namespaces, {meta['date']}; ratio > 1 means Spindle is better\n")
     print(report.table(rows))
     print(f"\nJSON: {out_path}")

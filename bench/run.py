@@ -284,6 +284,19 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(reps):
             plan += [(w, impl, rep) for impl in (impls if rep % 2 == 0 else impls[::-1])]
 
+    metric_names = [m.name for w in workloads for m in w.metrics]
+    now = dt.datetime.now(dt.timezone.utc)
+    meta: dict[str, Any] = {
+        "date": now.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "git_commit": git_commit(),
+        "mode": "smoke" if args.smoke else "full",
+        "reps": reps,
+        "pythons": {k: str(v) for k, v in pythons.items()},
+        "versions": versions,
+        "sizes": sizes.__dict__,
+    }
+    out_path = args.out or ROOT / "bench/results" / f"{now:%Y%m%dT%H%M%SZ}{'-smoke' if args.smoke else ''}.json"
     runs: list[report.Run] = []
     for i, (w, impl, rep) in enumerate(plan, 1):
         log(f"[{i}/{len(plan)}] {w.name} {impl} rep {rep + 1}/{reps} ...")
@@ -299,22 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"    {describe(run, w)}")
         if not run.ok and out.stderr_tail:
             log("    | " + "\n    | ".join(out.stderr_tail.strip().splitlines()[-8:]))
+        # Written after every run, so an interrupted suite keeps what it measured.
+        report.write(out_path, report.record(meta, runs, report.summarize(runs, metric_names)))
 
-    metric_names = [m.name for w in workloads for m in w.metrics]
     rows = report.summarize(runs, metric_names)
-    now = dt.datetime.now(dt.timezone.utc)
-    meta: dict[str, Any] = {
-        "date": now.isoformat(timespec="seconds"),
-        "machine": machine(),
-        "git_commit": git_commit(),
-        "mode": "smoke" if args.smoke else "full",
-        "reps": reps,
-        "pythons": {k: str(v) for k, v in pythons.items()},
-        "versions": versions,
-        "sizes": sizes.__dict__,
-    }
-    out_path = args.out or ROOT / "bench/results" / f"{now:%Y%m%dT%H%M%SZ}{'-smoke' if args.smoke else ''}.json"
-    report.write(out_path, report.record(meta, runs, rows))
     print("\n" + report.heading(meta) + "\n")
     print(report.table(rows))
     print(f"\nJSON: {out_path}")
