@@ -33,6 +33,7 @@ from ._worker_pool import WorkerPool, WorkerRecord
 log = logging.getLogger("spindle.agent")
 
 HEARTBEAT_S = 0.2
+LEASE_CONFIRM_S = 5.0
 CHUNK = 4 * 1024 * 1024
 
 
@@ -51,6 +52,7 @@ class Agent:
         self.address = ""
         self.pool: WorkerPool | None = None
         self.leases: dict[bytes, tuple[WorkerRecord, dict[str, float]]] = {}
+        self.unconfirmed: dict[bytes, float] = {}  # lease id -> grant time, until its stream opens
         self.fetchers: dict[bytes, set[str]] = {}
         self.pulls: dict[bytes, threading.Event] = {}
         self.stopping = False
@@ -116,6 +118,7 @@ class Agent:
                 with self.cond:
                     self.view = nodes
                 failures = 0
+                self._reclaim_unconfirmed()
             except grpc.RpcError:
                 failures += 1
                 if failures == 50:
@@ -201,14 +204,29 @@ class Agent:
         lease_id = _ids.new_id()
         with self.cond:
             self.leases[lease_id] = (worker, need)
+            self.unconfirmed[lease_id] = time.monotonic()
             worker.lease_id = lease_id
         log.debug("lease %s granted on worker %s", lease_id.hex()[:8], worker.worker_id[:6])
         return pb.LeaseReply(status="GRANTED", lease_id=lease_id, worker_address=worker.address,
                              worker_id=worker.worker_id, node_id=self.node_id)
 
+    def lease_started(self, lease_id: bytes) -> None:
+        with self.cond:
+            self.unconfirmed.pop(lease_id, None)
+
+    def _reclaim_unconfirmed(self) -> None:
+        """A lease whose holder never opened its stream (it died or gave up in flight) goes back."""
+        now = time.monotonic()
+        with self.cond:
+            stale = [lid for lid, t in self.unconfirmed.items() if now - t > LEASE_CONFIRM_S]
+        for lid in stale:
+            log.warning("lease %s was never used by its holder: taking it back", lid.hex()[:8])
+            self.return_lease(lid, kill=False)
+
     def return_lease(self, lease_id: bytes, kill: bool) -> None:
         log.debug("lease %s returned (kill=%s)", lease_id.hex()[:8], kill)
         with self.cond:
+            self.unconfirmed.pop(lease_id, None)
             entry = self.leases.pop(lease_id, None)
             if entry is None:
                 return
@@ -402,6 +420,10 @@ class AgentServicer(rpc.NodeAgentServicer):
         return pb.Empty()
 
     def ObjectStored(self, request: pb.StoreObjectRequest, context: Any) -> pb.Empty:
+        return pb.Empty()
+
+    def LeaseStarted(self, request: pb.ReturnLeaseRequest, context: Any) -> pb.Empty:
+        self.a.lease_started(request.lease_id)
         return pb.Empty()
 
 

@@ -214,6 +214,12 @@ class CoreWorker:
             if blocked:
                 self.set_blocked(False)
 
+    def lease_started(self, lease_id: bytes) -> None:
+        try:
+            self.agent().LeaseStarted(pb.ReturnLeaseRequest(lease_id=lease_id), metadata=self.md, timeout=10)
+        except grpc.RpcError:
+            pass
+
     def holder_gone(self, lease_id: bytes) -> None:
         """Our lease holder closed its stream (returned the lease, or died): make sure the lease is back."""
         try:

@@ -92,6 +92,8 @@ class Executor:
         for key, value in context.invocation_metadata() or ():
             if key == "x-spindle-lease":
                 lease_id = bytes.fromhex(value)
+        if lease_id:
+            self.cw.io_pool.submit(self.cw.lease_started, lease_id)
 
         def reader() -> None:
             try:
