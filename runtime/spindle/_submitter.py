@@ -341,7 +341,8 @@ class TaskSubmitter:
 
     def _idle_loop(self) -> None:
         while not self.closed:
-            time.sleep(LEASE_IDLE_S / 4)
+            # poll fast only while leases are held, so an idle process stays idle
+            time.sleep(LEASE_IDLE_S / 4 if any(q.leases for q in list(self.queues.values())) else 0.5)
             now = time.monotonic()
             done: list[Lease] = []
             with self.lock:
