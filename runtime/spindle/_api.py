@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ log = logging.getLogger("spindle")
 
 _state: dict[str, Any] = {"local": None, "watch": None}
 _lock = threading.RLock()
+
+NODE_WAIT_S = float(os.environ.get("SPINDLE_NODE_WAIT_S", "30"))
 
 ADDRESS_FILE = os.path.join(_local_cluster.SESSION_ROOT, "session_latest", "address.json")
 
@@ -161,18 +164,24 @@ def _pick_local_node(head_address: str, token: str, ip: str) -> tuple[str, str]:
     from ._rpc import TOKEN_KEY
 
     ch = grpc.insecure_channel(head_address)
+    deadline = time.monotonic() + NODE_WAIT_S  # a cluster that is still booting gets a moment to register a node
     try:
-        view = rpc.HeadStub(ch).GetClusterView(pb.Empty(), metadata=((TOKEN_KEY, token),), timeout=30,
-                                               wait_for_ready=True)
-    except grpc.RpcError as e:
-        if e.code() == grpc.StatusCode.UNAUTHENTICATED:
-            raise ConnectionError(f"The cluster at {head_address} refused the token: set SPINDLE_TOKEN to the "
-                                  "cluster's token.") from None
-        raise ConnectionError(f"Cannot reach the Spindle head at {head_address} ({e.code().name}); is it running? "
-                              "Start one with 'spindle start --head'.") from None
+        while True:
+            try:
+                view = rpc.HeadStub(ch).GetClusterView(pb.Empty(), metadata=((TOKEN_KEY, token),), timeout=30,
+                                                       wait_for_ready=True)
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    raise ConnectionError(f"The cluster at {head_address} refused the token: set SPINDLE_TOKEN to "
+                                          "the cluster's token.") from None
+                raise ConnectionError(f"Cannot reach the Spindle head at {head_address} ({e.code().name}); is it "
+                                      "running? Start one with 'spindle start --head'.") from None
+            alive = [n for n in view.nodes if n.alive]
+            if alive or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
     finally:
         ch.close()
-    alive = [n for n in view.nodes if n.alive]
     if not alive:
         raise ConnectionError(f"The Spindle cluster at {head_address} has no live nodes yet: start a node agent "
                               f"with 'spindle start --address {head_address}'.")
