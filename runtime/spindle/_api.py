@@ -111,6 +111,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             head_address, token, agent_address, node_id = local.head_address, local.token, local.agent_address, local.node_id
             ip = "127.0.0.1"
         else:
+            if num_cpus is not None or num_gpus is not None or resources:
+                raise ValueError("When connecting to an existing cluster, num_cpus, num_gpus and resources must not "
+                                 "be provided: they are set by 'spindle start' on each node.")
             if not token:
                 raise ConnectionError(f"No cluster token for {head_address}: set SPINDLE_TOKEN to the cluster's token "
                                       "(printed by 'spindle start --head', or in the cluster's Secret).")

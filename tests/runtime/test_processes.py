@@ -210,3 +210,9 @@ def test_garbage_on_the_ports_does_not_hurt_the_cluster(started_cluster: dict[st
                          env=started_cluster, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("alive")
+
+
+def test_resources_cannot_be_given_when_connecting_to_a_cluster(started_cluster: dict[str, str]) -> None:
+    out = subprocess.run([PY, "-c", "import spindle; spindle.init(address='auto', num_cpus=4)"],
+                         env=started_cluster, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "must not be provided" in out.stderr
