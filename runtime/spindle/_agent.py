@@ -10,23 +10,21 @@ store files when their owner says so.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
-import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import grpc
 
 from . import _ids, _store
 from ._proto import pb, rpc
-from ._rpc import Channels, make_server, routable_ip
+from ._rpc import Channels, make_server
 from ._scheduling import NodeView, Placer, Strategy, add, fits, subtract
 from ._worker_pool import WorkerPool, WorkerRecord
 
@@ -60,13 +58,17 @@ class Agent:
         self._ticket = 0
 
     # ---------------------------------------------------------------- lifecycle
-    def start(self, port: int, num_prestart: int) -> grpc.Server:
+    def start(self, port: int, num_prestart: int,
+              prestarted: Sequence[tuple[str, subprocess.Popen[bytes]]] = ()) -> grpc.Server:
+        """Serve on ``port``; ``prestarted`` workers were started for that port before gRPC was imported."""
         server, bound = make_server(self.token, "0.0.0.0", port, max_workers=128)
         rpc.add_NodeAgentServicer_to_server(AgentServicer(self), server)
         server.start()
         self.address = f"{self.ip}:{bound}"
         self.pool = WorkerPool(self, on_exit=self._worker_exited)
-        for _ in range(num_prestart):
+        for worker_id, proc in prestarted:
+            self.pool.adopt(worker_id, proc)
+        for _ in range(num_prestart - len(prestarted)):
             self.pool.spawn()
         self._register()
         threading.Thread(target=self._heartbeat_loop, daemon=True, name="heartbeat").start()
@@ -425,47 +427,3 @@ class AgentServicer(rpc.NodeAgentServicer):
     def LeaseStarted(self, request: pb.ReturnLeaseRequest, context: Any) -> pb.Empty:
         self.a.lease_started(request.lease_id)
         return pb.Empty()
-
-
-def parse_resources(num_cpus: float | None, num_gpus: float | None, resources: str | dict | None) -> dict[str, float]:
-    total: dict[str, float] = {"CPU": float(num_cpus if num_cpus is not None else os.cpu_count() or 1)}
-    if num_gpus:
-        total["GPU"] = float(num_gpus)
-    extra = json.loads(resources) if isinstance(resources, str) else (resources or {})
-    total.update({k: float(v) for k, v in extra.items()})
-    return total
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="spindle-agent", description="Run a Spindle node agent.")
-    p.add_argument("--head", required=True, help="head address host:port")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--num-cpus", type=float, default=None)
-    p.add_argument("--num-gpus", type=float, default=None)
-    p.add_argument("--resources", default=None, help='JSON, e.g. {"special": 2}')
-    p.add_argument("--node-ip", default=None)
-    p.add_argument("--node-id", default=None)
-    args = p.parse_args(argv)
-    token = os.environ.get("SPINDLE_TOKEN", "")
-    if not token:
-        sys.exit("spindle agent: SPINDLE_TOKEN is not set")
-    logging.basicConfig(level=os.environ.get("SPINDLE_LOG_LEVEL", "WARNING"),
-                        format="%(asctime)s agent %(levelname)s %(message)s")
-    ip = args.node_ip or os.environ.get("SPINDLE_NODE_IP") or routable_ip(args.head)
-    total = parse_resources(args.num_cpus, args.num_gpus, args.resources)
-    agent = Agent(args.head, token, ip, total, args.node_id or _ids.new_id().hex())
-    server = agent.start(args.port, num_prestart=max(1, int(total.get("CPU", 1))))
-    print(f"SPINDLE_AGENT_ADDRESS={agent.address}", flush=True)
-
-    def stop(*_: Any) -> None:
-        agent.shutdown()
-        server.stop(0)
-        os._exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    server.wait_for_termination()
-
-
-if __name__ == "__main__":
-    main()

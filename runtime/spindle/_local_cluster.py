@@ -136,7 +136,7 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         head_address = f"{connect_host}:{port}"
     node_id = _ids.new_id().hex()
-    argv = [sys.executable, "-m", "spindle._agent", "--head", head_address, "--node-id", node_id]
+    argv = [sys.executable, "-m", "spindle._agent_main", "--head", head_address, "--node-id", node_id]
     if num_cpus is not None:
         argv += ["--num-cpus", str(num_cpus)]
     if num_gpus is not None:

@@ -35,6 +35,23 @@ class WorkerRecord:
     idle_since: float = 0.0
 
 
+def start_worker_process(token: str, agent_address: str, node_id: str, ip: str,
+                         head_address: str) -> tuple[str, subprocess.Popen[bytes]]:
+    worker_id = _ids.new_id().hex()
+    env = dict(os.environ)
+    env.update({
+        "SPINDLE_TOKEN": token,
+        "SPINDLE_AGENT_ADDRESS": agent_address,
+        "SPINDLE_NODE_ID": node_id,
+        "SPINDLE_NODE_IP": ip,
+        "SPINDLE_HEAD_ADDRESS": head_address,
+        "SPINDLE_WORKER_ID": worker_id,
+    })
+    proc = subprocess.Popen([sys.executable, "-m", "spindle._worker"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=sys.stderr.fileno())
+    return worker_id, proc
+
+
 class WorkerPool:
     def __init__(self, agent: Any, on_exit: Callable[[WorkerRecord, int | None], None]):
         self.agent = agent
@@ -46,18 +63,12 @@ class WorkerPool:
         self.closed = False
 
     def spawn(self) -> WorkerRecord:
-        worker_id = _ids.new_id().hex()
-        env = dict(os.environ)
-        env.update({
-            "SPINDLE_TOKEN": self.agent.token,
-            "SPINDLE_AGENT_ADDRESS": self.agent.address,
-            "SPINDLE_NODE_ID": self.agent.node_id,
-            "SPINDLE_NODE_IP": self.agent.ip,
-            "SPINDLE_HEAD_ADDRESS": self.agent.head_address,
-            "SPINDLE_WORKER_ID": worker_id,
-        })
-        proc = subprocess.Popen([sys.executable, "-m", "spindle._worker"], env=env, stdin=subprocess.DEVNULL,
-                                stdout=sys.stderr.fileno())
+        a = self.agent
+        worker_id, proc = start_worker_process(a.token, a.address, a.node_id, a.ip, a.head_address)
+        return self.adopt(worker_id, proc)
+
+    def adopt(self, worker_id: str, proc: subprocess.Popen[bytes]) -> WorkerRecord:
+        """Take charge of a worker process (also ones started before the agent's server was up)."""
         rec = WorkerRecord(worker_id, proc)
         with self.cond:
             self.by_id[worker_id] = rec

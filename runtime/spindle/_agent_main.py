@@ -1,0 +1,79 @@
+"""Entry point of a node agent (``python -m spindle._agent_main``).
+
+The first thing it does, before importing gRPC, is start the node's warm workers (they need only
+the agent's future address), so their interpreters boot while the agent boots: the first task of
+a fresh cluster does not wait for a worker to start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from . import _ids
+from ._net import free_port, routable_ip
+from ._worker_pool import start_worker_process
+
+
+def parse_resources(num_cpus: float | None, num_gpus: float | None, resources: str | dict | None) -> dict[str, float]:
+    total: dict[str, float] = {"CPU": float(num_cpus if num_cpus is not None else os.cpu_count() or 1)}
+    if num_gpus:
+        total["GPU"] = float(num_gpus)
+    extra = json.loads(resources) if isinstance(resources, str) else (resources or {})
+    total.update({k: float(v) for k, v in extra.items()})
+    return total
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="spindle-agent", description="Run a Spindle node agent.")
+    p.add_argument("--head", required=True, help="head address host:port")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--num-cpus", type=float, default=None)
+    p.add_argument("--num-gpus", type=float, default=None)
+    p.add_argument("--resources", default=None, help='JSON, e.g. {"special": 2}')
+    p.add_argument("--node-ip", default=None)
+    p.add_argument("--node-id", default=None)
+    args = p.parse_args(argv)
+    token = os.environ.get("SPINDLE_TOKEN", "")
+    if not token:
+        sys.exit("spindle agent: SPINDLE_TOKEN is not set")
+    logging.basicConfig(level=os.environ.get("SPINDLE_LOG_LEVEL", "WARNING"),
+                        format="%(asctime)s agent %(levelname)s %(message)s")
+    ip = args.node_ip or os.environ.get("SPINDLE_NODE_IP") or routable_ip(args.head)
+    total = parse_resources(args.num_cpus, args.num_gpus, args.resources)
+    node_id = args.node_id or _ids.new_id().hex()
+    num_prestart = max(1, int(total.get("CPU", 1)))
+    port = args.port or free_port("0.0.0.0")
+    prestarted = [start_worker_process(token, f"{ip}:{port}", node_id, ip, args.head) for _ in range(num_prestart)]
+
+    from ._agent import Agent  # gRPC and the rest load while the workers boot
+
+    agent = Agent(args.head, token, ip, total, node_id)
+    try:
+        server = agent.start(port, num_prestart, prestarted)
+    except OSError:
+        if args.port:
+            raise
+        for _, proc in prestarted:  # the free port was taken meanwhile: start over on any port
+            proc.kill()
+        agent = Agent(args.head, token, ip, total, node_id)
+        server = agent.start(0, num_prestart)
+    print(f"SPINDLE_AGENT_ADDRESS={agent.address}", flush=True)
+
+    def stop(*_: Any) -> None:
+        agent.shutdown()
+        server.stop(0)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    main()
