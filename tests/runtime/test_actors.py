@@ -238,3 +238,19 @@ def test_actor_resources_are_held_when_num_cpus_is_given() -> None:
     while spindle.available_resources().get("CPU", 0) < 2 and time.time() < deadline:
         time.sleep(0.1)
     assert spindle.available_resources().get("CPU", 0) == 2
+
+
+def test_a_handle_passed_to_another_actor_is_used_there() -> None:
+    counter = Counter.remote()
+
+    @spindle.remote
+    class Forwarder:
+        def __init__(self, target: Any) -> None:
+            self.target = target
+
+        def bump(self, n: int) -> int:
+            return spindle.get([self.target.incr.remote() for _ in range(n)])[-1]
+
+    f = Forwarder.remote(counter)
+    assert spindle.get(f.bump.remote(5), timeout=60) == 5
+    assert spindle.get(counter.get.remote()) == 5
