@@ -216,3 +216,36 @@ def test_resources_cannot_be_given_when_connecting_to_a_cluster(started_cluster:
     out = subprocess.run([PY, "-c", "import spindle; spindle.init(address='auto', num_cpus=4)"],
                          env=started_cluster, capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "must not be provided" in out.stderr
+
+
+def test_a_node_agent_rejoins_a_replaced_head(tmp_path: Path) -> None:
+    port = str(_free_port())
+    env = {**os.environ, "SPINDLE_TOKEN": "rejoin-token", "SPINDLE_TEMP_DIR": str(tmp_path)}
+    env.pop("SPINDLE_ADDRESS", None)
+    cli = [PY, "-m", "spindle._cli", "start", "--node-ip", "127.0.0.1", "--block"]
+    head = subprocess.Popen([*cli, "--head", "--port", port, "--num-cpus", "0"], env=env)
+    worker = subprocess.Popen([*cli, "--address", f"127.0.0.1:{port}", "--num-cpus", "1"], env=env)
+    code = textwrap.dedent(f"""
+        import time, spindle
+        spindle.init(address="127.0.0.1:{port}")
+        deadline = time.time() + 60
+        while spindle.cluster_resources().get("CPU", 0) < 1:
+            assert time.time() < deadline, "the worker node did not join"
+            time.sleep(0.2)
+        f = spindle.remote(lambda: "ran")
+        print(spindle.get(f.remote()))
+    """)
+    try:
+        first = run_driver(code, env=env)
+        assert first.returncode == 0, first.stderr
+        head.send_signal(signal.SIGTERM)
+        head.wait(timeout=30)
+        head = subprocess.Popen([*cli, "--head", "--port", port, "--num-cpus", "0"], env=env)
+        second = run_driver(code, env=env)
+        assert second.returncode == 0, second.stderr
+        assert second.stdout.strip().endswith("ran")
+    finally:
+        for p in (worker, head):
+            p.send_signal(signal.SIGTERM)
+        for p in (worker, head):
+            p.wait(timeout=30)
