@@ -130,3 +130,37 @@ def test_an_actor_lives_on_the_second_node_and_is_called_directly(three_hosts: d
     results = spindle.get([c.incr.remote() for _ in range(10)])
     assert [r[0] for r in results] == list(range(1, 11))
     assert {r[1] for r in results} == {three_hosts["b"]}
+
+
+def test_losing_a_node_restarts_its_actors_and_retries_its_tasks_elsewhere(three_hosts: dict[str, Any]) -> None:
+    """Runs last: it kills node B outright (every process in its namespace gets SIGKILL)."""
+    a, b = three_hosts["a"], three_hosts["b"]
+    soft_b = NodeAffinitySchedulingStrategy(node_id=b, soft=True)
+
+    @spindle.remote(max_restarts=1)
+    class Survivor:
+        def where(self) -> str:
+            return spindle.get_runtime_context().get_node_id()
+
+    @spindle.remote(max_retries=2)
+    def slow_where() -> str:
+        time.sleep(3)
+        return spindle.get_runtime_context().get_node_id()
+
+    actor = Survivor.options(scheduling_strategy=soft_b).remote()
+    assert spindle.get(actor.where.remote(), timeout=60) == b
+    task = slow_where.options(scheduling_strategy=soft_b).remote()
+    time.sleep(1.0)
+    host_b = three_hosts["hosts"][2]
+    for pid in host_b.pids():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert spindle.get(task, timeout=120) == a
+    assert spindle.get(actor.where.remote(), timeout=120) == a
+    deadline = time.monotonic() + 30
+    while any(n["Alive"] for n in spindle.nodes() if n["NodeID"] == b):
+        assert time.monotonic() < deadline, "the head never noticed node B died"
+        time.sleep(0.5)
+    assert spindle.cluster_resources()["CPU"] == 2
