@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections import Counter
 from typing import Any
 
 import spindle as ray
@@ -74,7 +75,9 @@ def main() -> None:
     observed = (calls - 1) / span if span > 0 else float("inf")
     mode = "per-process global variable" if args.per_process else "GlobalPacer actor"
     print(f"Mode: {mode}")
-    print(f"Calls: {calls} from {args.tasks} tasks in {len({p for _, _, p in made})} processes")
+    per_process = Counter(pid for _, _, pid in made)
+    print(f"Calls: {calls} from {args.tasks} tasks in {len(per_process)} processes")
+    print(f"Calls per process: {sorted(per_process.values(), reverse=True)}")
     print(f"Span: {span:.2f} s, observed rate: {observed:.1f}/s, limit: {args.rate:g}/s")
     print(f"Minimum span the limit allows: {(calls - 1) / args.rate:.2f} s")
 

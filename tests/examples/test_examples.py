@@ -96,7 +96,9 @@ def test_global_pacer_limits_the_rate_across_all_tasks_and_processes() -> None:
 
     # The same tasks with a per-process global variable exceed the limit: it is not shared.
     broken = run_example("pacer.py", *args, "--per-process")
-    assert float(grab(r"observed rate: ([\d.]+)/s", broken)) > 1.3 * rate, broken
+    # (Any overlap of two processes exceeds R; the margin only absorbs a busy machine's jitter.)
+    assert int(grab(r"in (\d+) processes", broken)) >= 2, broken
+    assert float(grab(r"observed rate: ([\d.]+)/s", broken)) > 1.1 * rate, broken
 
 
 def test_two_actors_load_and_filter_their_halves_in_parallel() -> None:
