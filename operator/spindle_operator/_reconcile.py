@@ -12,7 +12,10 @@ next observation yields no actions. Rules, in order:
 
 * head: finished heads are deleted; a missing head is created; duplicate heads (a race, a restarted
   operator) keep the ready, oldest one; a running head is never deleted by scaling, only by suspend or by a
-  rollout, and a rollout replaces the head only after every worker is current ("head last").
+  rollout. A rollout replaces a ready head last, once every worker is current *and ready*, so the head's
+  outage never overlaps a worker's (the pass right after the last worker is created must not take the head
+  down while that worker starts); a head that is not ready protects nothing and is replaced at once, which
+  also frees workers that wait for it.
 * workers per group: ``clamp(replicas, min, max)``, 0 when the cluster or the group is suspended; finished
   pods are deleted and replaced; pods named in ``scaleStrategy.workersToDelete`` are deleted (then the list
   is cleared); remaining surplus goes not-ready first, then outdated, then newest; rollouts replace at most
@@ -134,13 +137,13 @@ def reconcile(
     actions += _service_actions(cluster, observed, settings)
 
     worker_actions: list[Action] = []
-    any_outdated = False
+    workers_settled = True
     groups = spec.get("workerGroupSpecs") or []
     for group in groups:
         group_pods = [p for p in pods if _pods.node_type(p) == WORKER and _pods.group(p) == group["groupName"]]
-        acts, outdated = _group_actions(cluster, group, group_pods, suspended, budget, settings)
+        acts, settled = _group_actions(cluster, group, group_pods, suspended, budget, settings)
         worker_actions += acts
-        any_outdated = any_outdated or outdated
+        workers_settled = workers_settled and settled
     known = {g["groupName"] for g in groups}
     for pod in pods:
         if _pods.node_type(pod) == WORKER and _pods.group(pod) not in known and not _pods.is_terminating(pod):
@@ -154,7 +157,7 @@ def reconcile(
             )
 
     head_pods = [p for p in pods if _pods.node_type(p) == HEAD]
-    actions += _head_actions(cluster, head_pods, suspended, budget, any_outdated, settings)
+    actions += _head_actions(cluster, head_pods, suspended, budget, workers_settled, settings)
     actions += worker_actions
 
     clear = _clear_workers_to_delete(cluster)
@@ -190,7 +193,7 @@ def _head_actions(
     heads: list[Mapping[str, Any]],
     suspended: bool,
     budget: int | None,
-    workers_outdated: bool,
+    workers_settled: bool,
     settings: OperatorSettings,
 ) -> list[Action]:
     head_spec = (cluster.get("spec") or {}).get("headGroupSpec") or {}
@@ -223,13 +226,16 @@ def _head_actions(
                 f"cluster already has head pod {_pods.name(keep)}",
             )
         )
-    if budget is not None and not workers_outdated and _pods.template_hash(keep) != template_hash(head_spec):
+    head_waits = _pods.is_ready(keep) and not workers_settled
+    if budget is not None and not head_waits and _pods.template_hash(keep) != template_hash(head_spec):
         actions.append(
             DeletePod(
                 _pods.name(keep),
                 _pods.uid(keep),
                 "RolloutHeadPod",
-                "head pod template changed; replacing the head after all workers are current",
+                "head pod template changed; replacing the head after all workers are current and ready"
+                if _pods.is_ready(keep)
+                else "head pod template changed; the head is not ready, so it is replaced first",
             )
         )
         actions.append(
@@ -246,7 +252,7 @@ def _group_actions(
     budget: int | None,
     settings: OperatorSettings,
 ) -> tuple[list[Action], bool]:
-    """Actions for one worker group, and whether the group still has outdated pods."""
+    """Actions for one worker group, and whether it is settled: every worker current and ready."""
     gname = group["groupName"]
     want = desired_workers(group, suspended)
     current_hash = template_hash(group)
@@ -295,7 +301,7 @@ def _group_actions(
         for pod in sorted(stale, key=_pods.is_ready)[:allowed]:
             delete(pod, "RolloutWorkerPod", f"group {gname} template changed")
             create("CreatedWorkerPod", f"rolling out group {gname}")
-    return actions, bool(stale)
+    return actions, not stale and all(_pods.is_ready(p) for p in remaining)
 
 
 def _clear_workers_to_delete(cluster: Mapping[str, Any]) -> ClearWorkersToDelete | None:

@@ -216,18 +216,31 @@ def test_max_unavailable_bounds_how_many_workers_are_replaced_at_once():
     assert sum(isinstance(a, CreatePod) for a in actions) == 2
 
 
-def test_the_head_is_replaced_last_once_every_worker_is_current():
+def test_the_head_is_replaced_last_once_every_worker_is_current_and_ready():
     c = cluster(group(replicas=1))
     head = pod(c, HEAD, None, outdated=True)
     assert plan(c, head, pod(c, outdated=True))[1].reason == "RolloutWorkerPod"
+    # The last replacement is created but not ready yet: the head's outage must not overlap it.
+    assert plan(c, head, pod(c, phase="Pending", ready=False)) == []
     assert plan(c, head, pod(c)) == [
         SECRET,
         delete(
             head,
             "RolloutHeadPod",
-            "head pod template changed; replacing the head after all workers are current",
+            "head pod template changed; replacing the head after all workers are current and ready",
         ),
         CreatePod(build_pod(c, HEAD, c["spec"]["headGroupSpec"], SETTINGS), "CreatedHeadPod", "rolling out new head"),
+    ]
+
+
+def test_a_head_that_is_not_ready_is_replaced_without_waiting_for_the_workers():
+    # e.g. the edit fixes a crashing head: the workers wait for a head, so waiting for them would deadlock.
+    c = cluster(group(replicas=1))
+    head = pod(c, HEAD, None, outdated=True, ready=False)
+    actions = plan(c, head, pod(c, outdated=True, phase="Pending", ready=False))
+    assert [a.reason for a in actions if isinstance(a, (CreatePod, DeletePod))] == [
+        "RolloutHeadPod",
+        "CreatedHeadPod",
     ]
 
 
