@@ -122,6 +122,16 @@ class Admin:
         items = self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name}").items
         return [(e.type, e.reason, e.message) for e in items]
 
+    def wait_events(self, *reasons: str, name: str = "c") -> list[tuple[str, str, str]]:
+        """The cluster's events once all ``reasons`` are among them (kopf posts events asynchronously)."""
+
+        def posted() -> list[tuple[str, str, str]] | None:
+            events = self.events(name)
+            return events if set(reasons) <= {reason for _, reason, _ in events} else None
+
+        found: list[tuple[str, str, str]] = wait_for(posted, f"events {', '.join(reasons)}")
+        return found
+
     # --- pods -----------------------------------------------------------------------------------------
     def pods(self, node_type: str | None = None, group: str | None = None, name: str = "c") -> list[Any]:
         selector = f"spindle.dev/cluster={name}"

@@ -62,8 +62,7 @@ def test_a_new_cluster_gets_head_service_secret_and_workers_and_becomes_ready(ad
     assert status["head"]["podIP"].startswith("10.244.0.")
     assert status["head"]["serviceIP"] == svc.spec.cluster_ip
     assert status["observedGeneration"] == admin.cluster()["metadata"]["generation"]
-    reasons = {reason for _, reason, _ in admin.events()}
-    assert {"CreatedSecret", "CreatedService", "CreatedHeadPod", "CreatedWorkerPod"} <= reasons
+    admin.wait_events("CreatedSecret", "CreatedService", "CreatedHeadPod", "CreatedWorkerPod")
 
 
 def test_scaling_is_clamped_and_workers_to_delete_go_first(admin: Admin, operator: OperatorThread):
@@ -99,7 +98,7 @@ def test_a_failed_worker_is_replaced(admin: Admin, operator: OperatorThread):
         "the failed worker replaced",
     )
     assert workers[1].metadata.name in names(admin.pods("worker"))
-    assert any(reason == "WorkerPodFailed" for _, reason, _ in admin.events())
+    admin.wait_events("WorkerPodFailed")
 
 
 def test_a_lost_or_failed_head_is_recreated_but_scaling_never_deletes_it(admin: Admin, operator: OperatorThread):
@@ -165,8 +164,8 @@ def test_a_template_edit_rolls_out_one_worker_at_a_time_and_the_head_last(admin:
         workers = wait_for(replaced, f"{step + 1} workers rolled out")
         unready = [p for p in workers if not (p.status and p.status.phase == "Running")]
         seen_unready_max = max(seen_unready_max, len(unready))
-        if step < 2:  # the head waits while any worker is outdated (after the last one it may go at once)
-            assert names(admin.pods("head")) == [head.metadata.name]
+        # The head waits while any worker is outdated or not ready, the last replacement included.
+        assert names(admin.pods("head")) == [head.metadata.name]
         admin.make_ready(*unready)
     assert seen_unready_max == 1
     assert all(p.spec.containers[0].image == "spindle:v2" for p in admin.pods("worker"))
@@ -251,7 +250,7 @@ def test_a_service_type_edit_updates_the_head_service(admin: Admin, operator: Op
         return bool(svc.spec.type == "NodePort" and all(p.node_port for p in svc.spec.ports))
 
     wait_for(node_port, "the head service to become a NodePort service")
-    assert any(reason == "UpdatedService" for _, reason, _ in admin.events())
+    admin.wait_events("UpdatedService")
     version = admin.core.read_namespaced_service("c-head-svc", admin.ns).metadata.resource_version
     admin.make_all_ready()
     wait_for(lambda: admin.status().get("state") == "Ready", "another pass, after the head is ready")
