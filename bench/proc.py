@@ -18,6 +18,7 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 
 MARKER = "BENCH_RESULT "
+PROGRESS = "BENCH_PROGRESS "
 MIB = 1024 * 1024
 
 
@@ -124,6 +125,9 @@ def run(
     reported = _parse(stdout)
     tail = stderr[-2000:]
     if failure:
+        progress = [line[len(PROGRESS) :] for line in stdout.splitlines() if line.startswith(PROGRESS)]
+        if progress:
+            failure += f"; last progress: {progress[-1]}"
         return Outcome(False, wall, peak / MIB, error=failure, stderr_tail=tail)
     if reported is None:
         return Outcome(

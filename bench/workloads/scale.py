@@ -6,9 +6,13 @@ They report throughput; peak memory of the process tree is sampled by the orches
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 from bench.workloads import Context, Result, workload
+
+PROGRESS = "BENCH_PROGRESS "  # the orchestrator quotes the last one if the run is cut short
 
 
 def ident(x: int) -> int:
@@ -47,7 +51,14 @@ def many_actors(ctx: Context) -> Result:
     n = ctx.sizes.scale_actors
     start = time.perf_counter()
     actors = [cls.remote() for _ in range(n)]
-    counts = ctx.ray.get([a.incr.remote() for a in actors])
+    pending = [a.incr.remote() for a in actors]
+    done: list[Any] = []
+    while pending:  # in rounds, reporting progress, so a run cut short still says how far it got
+        ready, pending = ctx.ray.wait(pending, num_returns=len(pending), timeout=5.0)
+        done += ready
+        elapsed = time.perf_counter() - start
+        print(PROGRESS + json.dumps({"actors_ready": len(done), "of": n, "seconds": round(elapsed, 1)}), flush=True)
+    counts = ctx.ray.get(done)
     elapsed = time.perf_counter() - start
     if counts != [1] * n:
         raise AssertionError("actors returned wrong counts")
