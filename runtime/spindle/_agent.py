@@ -65,6 +65,10 @@ class Agent:
         rpc.add_NodeAgentServicer_to_server(AgentServicer(self), server)
         server.start()
         self.address = f"{self.ip}:{bound}"
+        swept = _store.sweep_orphans()
+        if swept:
+            log.warning("removed the store files of %d agent(s) that died without cleaning up", len(swept))
+        self._store_lock = _store.claim(self.node_id)
         self.pool = WorkerPool(self, on_exit=self._worker_exited)
         for worker_id, proc in prestarted:
             self.pool.adopt(worker_id, proc)

@@ -82,6 +82,43 @@ def delete_object(path: str) -> None:
         pass
 
 
+def claim(node_id: str) -> int:
+    """Hold the node's lock file for the agent's lifetime: the store's files are orphans once it is free."""
+    import fcntl
+
+    fd = os.open(store_prefix(node_id) + "lock", os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def sweep_orphans() -> list[str]:
+    """Delete the store files of agents that died without cleaning up (SIGKILL, OOM); returns their node ids."""
+    import fcntl
+
+    swept = []
+    for name in os.listdir(SHM_DIR):
+        if not (name.startswith("spindle-") and name.endswith("-lock")):
+            continue
+        node_id = name[len("spindle-") : -len("-lock")]
+        path = os.path.join(SHM_DIR, name)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # its agent is alive
+            continue
+        try:
+            delete_all(node_id)
+            delete_object(path)
+            swept.append(node_id)
+        finally:
+            os.close(fd)
+    return swept
+
+
 def delete_all(node_id: str) -> None:
     prefix = os.path.basename(store_prefix(node_id))
     for name in os.listdir(SHM_DIR):

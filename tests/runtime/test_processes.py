@@ -249,3 +249,29 @@ def test_a_node_agent_rejoins_a_replaced_head(tmp_path: Path) -> None:
             p.send_signal(signal.SIGTERM)
         for p in (worker, head):
             p.wait(timeout=30)
+
+
+def test_store_files_of_a_killed_cluster_are_swept_by_the_next_agent() -> None:
+    proc = subprocess.Popen([PY, "-c", textwrap.dedent("""
+        import time, numpy as np, spindle
+        spindle.init(num_cpus=1)
+        ref = spindle.put(np.ones(2_000_000))
+        print(spindle.get_runtime_context().get_node_id(), flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    node = proc.stdout.readline().strip()
+    proc.send_signal(signal.SIGKILL)  # the head and agent die with it (SIGKILL, no cleanup)
+    proc.wait()
+
+    def leftovers() -> list[str]:
+        return [n for n in os.listdir("/dev/shm") if n.startswith(f"spindle-{node}")]
+
+    assert wait_until(lambda: bool(leftovers()) and not _agent_alive(node), timeout=20)
+    out = run_driver("import spindle; spindle.init(num_cpus=1); spindle.shutdown()")
+    assert out.returncode == 0, out.stderr
+    assert leftovers() == []
+
+
+def _agent_alive(node_id: str) -> bool:
+    return any(node_id in " ".join(p.info["cmdline"] or ()) for p in psutil.process_iter(["cmdline"]))
