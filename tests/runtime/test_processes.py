@@ -113,7 +113,7 @@ def started_cluster(tmp_path: Path) -> Iterator[dict[str, str]]:
     spindle_cli = [PY, "-m", "spindle._cli"]
     port = str(_free_port())
     out = subprocess.run([*spindle_cli, "start", "--head", "--port", port, "--num-cpus", "2", "--node-ip",
-                          "127.0.0.1"], env=env, capture_output=True, text=True, timeout=60)
+                          "127.0.0.1"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     record = json.loads((tmp_path / "session_latest" / "address.json").read_text())
     try:
@@ -136,7 +136,7 @@ def test_cli_start_status_and_auto_connect(started_cluster: dict[str, str]) -> N
     assert "1 node(s) alive" in status.stdout and "CPU" in status.stdout
     out = subprocess.run([PY, "-c", "import spindle; spindle.init(address='auto');"
                           "f = spindle.remote(lambda x: x + 1); print(spindle.get(f.remote(41)))"],
-                         env=env, capture_output=True, text=True, timeout=60)
+                         env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("42")
 
@@ -155,7 +155,7 @@ def test_detached_actors_outlive_their_driver_and_owned_ones_do_not(started_clus
         d = Counter.options(name="keeper", lifetime="detached").remote()
         o = Counter.options(name="owned").remote()
         print(spindle.get(d.incr.remote()), spindle.get(o.incr.remote()))
-    """)], env=env, capture_output=True, text=True, timeout=60)
+    """)], env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert first.stdout.split() == ["1", "1"]
     second = subprocess.run([PY, "-c", textwrap.dedent("""
@@ -169,7 +169,7 @@ def test_detached_actors_outlive_their_driver_and_owned_ones_do_not(started_clus
                 print("owned-gone")
                 break
             time.sleep(0.1)
-    """)], env=env, capture_output=True, text=True, timeout=60)
+    """)], env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr
     assert second.stdout.split() == ["2", "owned-gone"], second.stdout + second.stderr
 
