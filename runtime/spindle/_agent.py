@@ -350,9 +350,9 @@ class Agent:
             return pb.PullReply(ok=os.path.exists(path), message="" if os.path.exists(path) else "pull failed")
         try:
             stub = rpc.NodeAgentStub(self.channels.get(loc.agent_address))
-            chunks = [c.data for c in stub.FetchObject(pb.FetchRequest(object_id=object_id, requester=self.address),
-                                                        metadata=self.channels.metadata, timeout=600)]
-            _store.write_bytes(path, chunks)
+            stream = stub.FetchObject(pb.FetchRequest(object_id=object_id, requester=self.address),
+                                      metadata=self.channels.metadata, timeout=600)
+            _store.write_stream(path, (c.data for c in stream))
             return pb.PullReply(ok=True)
         except grpc.RpcError as e:
             return pb.PullReply(ok=False, message=f"fetch from {loc.agent_address} failed: {e.code()}")

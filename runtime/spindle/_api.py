@@ -245,7 +245,8 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(f"wait() expected a list of ObjectRef, got {type(object_refs).__name__}")
     refs, _ = _as_list(list(object_refs), "wait")
-    if len(set(refs)) != len(refs):
+    ids = [r.binary() for r in refs]
+    if len(set(ids)) != len(ids):
         raise ValueError("Wait requires a list of unique object refs.")
     if num_returns <= 0:
         raise ValueError(f"Invalid number of objects to return {num_returns}.")
@@ -254,9 +255,14 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
     if timeout is not None and timeout < 0:
         raise ValueError(f"The 'timeout' argument must be >= 0, got {timeout}")
     ready_ids = set(_context.core().wait_ready(refs, num_returns, timeout))
-    ready = [r for r in refs if r.binary() in ready_ids][:num_returns]
-    chosen = set(ready)
-    return ready, [r for r in refs if r not in chosen]
+    ready: list[ObjectRef] = []
+    pending: list[ObjectRef] = []
+    for ref, oid in zip(refs, ids, strict=True):
+        if oid in ready_ids and len(ready) < num_returns:
+            ready.append(ref)
+        else:
+            pending.append(ref)
+    return ready, pending
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:

@@ -201,8 +201,10 @@ class CoreWorker:
 
     def wait_ready(self, refs: list[ObjectRef], num: int, timeout: float | None) -> list[bytes]:
         oids = [r.binary() for r in refs]
-        if sum(1 for o in oids if self.store.get(o) is not None) >= num:
-            return [o for o in oids if self.store.get(o) is not None]
+        have = self.store.ready
+        done = [o for o in oids if o in have]
+        if len(done) >= num:
+            return done
         for r in refs:
             self.ensure_fetch(r)
         blocked = self.executor is not None and self.executor.in_task()
@@ -213,6 +215,19 @@ class CoreWorker:
         finally:
             if blocked:
                 self.set_blocked(False)
+
+    def agent_unreachable(self, address: str) -> None:
+        """A driver with no node of its own talks to some node's agent; if that node died, pick a live one."""
+        if self.node_id or address != self.agent_address:
+            return  # a node's own agent: when it is gone, this process is going too
+        try:
+            view = self.head().GetClusterView(pb.Empty(), metadata=self.md, timeout=10)
+        except grpc.RpcError:
+            return
+        alive = [n.address for n in view.nodes if n.alive and n.address != address]
+        if alive:
+            log.info("node agent %s is unreachable; using %s", address, alive[0])
+            self.agent_address = alive[0]
 
     def lease_started(self, lease_id: bytes) -> None:
         try:

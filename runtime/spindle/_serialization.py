@@ -100,7 +100,12 @@ class _Pickler(cloudpickle.Pickler):
         return False
 
 
+_PLAIN = (bytes, str, int, float, bool, type(None))
+
+
 def serialize(value: Any) -> Serialized:
+    if type(value) in _PLAIN and (type(value) is not bytes or len(value) < 4096):
+        return Serialized(pickle.dumps(value, protocol=5), [])  # the common small result, without cloudpickle
     buffers: list[memoryview] = []
     f = io.BytesIO()
     _Pickler(f, buffers).dump(value)

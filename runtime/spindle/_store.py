@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -56,11 +57,20 @@ def _advance(pieces: list[bytes | memoryview], n: int) -> list[bytes | memoryvie
     return out
 
 
-def write_bytes(path: str, data_chunks: list[bytes]) -> None:
+def write_stream(path: str, data_chunks: Iterable[bytes]) -> None:
+    """Write chunks as they arrive (a transfer from another node), then publish the file by rename."""
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    try:
         for c in data_chunks:
-            f.write(c)
+            view = memoryview(c)
+            while view:
+                view = view[os.write(fd, view):]
+    except BaseException:
+        os.close(fd)
+        delete_object(tmp)
+        raise
+    os.close(fd)
     os.rename(tmp, path)
 
 

@@ -178,6 +178,8 @@ class TaskSubmitter:
                     reply = cw.agent(address).RequestLease(req, metadata=cw.md, timeout=30)
                 except grpc.RpcError as e:
                     log.debug("lease request to %s failed: %s", address, e.code())
+                    if address == cw.agent_address:
+                        cw.agent_unreachable(address)
                     address, spilled = cw.agent_address, False
                     time.sleep(delay)
                     delay = min(delay * 2, 1.0)
