@@ -82,7 +82,7 @@ def summarize(runs: list[Run], metric_names: list[str]) -> list[Row]:
     return rows
 
 
-def _fmt(v: float | bool | None) -> str:
+def format_value(v: float | bool | None) -> str:
     if v is None:
         return "-"
     if isinstance(v, bool):
@@ -101,8 +101,8 @@ def table(rows: list[Row], markdown: bool = False) -> str:
         [
             r.metric,
             r.unit,
-            _fmt(r.spindle),
-            _fmt(r.ray),
+            format_value(r.spindle),
+            format_value(r.ray),
             "-" if r.ratio is None else f"{r.ratio:.2f}x",
         ]
         for r in rows

@@ -224,7 +224,7 @@ def describe(run: report.Run, w: spec.Workload) -> str:
     if not run.ok:
         return f"FAILED: {run.error}"
     parts = [
-        f"{m.name}={report._fmt(run.metrics.get(m.name))}{'' if m.unit == 'bool' else ' ' + m.unit}" for m in w.metrics
+        f"{m.name}={report.format_value(run.metrics.get(m.name))}{'' if m.unit == 'bool' else ' ' + m.unit}" for m in w.metrics
     ]
     return ", ".join(parts) + f"  ({run.wall_s:.1f} s wall, peak {run.peak_rss_mib:.0f} MiB)"
 
