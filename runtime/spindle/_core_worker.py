@@ -49,6 +49,7 @@ class CoreWorker:
         self.job_id = b""
         self.namespace = ""
         self.runtime_env_vars: dict[str, str] = {}
+        self._spare: _store.SpareFile | None = None
         self.channels = Channels(token)
         self.md = self.channels.metadata
         self.store = MemoryStore()
@@ -126,7 +127,9 @@ class CoreWorker:
         ser = serialize(value)
         if ser.size <= INLINE_MAX or not self.node_id:
             return pb.ObjectValue(object_id=oid, inline=ser.to_bytes())
-        size = _store.write_object(_store.object_path(self.node_id, oid), ser)
+        if self._spare is None:
+            self._spare = _store.SpareFile(self.node_id)
+        size = _store.write_object(_store.object_path(self.node_id, oid), ser, self._spare)
         loc = pb.ObjectLocation(node_id=self.node_id, agent_address=self.agent_address, size=size)
         return pb.ObjectValue(object_id=oid, location=loc, in_store=True)
 
@@ -288,6 +291,8 @@ class CoreWorker:
 
     def shutdown(self) -> None:
         self.closed = True
+        if self._spare is not None:
+            self._spare.close()
         set_counter(None)
         self.submitter.shutdown()
         self.actors.shutdown()

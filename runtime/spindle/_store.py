@@ -27,9 +27,113 @@ def object_path(node_id: str, object_id: bytes) -> str:
     return store_prefix(node_id) + object_id.hex()
 
 
-def write_object(path: str, ser: Serialized) -> int:
+SPARE_MIN = 16 * 1024 * 1024  # objects at least this big use (and then ask for) a pre-allocated file
+SPARE_IDLE_S = 10.0
+
+
+class SpareFile:
+    """One pre-allocated store file per process, for its next large object.
+
+    Writing a large object into a *new* tmpfs file makes the kernel allocate and zero every page on
+    the writer's critical path; writing into pages allocated ahead of time runs at memory speed. After
+    a large put, a background thread allocates a file of that size; the next put of up to that size
+    takes it. The file is private to this process until it is published by rename, so no reader can
+    have it mapped. An unused spare is deleted after SPARE_IDLE_S so an idle process holds no memory.
+    """
+
+    def __init__(self, node_id: str):
+        import threading
+
+        self.prefix = store_prefix(node_id) + f"spare-{os.getpid()}-"
+        self.cond = threading.Condition()
+        self.path = ""
+        self.size = 0
+        self.wanted = 0
+        self.last_use = 0.0
+        self.allocating = 0
+        self.closed = False
+        self._n = 0
+        threading.Thread(target=self._loop, daemon=True, name="spindle-spare").start()
+
+    def take(self, size: int) -> str:
+        """A spare of at least ``size`` bytes, now owned by the caller, or "" (and ask for one)."""
+        import time
+
+        with self.cond:
+            self.last_use = time.monotonic()
+            self.wanted = max(self.wanted, size) if self.path else size
+            deadline = time.monotonic() + 2.0
+            while self.allocating >= size and not self.path and time.monotonic() < deadline:
+                self.cond.wait(0.05)  # finishing an allocation under way beats allocating afresh
+            if self.path and self.size >= size:
+                path, self.path, self.size = self.path, "", 0
+                self.cond.notify_all()
+                return path
+            self.cond.notify_all()
+            return ""
+
+    def _loop(self) -> None:
+        import time
+
+        while True:
+            with self.cond:
+                self.cond.wait(1.0)
+                if self.closed:
+                    return
+                idle = time.monotonic() - self.last_use > SPARE_IDLE_S
+                if self.path and (idle or self.size < self.wanted):
+                    delete_object(self.path)
+                    self.path, self.size = "", 0
+                if self.path or idle or not self.wanted:
+                    continue
+                self._n += 1
+                path, size = f"{self.prefix}{self._n}", self.wanted
+                self.allocating = size
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+                try:
+                    os.posix_fallocate(fd, 0, size)
+                finally:
+                    os.close(fd)
+            except OSError:
+                delete_object(path)  # the store is full: no spare, puts fall back to new files
+                with self.cond:
+                    self.wanted = self.allocating = 0
+                    self.cond.notify_all()
+                continue
+            with self.cond:
+                self.path, self.size, self.allocating = path, size, 0
+                self.cond.notify_all()
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            path, self.path = self.path, ""
+            self.cond.notify_all()
+        if path:
+            delete_object(path)
+
+
+def write_object(path: str, ser: Serialized, spare: SpareFile | None = None) -> int:
     """Write ``ser`` as a new store file; returns the frame size."""
     tmp = path + ".tmp"
+    spare_path = spare.take(ser.size) if spare is not None and ser.size >= SPARE_MIN else ""
+    if spare_path:
+        os.rename(spare_path, tmp)
+        fd = os.open(tmp, os.O_WRONLY)
+        try:
+            written = os.pwritev(fd, ser.pieces(), 0)
+            if written != ser.size:  # short write: finish the slow way
+                os.close(fd)
+                fd = -1
+                delete_object(tmp)
+                return write_object(path, ser)
+            os.ftruncate(fd, written)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        os.rename(tmp, path)
+        return written
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     try:
         pieces = ser.pieces()
