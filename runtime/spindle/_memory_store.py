@@ -16,17 +16,34 @@ from ._proto import pb
 Callback = Callable[[bytes, pb.ObjectValue], None]
 
 
+class _Waiter:
+    """One blocked wait(): counts down as the objects it needs arrive, so no re-scan per arrival."""
+
+    __slots__ = ("remaining", "event")
+
+    def __init__(self, remaining: int):
+        self.remaining = remaining
+        self.event = threading.Event()
+
+
 class MemoryStore:
     def __init__(self) -> None:
         self.cond = threading.Condition(threading.RLock())
         self.ready: dict[bytes, pb.ObjectValue] = {}
         self.callbacks: dict[bytes, list[Callback]] = {}
+        self.waiters: dict[bytes, list[_Waiter]] = {}
 
     def put(self, oid: bytes, value: pb.ObjectValue) -> None:
         with self.cond:
+            first = oid not in self.ready
             self.ready[oid] = value
             cbs = self.callbacks.pop(oid, None)
-            self.cond.notify_all()
+            ws = self.waiters.pop(oid, None) if first else None
+            if ws:
+                for w in ws:
+                    w.remaining -= 1
+                    if w.remaining <= 0:
+                        w.event.set()
         if cbs:
             for cb in cbs:
                 cb(oid, value)
@@ -51,17 +68,32 @@ class MemoryStore:
         oids = list(oids)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.cond:
-            while True:
-                done = [o for o in oids if o in self.ready]
-                if len(done) >= num:
-                    return done
+            missing = [o for o in oids if o not in self.ready]
+            need = num - (len(oids) - len(missing))
+            if need <= 0 or not missing:
+                return [o for o in oids if o in self.ready]
+            waiter = _Waiter(need)
+            for o in missing:
+                self.waiters.setdefault(o, []).append(waiter)
+        try:
+            while not waiter.event.is_set():
                 if deadline is None:
-                    self.cond.wait(1.0)
+                    waiter.event.wait(1.0)
                 else:
                     left = deadline - time.monotonic()
                     if left <= 0:
-                        return done
-                    self.cond.wait(min(left, 1.0))
+                        break
+                    waiter.event.wait(min(left, 1.0))
+        finally:
+            with self.cond:
+                for o in missing:
+                    ws = self.waiters.get(o)
+                    if ws is not None and waiter in ws:
+                        ws.remove(waiter)
+                        if not ws:
+                            del self.waiters[o]
+        with self.cond:
+            return [o for o in oids if o in self.ready]
 
 
 class RefCounts:
