@@ -26,6 +26,7 @@ from . import _ids, _store
 from ._proto import pb, rpc
 from ._rpc import Channels, make_server
 from ._scheduling import NodeView, Placer, Strategy, add, fits, subtract
+from ._transfer import add_agent_servicer, fetch_stream
 from ._worker_pool import WorkerPool, WorkerRecord
 
 log = logging.getLogger("spindle.agent")
@@ -62,7 +63,7 @@ class Agent:
               prestarted: Sequence[tuple[str, subprocess.Popen[bytes]]] = ()) -> grpc.Server:
         """Serve on ``port``; ``prestarted`` workers were started for that port before gRPC was imported."""
         server, bound = make_server(self.token, "0.0.0.0", port, max_workers=128)
-        rpc.add_NodeAgentServicer_to_server(AgentServicer(self), server)
+        add_agent_servicer(AgentServicer(self), server)
         server.start()
         self.address = f"{self.ip}:{bound}"
         swept = _store.sweep_orphans()
@@ -349,10 +350,10 @@ class Agent:
             ev.wait(600)
             return pb.PullReply(ok=os.path.exists(path), message="" if os.path.exists(path) else "pull failed")
         try:
-            stub = rpc.NodeAgentStub(self.channels.get(loc.agent_address))
-            stream = stub.FetchObject(pb.FetchRequest(object_id=object_id, requester=self.address),
-                                      metadata=self.channels.metadata, timeout=600)
-            _store.write_stream(path, (c.data for c in stream))
+            stream = fetch_stream(self.channels.get(loc.agent_address),
+                                  pb.FetchRequest(object_id=object_id, requester=self.address),
+                                  self.channels.metadata, 600)
+            _store.write_stream(path, stream)
             return pb.PullReply(ok=True)
         except grpc.RpcError as e:
             return pb.PullReply(ok=False, message=f"fetch from {loc.agent_address} failed: {e.code()}")
@@ -361,14 +362,13 @@ class Agent:
                 self.pulls.pop(object_id, None)
             ev.set()
 
-    def fetch(self, object_id: bytes, requester: str) -> Iterator[pb.Chunk]:
+    def fetch(self, object_id: bytes, requester: str) -> Iterator[memoryview]:
         path = _store.object_path(self.node_id, object_id)
         view = _store.map_object(path)
         with self.cond:
             self.fetchers.setdefault(object_id, set()).add(requester)
-        total = len(view)
-        for off in range(0, max(total, 1), CHUNK):
-            yield pb.Chunk(data=bytes(view[off : off + CHUNK]), total=total)
+        for off in range(0, max(len(view), 1), CHUNK):
+            yield view[off : off + CHUNK]
 
     def free(self, object_ids: list[bytes], propagate: bool = True) -> None:
         remote: dict[str, list[bytes]] = {}
@@ -415,7 +415,7 @@ class AgentServicer(rpc.NodeAgentServicer):
     def PullObject(self, request: pb.PullRequest, context: Any) -> pb.PullReply:
         return self.a.pull(request.object_id, request.location)
 
-    def FetchObject(self, request: pb.FetchRequest, context: Any) -> Iterator[pb.Chunk]:
+    def FetchObject(self, request: pb.FetchRequest, context: Any) -> Iterator[Any]:
         try:
             yield from self.a.fetch(request.object_id, request.requester)
         except FileNotFoundError:

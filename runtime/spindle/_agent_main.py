@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from . import _ids
+from ._local_cluster import announce
 from ._net import free_port, routable_ip
 from ._worker_pool import start_worker_process
 
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             proc.kill()
         agent = Agent(args.head, token, ip, total, node_id)
         server = agent.start(0, num_prestart)
-    print(f"SPINDLE_AGENT_ADDRESS={agent.address}", flush=True)
+    announce(f"SPINDLE_AGENT_ADDRESS={agent.address}")
 
     def stop(*_: Any) -> None:
         agent.shutdown()

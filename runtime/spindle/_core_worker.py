@@ -28,6 +28,7 @@ from ._object_ref import ObjectRef, set_counter
 from ._proto import pb, rpc
 from ._rpc import Channels, make_server
 from ._serialization import deserialize, pickle_error, serialize
+from ._transfer import fetch_stream
 from .exceptions import GetTimeoutError, ObjectLostError, OwnerDiedError
 
 log = logging.getLogger("spindle")
@@ -167,9 +168,9 @@ class CoreWorker:
                 raise ObjectLostError(ov.object_id.hex(), reply.message)
             return _store.map_object(_store.object_path(self.node_id, ov.object_id))
         try:  # a driver with no node of its own: stream the value into memory
-            chunks = self.agent(loc.agent_address).FetchObject(
-                pb.FetchRequest(object_id=ov.object_id), metadata=self.md, timeout=600)
-            return b"".join(c.data for c in chunks)
+            chunks = fetch_stream(self.channels.get(loc.agent_address), pb.FetchRequest(object_id=ov.object_id),
+                                  self.md, 600)
+            return b"".join(chunks)
         except grpc.RpcError as e:
             raise ObjectLostError(ov.object_id.hex(), f"fetch from {loc.agent_address}: {e.code()}") from None
 

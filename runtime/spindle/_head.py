@@ -374,7 +374,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=os.environ.get("SPINDLE_LOG_LEVEL", "WARNING"),
                         format="%(asctime)s head %(levelname)s %(message)s")
     server, _state, bound = serve(args.host, args.port, token)
-    print(f"SPINDLE_HEAD_PORT={bound}", flush=True)
+    from ._local_cluster import announce
+
+    announce(f"SPINDLE_HEAD_PORT={bound}")
     server.wait_for_termination()
 
 

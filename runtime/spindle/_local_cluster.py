@@ -26,6 +26,21 @@ from ._net import free_port, new_token
 SESSION_ROOT = os.environ.get("SPINDLE_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "spindle")
 
 
+def announce(line: str) -> None:
+    """Print the start-up marker for whoever started us, then detach stdout from that pipe.
+
+    The starter stops reading once it has the line; a later write to the pipe must not kill us.
+    """
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def _die_with_parent() -> None:
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -44,7 +59,8 @@ def _read_marker(stream: IO[bytes], marker: str, proc: subprocess.Popen[bytes], 
             if not chunk:
                 break
             buf += chunk
-            for line in buf.decode(errors="replace").splitlines():
+            complete = buf.decode(errors="replace").split("\n")[:-1]  # a line counts once its newline arrived
+            for line in complete:
                 if line.startswith(marker + "="):
                     return line.split("=", 1)[1].strip()
         elif proc.poll() is not None:

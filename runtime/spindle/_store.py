@@ -161,7 +161,7 @@ def _advance(pieces: list[bytes | memoryview], n: int) -> list[bytes | memoryvie
     return out
 
 
-def write_stream(path: str, data_chunks: Iterable[bytes]) -> None:
+def write_stream(path: str, data_chunks: Iterable[bytes | memoryview]) -> None:
     """Write chunks as they arrive (a transfer from another node), then publish the file by rename."""
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)

@@ -176,12 +176,23 @@ def test_detached_actors_outlive_their_driver_and_owned_ones_do_not(started_clus
 
 def test_calls_without_the_cluster_token_are_refused(started_cluster: dict[str, str]) -> None:
     address = started_cluster["SPINDLE_RECORD_ADDRESS"]
+    token = started_cluster["SPINDLE_RECORD_TOKEN"]
     with grpc.insecure_channel(address) as ch:
         stub = rpc.HeadStub(ch)
         for metadata in ((), (("x-spindle-token", "wrong"),)):
             with pytest.raises(grpc.RpcError) as info:
                 stub.GetClusterView(pb.Empty(), metadata=metadata, timeout=10)
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        agent_address = stub.GetClusterView(pb.Empty(), metadata=(("x-spindle-token", token),),
+                                            timeout=10).nodes[0].address
+    with grpc.insecure_channel(agent_address) as ch:
+        agent = rpc.NodeAgentStub(ch)
+        with pytest.raises(grpc.RpcError) as info:
+            agent.RequestLease(pb.LeaseRequest(), metadata=(("x-spindle-token", "wrong"),), timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as info:
+            list(agent.FetchObject(pb.FetchRequest(object_id=b"x"), timeout=10))
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     out = subprocess.run([PY, "-c", f"import spindle; spindle.init(address='{address}')"],
                          env={**started_cluster, "SPINDLE_TOKEN": "wrong"}, capture_output=True, text=True,
                          timeout=60)

@@ -49,3 +49,14 @@ def test_out_of_band_buffers_are_64_byte_aligned_in_the_frame() -> None:
     out = deserialize(memoryview(buf)[start : start + len(frame)])
     assert out.ctypes.data % 64 == 0
     assert np.array_equal(out, arr)
+
+
+def test_hand_encoded_chunks_are_exactly_the_proto_chunk_message() -> None:
+    from spindle._proto import pb
+    from spindle._transfer import decode_chunk, encode_chunk
+
+    for data in (b"", b"x", os.urandom(300), os.urandom(70_000)):
+        wire = encode_chunk(data)
+        assert pb.Chunk.FromString(wire).data == data
+        assert bytes(decode_chunk(wire)) == data
+        assert bytes(decode_chunk(pb.Chunk(data=data, total=12345).SerializeToString())) == data
