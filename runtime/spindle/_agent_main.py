@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
-import sys
 from typing import Any
 
 from . import _ids
-from ._local_cluster import announce
+from ._local_cluster import announce, service_setup
 from ._net import free_port, routable_ip
 from ._worker_pool import start_worker_process
 
@@ -40,11 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--node-ip", default=None)
     p.add_argument("--node-id", default=None)
     args = p.parse_args(argv)
-    token = os.environ.get("SPINDLE_TOKEN", "")
-    if not token:
-        sys.exit("spindle agent: SPINDLE_TOKEN is not set")
-    logging.basicConfig(level=os.environ.get("SPINDLE_LOG_LEVEL", "WARNING"),
-                        format="%(asctime)s agent %(levelname)s %(message)s")
+    token = service_setup("agent")
     ip = args.node_ip or os.environ.get("SPINDLE_NODE_IP") or routable_ip(args.head)
     total = parse_resources(args.num_cpus, args.num_gpus, args.resources)
     node_id = args.node_id or _ids.new_id().hex()

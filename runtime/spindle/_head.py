@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import Any
 import grpc
 
 from . import _ids
+from ._local_cluster import announce, service_setup
 from ._proto import pb, rpc
 from ._rpc import Channels, make_server
 from ._scheduling import NodeView, Placer, Strategy, actor_restart_decision, subtract
@@ -368,14 +368,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=int, default=6380)
     args = p.parse_args(argv)
-    token = os.environ.get("SPINDLE_TOKEN", "")
-    if not token:
-        sys.exit("spindle head: SPINDLE_TOKEN is not set")
-    logging.basicConfig(level=os.environ.get("SPINDLE_LOG_LEVEL", "WARNING"),
-                        format="%(asctime)s head %(levelname)s %(message)s")
+    token = service_setup("head")
     server, _state, bound = serve(args.host, args.port, token)
-    from ._local_cluster import announce
-
     announce(f"SPINDLE_HEAD_PORT={bound}")
     server.wait_for_termination()
 

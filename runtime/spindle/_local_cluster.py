@@ -26,6 +26,18 @@ from ._net import free_port, new_token
 SESSION_ROOT = os.environ.get("SPINDLE_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "spindle")
 
 
+def service_setup(role: str) -> str:
+    """Common start of the head and agent processes: logging, and the cluster token (required)."""
+    import logging
+
+    token = os.environ.get("SPINDLE_TOKEN", "")
+    if not token:
+        sys.exit(f"spindle {role}: SPINDLE_TOKEN is not set")
+    logging.basicConfig(level=os.environ.get("SPINDLE_LOG_LEVEL", "WARNING"),
+                        format=f"%(asctime)s {role} %(levelname)s %(message)s")
+    return token
+
+
 def announce(line: str) -> None:
     """Print the start-up marker for whoever started us, then detach stdout from that pipe.
 
