@@ -425,9 +425,6 @@ class AgentServicer(rpc.NodeAgentServicer):
         self.a.free(list(request.object_ids))
         return pb.Empty()
 
-    def ObjectStored(self, request: pb.StoreObjectRequest, context: Any) -> pb.Empty:
-        return pb.Empty()
-
     def LeaseStarted(self, request: pb.ReturnLeaseRequest, context: Any) -> pb.Empty:
         self.a.lease_started(request.lease_id)
         return pb.Empty()

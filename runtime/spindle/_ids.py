@@ -13,8 +13,3 @@ def new_id() -> bytes:
 
 def return_id(task_id: bytes, index: int) -> bytes:
     return task_id[:12] + (index + 1).to_bytes(4, "little")
-
-
-def short(node_or_id: str | bytes) -> str:
-    s = node_or_id.hex() if isinstance(node_or_id, bytes) else node_or_id
-    return s[:8]

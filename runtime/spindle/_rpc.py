@@ -137,13 +137,3 @@ def batched(q: Any) -> Iterator[Any]:
                 merged.MergeFrom(first)
             merged.MergeFrom(nxt)
         yield merged if merged is not None else first
-
-
-def is_unavailable(err: BaseException) -> bool:
-    return isinstance(err, grpc.RpcError) and err.code() in (  # type: ignore[attr-defined]
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNKNOWN,
-    )

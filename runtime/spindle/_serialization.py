@@ -44,9 +44,7 @@ class Serialized:
     def to_bytes(self) -> bytes:
         if not self.buffers:
             return b"P" + self.pickled
-        out = bytearray(self.size)
-        self.write_into(memoryview(out))
-        return bytes(out)
+        return b"".join(self.pieces())
 
     def pieces(self) -> list[bytes | memoryview]:
         """The frame as a list of byte pieces, for ``os.writev`` into a store file."""
@@ -64,27 +62,6 @@ class Serialized:
             if pad:
                 out.append(bytes(pad))
         return out
-
-    def write_into(self, mv: memoryview) -> None:
-        """Lay the frame out into ``mv`` (at least ``self.size`` bytes)."""
-        if not self.buffers:
-            mv[0:1] = b"P"
-            mv[1 : 1 + len(self.pickled)] = self.pickled
-            return
-        mv[0:1] = b"F"
-        pos = 1
-        _HEAD.pack_into(mv, pos, len(self.buffers), len(self.pickled))
-        off = pos + _HEAD.size
-        for b in self.buffers:
-            _LEN.pack_into(mv, off, b.nbytes)
-            off += _LEN.size
-        pos = _aligned(1 + _HEAD.size + _LEN.size * len(self.buffers))
-        mv[pos : pos + len(self.pickled)] = self.pickled
-        pos += _aligned(len(self.pickled))
-        for b in self.buffers:
-            n = b.nbytes
-            mv[pos : pos + n] = b.cast("B") if b.ndim != 1 or b.format != "B" else b
-            pos += _aligned(n)
 
 
 class _Pickler(cloudpickle.Pickler):
@@ -110,11 +87,6 @@ def serialize(value: Any) -> Serialized:
     f = io.BytesIO()
     _Pickler(f, buffers).dump(value)
     return Serialized(f.getvalue(), buffers)
-
-
-def dumps_plain(value: Any) -> bytes:
-    """Serialize into a single inline frame (used for small control values and errors)."""
-    return serialize(value).to_bytes()
 
 
 def deserialize(frame: bytes | memoryview) -> Any:
