@@ -1,7 +1,7 @@
 """Spindle: Ray-style distributed Python. ``import spindle as ray`` runs Ray programs unchanged.
 
 The public names load lazily (PEP 562) so that the head, node agent and worker processes, which
-import ``spindle._head`` and friends, do not pay for the whole client API at start-up.
+import ``spindle._head.server`` and friends, do not pay for the whole client API at start-up.
 """
 
 from __future__ import annotations
@@ -12,21 +12,21 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "available_resources": "_api",
-    "cancel": "_api",
-    "cluster_resources": "_api",
-    "get": "_api",
-    "get_actor": "_api",
-    "get_runtime_context": "_api",
-    "init": "_api",
-    "is_initialized": "_api",
-    "kill": "_api",
-    "nodes": "_api",
-    "put": "_api",
-    "remote": "_api",
-    "shutdown": "_api",
-    "wait": "_api",
-    "ObjectRef": "_object_ref",
+    "available_resources": "_core.api",
+    "cancel": "_core.api",
+    "cluster_resources": "_core.api",
+    "get": "_core.api",
+    "get_actor": "_core.api",
+    "get_runtime_context": "_core.api",
+    "init": "_core.api",
+    "is_initialized": "_core.api",
+    "kill": "_core.api",
+    "nodes": "_core.api",
+    "put": "_core.api",
+    "remote": "_core.api",
+    "shutdown": "_core.api",
+    "wait": "_core.api",
+    "ObjectRef": "_core.object_ref",
     "ActorClass": "actor",
     "ActorHandle": "actor",
     "exit_actor": "actor",
@@ -75,8 +75,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from . import exceptions, util
-    from ._api import (
+    from spindle import exceptions, util
+    from spindle._core.api import (
         available_resources,
         cancel,
         cluster_resources,
@@ -92,5 +92,5 @@ if TYPE_CHECKING:
         shutdown,
         wait,
     )
-    from ._object_ref import ObjectRef
-    from .actor import ActorClass, ActorHandle, exit_actor, method
+    from spindle._core.object_ref import ObjectRef
+    from spindle.actor import ActorClass, ActorHandle, exit_actor, method

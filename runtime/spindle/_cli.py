@@ -16,9 +16,9 @@ import sys
 import time
 from typing import Any
 
-from . import _local_cluster
-from ._api import ADDRESS_FILE, _recorded_cluster
-from ._rpc import routable_ip
+from spindle import _local_cluster
+from spindle._core.api import ADDRESS_FILE, _recorded_cluster
+from spindle._rpc.channels import routable_ip
 
 
 def _record(info: dict[str, Any]) -> None:

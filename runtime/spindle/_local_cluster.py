@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any
 
-from . import _ids, _store
-from ._net import free_port, new_token
+from spindle import _ids, _store
+from spindle._rpc.net import free_port, new_token
 
 SESSION_ROOT = os.environ.get("SPINDLE_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "spindle")
 
@@ -164,7 +164,7 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         head_address = f"{connect_host}:{port}"
     node_id = _ids.new_id().hex()
-    argv = [sys.executable, "-m", "spindle._agent_main", "--head", head_address, "--node-id", node_id]
+    argv = [sys.executable, "-m", "spindle._agent", "--head", head_address, "--node-id", node_id]
     if num_cpus is not None:
         argv += ["--num-cpus", str(num_cpus)]
     if num_gpus is not None:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._serialization import Serialized
+    from spindle._serialization import Serialized
 
 SHM_DIR = os.environ.get("SPINDLE_SHM_DIR", "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp")
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import cloudpickle
 
-from . import _ids
-from ._args import prepare
-from ._context import core
-from ._executor import ActorExit
-from ._proto import pb
-from ._submitter import _resources, _strategy
-from .remote_function import env_vars_of, validate_options
+from spindle import _ids
+from spindle._core.args import prepare
+from spindle._core.context import core
+from spindle._core.executor import ActorExit
+from spindle._core.submitter import _resources, _strategy
+from spindle._proto import pb
+from spindle.remote_function import env_vars_of, validate_options
 
 ACTOR_OPTIONS = {
     "num_cpus", "num_gpus", "resources", "max_restarts", "max_task_retries", "max_concurrency", "name",
@@ -45,7 +45,7 @@ def method(*args: Any, **kwargs: Any) -> Any:
 
 def exit_actor() -> None:
     """End the current actor gracefully: it is not restarted, and later calls raise ActorDiedError."""
-    from ._context import maybe_core
+    from spindle._core.context import maybe_core
 
     cw = maybe_core()
     if cw is None or cw.executor is None or cw.executor.actor is None:

@@ -6,9 +6,9 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from . import _ids
-from ._context import core
-from ._serialization import pickle_function
+from spindle import _ids
+from spindle._core.context import core
+from spindle._serialization import pickle_function
 
 TASK_OPTIONS = {
     "num_cpus", "num_gpus", "resources", "num_returns", "max_retries", "retry_exceptions", "name",

@@ -37,7 +37,7 @@ def test_rays_exception_and_utility_names_exist() -> None:
 
 
 def test_service_processes_do_not_import_the_client_api() -> None:
-    code = ("import sys, spindle._head, spindle._agent; "
-            "print(any(m in sys.modules for m in ('cloudpickle', 'spindle._api', 'spindle._core_worker')))")
+    code = ("import sys, spindle._head.server, spindle._agent.agent; "
+            "print(any(m in sys.modules for m in ('cloudpickle', 'spindle._core.api', 'spindle._core.core_worker')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

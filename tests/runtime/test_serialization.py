@@ -53,7 +53,7 @@ def test_out_of_band_buffers_are_64_byte_aligned_in_the_frame() -> None:
 
 def test_hand_encoded_chunks_are_exactly_the_proto_chunk_message() -> None:
     from spindle._proto import pb
-    from spindle._transfer import decode_chunk, encode_chunk
+    from spindle._rpc.transfer import decode_chunk, encode_chunk
 
     for data in (b"", b"x", os.urandom(300), os.urandom(70_000)):
         wire = encode_chunk(data)

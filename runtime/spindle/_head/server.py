@@ -18,11 +18,11 @@ from typing import Any
 
 import grpc
 
-from . import _ids
-from ._local_cluster import announce, service_setup
-from ._proto import pb, rpc
-from ._rpc import Channels, make_server
-from ._scheduling import NodeView, Placer, Strategy, actor_restart_decision, subtract
+from spindle import _ids
+from spindle._local_cluster import announce, service_setup
+from spindle._proto import pb, rpc
+from spindle._rpc.channels import Channels, make_server
+from spindle._scheduling import NodeView, Placer, Strategy, actor_restart_decision, subtract
 
 log = logging.getLogger("spindle.head")
 

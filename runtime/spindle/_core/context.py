@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._core_worker import CoreWorker
+    from spindle._core.core_worker import CoreWorker
 
 _core: list[CoreWorker | None] = [None]
 

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 import grpc
 
-from . import _args, _ids
-from ._proto import pb, rpc
-from ._rpc import batched
-from .exceptions import ActorDiedError
+from spindle import _ids
+from spindle._core import args as _args
+from spindle._proto import pb, rpc
+from spindle._rpc.channels import batched
+from spindle.exceptions import ActorDiedError
 
 if TYPE_CHECKING:
-    from ._core_worker import CoreWorker
+    from spindle._core.core_worker import CoreWorker
 
 HEAD_UNREACHABLE_S = float(os.environ.get("SPINDLE_HEAD_UNREACHABLE_S", "60"))
 

@@ -23,14 +23,15 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 import grpc
 
-from . import _args, _ids
-from ._proto import pb, rpc
-from ._rpc import batched
-from ._scheduling import task_should_retry
-from .exceptions import TaskCancelledError, WorkerCrashedError
+from spindle import _ids
+from spindle._core import args as _args
+from spindle._proto import pb, rpc
+from spindle._rpc.channels import batched
+from spindle._scheduling import task_should_retry
+from spindle.exceptions import TaskCancelledError, WorkerCrashedError
 
 if TYPE_CHECKING:
-    from ._core_worker import CoreWorker
+    from spindle._core.core_worker import CoreWorker
 
 log = logging.getLogger("spindle")
 

@@ -1,4 +1,4 @@
-"""Entry point of a node agent (``python -m spindle._agent_main``).
+"""Entry point of a node agent (``python -m spindle._agent``).
 
 The first thing it does, before importing gRPC, is start the node's warm workers (they need only
 the agent's future address), so their interpreters boot while the agent boots: the first task of
@@ -13,10 +13,10 @@ import os
 import signal
 from typing import Any
 
-from . import _ids
-from ._local_cluster import announce, service_setup
-from ._net import free_port, routable_ip
-from ._worker_pool import start_worker_process
+from spindle import _ids
+from spindle._agent.worker_pool import start_worker_process
+from spindle._local_cluster import announce, service_setup
+from spindle._rpc.net import free_port, routable_ip
 
 
 def parse_resources(num_cpus: float | None, num_gpus: float | None, resources: str | dict | None) -> dict[str, float]:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     port = args.port or free_port("0.0.0.0")
     prestarted = [start_worker_process(token, f"{ip}:{port}", node_id, ip, args.head) for _ in range(num_prestart)]
 
-    from ._agent import Agent  # gRPC and the rest load while the workers boot
+    from spindle._agent.agent import Agent  # gRPC and the rest load while the workers boot
 
     agent = Agent(args.head, token, ip, total, node_id)
     try:

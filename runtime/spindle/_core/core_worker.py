@@ -22,14 +22,14 @@ from typing import Any
 import cloudpickle
 import grpc
 
-from . import _ids, _store
-from ._memory_store import MemoryStore, RefCounts
-from ._object_ref import ObjectRef, set_counter
-from ._proto import pb, rpc
-from ._rpc import Channels, make_server
-from ._serialization import deserialize, pickle_error, serialize
-from ._transfer import fetch_stream
-from .exceptions import GetTimeoutError, ObjectLostError, OwnerDiedError
+from spindle import _ids, _store
+from spindle._core.memory_store import MemoryStore, RefCounts
+from spindle._core.object_ref import ObjectRef, set_counter
+from spindle._proto import pb, rpc
+from spindle._rpc.channels import Channels, make_server
+from spindle._rpc.transfer import fetch_stream
+from spindle._serialization import deserialize, pickle_error, serialize
+from spindle.exceptions import GetTimeoutError, ObjectLostError, OwnerDiedError
 
 log = logging.getLogger("spindle")
 
@@ -65,8 +65,8 @@ class CoreWorker:
         rpc.add_CoreWorkerServicer_to_server(CoreWorkerServicer(self), self.server)
         self.server.start()
         self.address = f"{ip}:{port}"
-        from ._actor_client import ActorClient
-        from ._submitter import TaskSubmitter
+        from spindle._core.actor_client import ActorClient
+        from spindle._core.submitter import TaskSubmitter
 
         self.submitter = TaskSubmitter(self)
         self.actors = ActorClient(self)

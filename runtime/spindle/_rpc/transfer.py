@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from ._proto import pb
+from spindle._proto import pb
 
 FETCH_METHOD = "/spindle.v1.NodeAgent/FetchObject"
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _ids
+from spindle import _ids
 
 
 @dataclass
@@ -47,7 +47,7 @@ def start_worker_process(token: str, agent_address: str, node_id: str, ip: str,
         "SPINDLE_HEAD_ADDRESS": head_address,
         "SPINDLE_WORKER_ID": worker_id,
     })
-    proc = subprocess.Popen([sys.executable, "-m", "spindle._worker"], env=env, stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "spindle._core.worker"], env=env, stdin=subprocess.DEVNULL,
                             stdout=sys.stderr.fileno())
     return worker_id, proc
 

@@ -12,12 +12,12 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._object_ref import ObjectRef
-from ._proto import pb
-from ._serialization import serialize
+from spindle._core.object_ref import ObjectRef
+from spindle._proto import pb
+from spindle._serialization import serialize
 
 if TYPE_CHECKING:
-    from ._core_worker import CoreWorker
+    from spindle._core.core_worker import CoreWorker
 
 INLINE_ARG_MAX = 100 * 1024
 

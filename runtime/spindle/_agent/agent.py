@@ -22,12 +22,12 @@ from typing import Any
 
 import grpc
 
-from . import _ids, _store
-from ._proto import pb, rpc
-from ._rpc import Channels, make_server
-from ._scheduling import NodeView, Placer, Strategy, add, fits, subtract
-from ._transfer import add_agent_servicer, fetch_stream
-from ._worker_pool import WorkerPool, WorkerRecord
+from spindle import _ids, _store
+from spindle._agent.worker_pool import WorkerPool, WorkerRecord
+from spindle._proto import pb, rpc
+from spindle._rpc.channels import Channels, make_server
+from spindle._rpc.transfer import add_agent_servicer, fetch_stream
+from spindle._scheduling import NodeView, Placer, Strategy, add, fits, subtract
 
 log = logging.getLogger("spindle.agent")
 

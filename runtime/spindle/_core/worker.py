@@ -1,4 +1,4 @@
-"""Entry point of a worker process (``python -m spindle._worker``), started by its node agent.
+"""Entry point of a worker process (``python -m spindle._core.worker``), started by its node agent.
 
 It serves CoreWorker on a free port, registers with the agent, sends what user code prints back
 to the caller (prefixed like Ray: ``(name pid=…, ip=…)``), runs tasks on the main thread, and
@@ -15,11 +15,11 @@ import time
 
 import grpc
 
-from . import _context
-from ._core_worker import CoreWorker
-from ._executor import Executor
-from ._proto import pb
-from ._rpc import TOKEN_KEY
+from spindle._core import context as _context
+from spindle._core.core_worker import CoreWorker
+from spindle._core.executor import Executor
+from spindle._proto import pb
+from spindle._rpc.channels import TOKEN_KEY
 
 
 class LogStream(io.TextIOBase):
@@ -88,7 +88,7 @@ def main() -> None:
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     sys.stdout = LogStream(executor, False, sys.__stdout__, ip)  # type: ignore[arg-type,assignment]
     sys.stderr = LogStream(executor, True, sys.__stderr__, ip)  # type: ignore[arg-type,assignment]
-    from ._proto import rpc
+    from spindle._proto import rpc
 
     try:
         reply = rpc.NodeAgentStub(cw.channels.get(agent_address)).RegisterWorker(

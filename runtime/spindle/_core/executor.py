@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
-from ._proto import pb
-from ._serialization import deserialize, pickle_error
-from .exceptions import ActorDiedError, RayTaskError, TaskCancelledError
+from spindle._proto import pb
+from spindle._serialization import deserialize, pickle_error
+from spindle.exceptions import ActorDiedError, RayTaskError, TaskCancelledError
 
 if TYPE_CHECKING:
-    from ._core_worker import CoreWorker
+    from spindle._core.core_worker import CoreWorker
 
 
 class ActorExit(BaseException):

@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from ._net import free_port, new_token, routable_ip
+from spindle._rpc.net import free_port, new_token, routable_ip
 
 __all__ = ["free_port", "new_token", "routable_ip"]
 

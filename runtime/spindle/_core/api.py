@@ -11,13 +11,14 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _context, _local_cluster
-from ._net import routable_ip
-from ._object_ref import ObjectRef
+from spindle import _local_cluster
+from spindle._core import context as _context
+from spindle._core.object_ref import ObjectRef
+from spindle._rpc.net import routable_ip
 
 if TYPE_CHECKING:  # the client's gRPC side is imported on first use, after local processes are spawned
-    from ._proto import pb
-    from .actor import ActorHandle
+    from spindle._proto import pb
+    from spindle.actor import ActorHandle
 
 log = logging.getLogger("spindle")
 
@@ -106,7 +107,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             pending = _local_cluster.spawn(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources)
             import grpc  # noqa: F401 - while the head and agent boot
 
-            from ._core_worker import CoreWorker  # noqa: F401
+            from spindle._core.core_worker import CoreWorker  # noqa: F401
             local = pending.wait_ready()
             head_address, token, agent_address, node_id = local.head_address, local.token, local.agent_address, local.node_id
             ip = "127.0.0.1"
@@ -121,8 +122,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             agent_address, node_id = _pick_local_node(head_address, token, ip)
         import grpc
 
-        from ._core_worker import CoreWorker
-        from ._proto import pb
+        from spindle._core.core_worker import CoreWorker
+        from spindle._proto import pb
 
         cw = CoreWorker(mode="driver", token=token, head_address=head_address, agent_address=agent_address,
                         node_id=node_id, ip=ip, log_to_driver=log_to_driver)
@@ -163,8 +164,8 @@ def _pick_local_node(head_address: str, token: str, ip: str) -> tuple[str, str]:
     """The node agent on this machine if there is one (same IP), else any node's agent and no local store."""
     import grpc
 
-    from ._proto import pb, rpc
-    from ._rpc import TOKEN_KEY
+    from spindle._proto import pb, rpc
+    from spindle._rpc.channels import TOKEN_KEY
 
     ch = grpc.insecure_channel(head_address)
     deadline = time.monotonic() + NODE_WAIT_S  # a cluster that is still booting gets a moment to register a node
@@ -272,7 +273,7 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
-    from .actor import ActorHandle
+    from spindle.actor import ActorHandle
 
     if not isinstance(actor, ActorHandle):
         raise ValueError(f"kill() expects an actor handle, got {type(actor).__name__}")
@@ -282,8 +283,8 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     if not name:
         raise ValueError("Please supply a non-empty value to get_actor")
-    from ._proto import pb
-    from .actor import handle_from_info
+    from spindle._proto import pb
+    from spindle.actor import handle_from_info
 
     cw = _context.core()
     ns = namespace if namespace is not None else _context.RuntimeContext(cw).namespace
@@ -296,7 +297,7 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
 
 
 def _view() -> pb.ClusterView:
-    from ._proto import pb
+    from spindle._proto import pb
 
     cw = _context.core()
     return cw.head().GetClusterView(pb.Empty(), metadata=cw.md, timeout=30)
@@ -334,8 +335,8 @@ def get_runtime_context() -> _context.RuntimeContext:
 
 def remote(*args: Any, **options: Any) -> Any:
     """``@remote`` / ``@remote(num_cpus=..., ...)`` on a function or a class."""
-    from .actor import ActorClass
-    from .remote_function import RemoteFunction
+    from spindle.actor import ActorClass
+    from spindle.remote_function import RemoteFunction
 
     def make(target: Any) -> Any:
         if isinstance(target, type):

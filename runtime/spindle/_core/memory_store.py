@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from ._proto import pb
+from spindle._proto import pb
 
 Callback = Callable[[bytes, pb.ObjectValue], None]
 

@@ -1,0 +1,1 @@
+"""The head process: membership, the actor directory, named actors, jobs, KV."""

@@ -1,0 +1,1 @@
+"""gRPC plumbing and network helpers shared by every Spindle process."""
