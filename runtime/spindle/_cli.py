@@ -49,12 +49,14 @@ def cmd_start(args: argparse.Namespace) -> int:
         print("spindle start: no cluster token: set SPINDLE_TOKEN or pass --token (see 'spindle start --head' "
               "output or the cluster's Secret)", file=sys.stderr)
         return 2
-    procs = _local_cluster.start(head=args.head, head_address=address, host="0.0.0.0", port=args.port,
+    host = args.host or node_ip
+    procs = _local_cluster.start(head=args.head, head_address=address, host=host, port=args.port,
                                  num_cpus=args.num_cpus, num_gpus=args.num_gpus, resources=resources, token=token,
                                  node_ip=node_ip, tie_to_parent=args.block)
     head_address = procs.head_address
     if args.head:
-        head_address = f"{node_ip}:{head_address.rsplit(':', 1)[1]}"
+        shown = node_ip if host in ("0.0.0.0", "") else host
+        head_address = f"{shown}:{head_address.rsplit(':', 1)[1]}"
     record = {"address": head_address, "token": procs.token, "pids": [p.pid for p in procs.procs],
               "session_dir": procs.session_dir, "node_id": procs.node_id, "head": args.head}
     if not args.block:
@@ -158,7 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-cpus", type=float, default=None, help="CPUs this node offers (default: all)")
     s.add_argument("--num-gpus", type=float, default=None)
     s.add_argument("--resources", default=None, help='custom resources as JSON, e.g. \'{"special": 1}\'')
-    s.add_argument("--node-ip", default=None, help="IP this node advertises (default: the routable one)")
+    s.add_argument("--node-ip", default=None, help="IP this node advertises and listens on (default: "
+                   "SPINDLE_NODE_IP, else the routable one)")
+    s.add_argument("--host", default=None, help="address the head listens on (default: the node IP; 0.0.0.0 = "
+                   "every address, e.g. for kubectl port-forward)")
     s.add_argument("--token", default=None, help="cluster token (default: SPINDLE_TOKEN, or new for --head)")
     s.add_argument("--block", action="store_true", help="stay in the foreground (containers)")
     s.set_defaults(fn=cmd_start)

@@ -27,8 +27,12 @@ SESSION_ROOT = os.environ.get("SPINDLE_TEMP_DIR") or os.path.join(tempfile.gette
 
 
 def service_setup(role: str) -> str:
-    """Common start of the head and agent processes: logging, and the cluster token (required)."""
+    """Common start of the head and agent processes: logging, the fd limit, the cluster token (required)."""
     import logging
+
+    from spindle._rpc.net import raise_fd_limit
+
+    raise_fd_limit()  # before the agent starts its workers, so they inherit it
 
     token = os.environ.get("SPINDLE_TOKEN", "")
     if not token:

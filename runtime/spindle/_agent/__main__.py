@@ -11,12 +11,13 @@ import argparse
 import json
 import os
 import signal
+import sys
 from typing import Any
 
 from spindle import _ids
 from spindle._agent.worker_pool import start_worker_process
 from spindle._local_cluster import announce, service_setup
-from spindle._rpc.net import free_port, routable_ip
+from spindle._rpc.net import check_bindable, free_port, routable_ip
 
 
 def parse_resources(num_cpus: float | None, num_gpus: float | None, resources: str | dict | None) -> dict[str, float]:
@@ -43,7 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     total = parse_resources(args.num_cpus, args.num_gpus, args.resources)
     node_id = args.node_id or _ids.new_id().hex()
     num_prestart = max(1, int(total.get("CPU", 1)))
-    port = args.port or free_port("0.0.0.0")
+    try:
+        check_bindable(ip)
+    except OSError as e:
+        sys.exit(f"spindle agent: {e}")
+    port = args.port or free_port(ip)
     prestarted = [start_worker_process(token, f"{ip}:{port}", node_id, ip, args.head) for _ in range(num_prestart)]
 
     from spindle._agent.agent import Agent  # gRPC and the rest load while the workers boot

@@ -62,7 +62,7 @@ class Agent:
     def start(self, port: int, num_prestart: int,
               prestarted: Sequence[tuple[str, subprocess.Popen[bytes]]] = ()) -> grpc.Server:
         """Serve on ``port``; ``prestarted`` workers were started for that port before gRPC was imported."""
-        server, bound = make_server(self.token, "0.0.0.0", port, max_workers=128)
+        server, bound = make_server(self.token, self.ip, port, max_workers=128)
         add_agent_servicer(AgentServicer(self), server)
         server.start()
         self.address = f"{self.ip}:{bound}"

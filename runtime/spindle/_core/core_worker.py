@@ -61,7 +61,7 @@ class CoreWorker:
         self._fetch_lock = threading.Lock()
         self.io_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="spindle-io")
         self.executor: Any = None  # set in workers
-        self.server, port = make_server(token, "0.0.0.0", 0, max_workers=32)
+        self.server, port = make_server(token, ip, 0, max_workers=32)
         rpc.add_CoreWorkerServicer_to_server(CoreWorkerServicer(self), self.server)
         self.server.start()
         self.address = f"{ip}:{port}"

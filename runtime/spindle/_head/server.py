@@ -365,11 +365,15 @@ def serve(host: str, port: int, token: str) -> tuple[grpc.Server, HeadState, int
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="spindle-head", description="Run a Spindle head process.")
-    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--host", default=os.environ.get("SPINDLE_NODE_IP") or "127.0.0.1",
+                   help="address to listen on (default: SPINDLE_NODE_IP, else 127.0.0.1; 0.0.0.0 = every address)")
     p.add_argument("--port", type=int, default=6380)
     args = p.parse_args(argv)
     token = service_setup("head")
-    server, _state, bound = serve(args.host, args.port, token)
+    try:
+        server, _state, bound = serve(args.host, args.port, token)
+    except OSError as e:
+        raise SystemExit(f"spindle head: {e}") from None
     announce(f"SPINDLE_HEAD_PORT={bound}")
     server.wait_for_termination()
 

@@ -2,7 +2,13 @@
 
 Every server refuses a call that does not carry the cluster token (metadata
 ``x-spindle-token``) before any handler runs, because the payloads are pickles and
-unpickling is code execution. Channels are cached per address: one HTTP/2 connection per peer.
+unpickling is code execution. The refusal is decided on the call's headers and answered without
+reading its body (the refusing handler takes a request *stream* it never reads), so a client
+without the token cannot make a server buffer a large message: the server holds at most the
+HTTP/2 flow-control window of it. Servers also close connections that stay idle, that never
+finish the HTTP/2 handshake, or whose peer stopped answering keepalive pings, and accept at most
+as many connections as their file-descriptor budget allows (see ``net.incoming_connection_cap``).
+Channels are cached per address: one HTTP/2 connection per peer.
 """
 
 from __future__ import annotations
@@ -15,7 +21,15 @@ from typing import Any
 
 import grpc
 
-from spindle._rpc.net import free_port, new_token, routable_ip
+from spindle._rpc.net import (
+    check_bindable,
+    env_seconds,
+    free_port,
+    incoming_connection_cap,
+    new_token,
+    raise_fd_limit,
+    routable_ip,
+)
 
 __all__ = ["free_port", "new_token", "routable_ip"]
 
@@ -39,17 +53,33 @@ SERVER_OPTIONS = [
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.so_reuseport", 0),
+    # the server pings its clients too, so a connection whose peer vanished is closed in ~40 s
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
 ]
+IDLE_S = 300.0  # a connection without any call for this long is closed (the client reconnects on its next call)
+HANDSHAKE_S = 10.0  # a connection must finish the HTTP/2 handshake this soon after it is accepted
+
+
+def server_options() -> list[tuple[str, int]]:
+    """SERVER_OPTIONS plus the limits read at start: idle and handshake timeouts, connection cap."""
+    idle = env_seconds("SPINDLE_RPC_IDLE_TIMEOUT_S", IDLE_S)
+    handshake = min(env_seconds("SPINDLE_RPC_HANDSHAKE_TIMEOUT_S", HANDSHAKE_S), idle)
+    cap = incoming_connection_cap(raise_fd_limit())
+    return [*SERVER_OPTIONS,
+            ("grpc.max_connection_idle_ms", int(idle * 1000)),
+            ("grpc.server_handshake_timeout_ms", int(handshake * 1000)),
+            ("grpc.max_allowed_incoming_connections", cap)]
 
 
 class _TokenInterceptor(grpc.ServerInterceptor):
     def __init__(self, token: str):
         self._token = token.encode()
 
-        def deny(request: Any, context: grpc.ServicerContext) -> Any:
+        def deny(request_iterator: Any, context: grpc.ServicerContext) -> Any:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong cluster token (set SPINDLE_TOKEN)")
 
-        self._deny_unary = grpc.unary_unary_rpc_method_handler(deny)
+        self._deny_unary = grpc.stream_unary_rpc_method_handler(deny)
         self._deny_stream = grpc.stream_stream_rpc_method_handler(deny)
 
     def intercept_service(self, continuation: Callable[..., Any], handler_call_details: Any) -> Any:
@@ -66,11 +96,15 @@ class _TokenInterceptor(grpc.ServerInterceptor):
 
 
 def make_server(token: str, host: str, port: int, max_workers: int = 32) -> tuple[grpc.Server, int]:
-    """A server bound to host:port (0 = any free port) that checks the token; returns the port."""
+    """A server bound to host:port (0 = any free port) that checks the token; returns the port.
+
+    ``host`` is the node's IP (127.0.0.1 for an embedded cluster): never every address unless asked.
+    """
+    check_bindable(host)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="spindle-rpc"),
         interceptors=[_TokenInterceptor(token)],
-        options=SERVER_OPTIONS,
+        options=server_options(),
         maximum_concurrent_rpcs=None,
     )
     bound = server.add_insecure_port(f"{host}:{port}")
