@@ -2,8 +2,9 @@
 
 `spindle start --head` runs a head plus a node agent for its own node; `spindle start --address`
 runs a node agent that joins a head (retrying until the head answers, so pods may start in any
-order). Without `--block` the processes run in the background and are recorded under
-/tmp/spindle/session_latest so `init(address="auto")`, `spindle status` and `spindle stop` find them.
+order). Without `--block` the processes run in the background. Each start is a session under the
+user's private temp dir (see _sessions), and the latest address is recorded in its session_latest/
+so `init(address="auto")` and `spindle status` find it; `spindle stop` stops every started session.
 """
 
 from __future__ import annotations
@@ -16,25 +17,9 @@ import sys
 import time
 from typing import Any
 
-from spindle import _local_cluster
-from spindle._core.api import ADDRESS_FILE, _recorded_cluster
-from spindle._rpc.channels import routable_ip
-
-
-def _record(info: dict[str, Any]) -> None:
-    os.makedirs(os.path.dirname(ADDRESS_FILE), exist_ok=True)
-    fd = os.open(ADDRESS_FILE, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(info, f)
-
-
-def _load_record() -> dict[str, Any]:
-    try:
-        with open(ADDRESS_FILE) as f:
-            data: dict[str, Any] = json.load(f)
-            return data
-    except (OSError, ValueError):
-        return {}
+from spindle import _local_cluster, _sessions, _stop
+from spindle._core.api import _recorded_cluster
+from spindle._rpc.net import routable_ip
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -50,17 +35,20 @@ def cmd_start(args: argparse.Namespace) -> int:
               "output or the cluster's Secret)", file=sys.stderr)
         return 2
     host = args.host or node_ip
-    procs = _local_cluster.start(head=args.head, head_address=address, host=host, port=args.port,
-                                 num_cpus=args.num_cpus, num_gpus=args.num_gpus, resources=resources, token=token,
-                                 node_ip=node_ip, tie_to_parent=args.block)
+    try:
+        procs = _local_cluster.start(head=args.head, head_address=address, host=host, port=args.port,
+                                     num_cpus=args.num_cpus, num_gpus=args.num_gpus, resources=resources,
+                                     token=token, node_ip=node_ip, tie_to_parent=args.block, cli=True)
+    except (_sessions.UnsafeTempDirError, RuntimeError, OSError) as e:
+        print(f"spindle start: {e}", file=sys.stderr)
+        return 1
     head_address = procs.head_address
     if args.head:
         shown = node_ip if host in ("0.0.0.0", "") else host
         head_address = f"{shown}:{head_address.rsplit(':', 1)[1]}"
-    record = {"address": head_address, "token": procs.token, "pids": [p.pid for p in procs.procs],
-              "session_dir": procs.session_dir, "node_id": procs.node_id, "head": args.head}
+    record = {"address": head_address, "token": procs.token, "session_dir": procs.session_dir, "node_id": procs.node_id, "head": args.head}
     if not args.block:
-        _record(record)
+        _sessions.write_private_json(_sessions.address_file(), record)
     if args.head:
         print(f"Spindle head started at {head_address} (node {procs.node_id[:8]}).")
         print(f"  Join more nodes:   SPINDLE_TOKEN={procs.token} spindle start --address {head_address}")
@@ -80,6 +68,9 @@ def cmd_start(args: argparse.Namespace) -> int:
     while True:
         for p in procs.procs:
             if p.poll() is not None:
+                if p.returncode in (0, -signal.SIGTERM, -signal.SIGKILL):  # 'spindle stop' or a clean exit
+                    procs.stop()
+                    return 0
                 print(f"spindle: a cluster process exited with code {p.returncode}; stopping", file=sys.stderr)
                 procs.stop()
                 return 1
@@ -87,34 +78,26 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    rec = _load_record()
-    pids = rec.get("pids", [])
-    if not pids:
-        print("spindle stop: nothing recorded as started on this machine")
-        return 0
-    for pid in reversed(pids):
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 10
-    for pid in pids:
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        else:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     try:
-        os.unlink(ADDRESS_FILE)
-    except OSError:
+        base = _sessions.root()
+    except _sessions.UnsafeTempDirError as e:
+        print(f"spindle stop: {e}", file=sys.stderr)
+        return 1
+    stopped = _stop.stop(base, force=args.force, grace_s=args.grace_period,
+                         say=lambda line: print(f"spindle stop: {line}", flush=True))
+    if not stopped:
+        print("spindle stop: no Spindle process started by 'spindle start' is running for this user "
+              f"(temp dir {base})")
+        return 0
+    for t in stopped:
+        print(f"  stopped {t.describe()}")
+    print(f"Stopped {len(stopped)} Spindle process(es).")
+    try:
+        record = _sessions.read_trusted_json(_sessions.address_file())
+        if isinstance(record, dict) and record.get("session_dir") in {t.session for t in stopped}:
+            os.unlink(_sessions.address_file())
+    except (OSError, _sessions.UnsafeTempDirError):
         pass
-    print(f"Stopped {len(pids)} Spindle process(es).")
     return 0
 
 
@@ -171,7 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--address", default=None)
     st.set_defaults(fn=cmd_status)
     sp = sub.add_parser("stop", help="stop what 'spindle start' started here",
-                        description="Stop the processes 'spindle start' started on this machine.")
+                        description="Stop every process 'spindle start' started on this machine for this user: "
+                                    "SIGTERM, then SIGKILL after the grace period.")
+    sp.add_argument("--force", action="store_true", help="SIGKILL at once instead of SIGTERM first")
+    sp.add_argument("--grace-period", type=float, default=10.0,
+                    help="seconds to wait after SIGTERM before SIGKILL (default 10)")
     sp.set_defaults(fn=cmd_stop)
     return p
 

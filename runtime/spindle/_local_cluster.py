@@ -15,15 +15,12 @@ import select
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import IO, Any
 
-from spindle import _ids, _store
+from spindle import _ids, _sessions, _store
 from spindle._rpc.net import free_port, new_token
-
-SESSION_ROOT = os.environ.get("SPINDLE_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "spindle")
 
 
 def service_setup(role: str) -> str:
@@ -148,10 +145,11 @@ def start(**kwargs: Any) -> LocalProcesses:
 
 def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1", port: int = 0,
           num_cpus: float | None = None, num_gpus: float | None = None, resources: dict[str, float] | None = None,
-          token: str | None = None, node_ip: str | None = None, tie_to_parent: bool = True) -> Pending:
+          token: str | None = None, node_ip: str | None = None, tie_to_parent: bool = True,
+          cli: bool = False, head_args: list[str] | None = None) -> Pending:
+    """Start a head (when ``head``) and a node agent; ``cli`` marks a `spindle start` session for `spindle stop`."""
     token = token or os.environ.get("SPINDLE_TOKEN") or new_token()
-    session_dir = os.path.join(SESSION_ROOT, f"session_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}_{_ids.new_id().hex()[:4]}")
-    os.makedirs(os.path.join(session_dir, "logs"), exist_ok=True)
+    session_dir = _sessions.new_session()
     env = {**os.environ, "SPINDLE_TOKEN": token, "PYTHONUNBUFFERED": "1"}
     env.pop("SPINDLE_ADDRESS", None)
     preexec = _die_with_parent if tie_to_parent else None
@@ -159,11 +157,15 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
     head_proc = None
     if head:
         port = port or free_port(host if host != "0.0.0.0" else "127.0.0.1")
-        log = os.path.join(session_dir, "logs", "head.log")
-        head_proc = subprocess.Popen([sys.executable, "-m", "spindle._head", "--host", host, "--port", str(port)],
-                                     env=env, stdout=subprocess.PIPE, stderr=open(log, "ab"),
-                                     stdin=subprocess.DEVNULL, preexec_fn=preexec,
-                                     start_new_session=not tie_to_parent)
+        log_fd = _sessions.open_log(os.path.join(session_dir, "logs", "head.log"))
+        try:
+            head_proc = subprocess.Popen([sys.executable, "-m", "spindle._head", "--host", host, "--port", str(port),
+                                          *(head_args or [])],
+                                         env=env, stdout=subprocess.PIPE, stderr=log_fd,
+                                         stdin=subprocess.DEVNULL, preexec_fn=preexec,
+                                         start_new_session=not tie_to_parent)
+        finally:
+            os.close(log_fd)
         procs.append(head_proc)
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         head_address = f"{connect_host}:{port}"
@@ -177,9 +179,14 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
         argv += ["--resources", json.dumps(resources)]
     if node_ip:
         argv += ["--node-ip", node_ip]
-    agent_log = os.path.join(session_dir, "logs", "agent.log")
-    agent_proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=open(agent_log, "ab"),
-                                  stdin=subprocess.DEVNULL, preexec_fn=preexec,
-                                  start_new_session=not tie_to_parent)
+    agent_log = _sessions.open_log(os.path.join(session_dir, "logs", "agent.log"))
+    try:
+        agent_proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=agent_log,
+                                      stdin=subprocess.DEVNULL, preexec_fn=preexec,
+                                      start_new_session=not tie_to_parent)
+    finally:
+        os.close(agent_log)
     procs.append(agent_proc)
+    roles = ([("head", head_proc.pid)] if head_proc is not None else []) + [("agent", agent_proc.pid)]
+    _sessions.record_processes(session_dir, roles, cli=cli)
     return Pending(procs, head_proc, agent_proc, head_address, node_id, token, session_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import threading
@@ -27,7 +26,6 @@ _lock = threading.RLock()
 
 NODE_WAIT_S = float(os.environ.get("SPINDLE_NODE_WAIT_S", "30"))
 
-ADDRESS_FILE = os.path.join(_local_cluster.SESSION_ROOT, "session_latest", "address.json")
 
 
 class ClientContext:
@@ -55,12 +53,19 @@ def is_initialized() -> bool:
 
 
 def _recorded_cluster() -> tuple[str, str] | None:
+    """The cluster `spindle start` recorded on this machine, trusted only if the record is ours and private."""
+    from spindle import _sessions
+
     try:
-        with open(ADDRESS_FILE) as f:
-            data = json.load(f)
-        return data["address"], data.get("token", "")
-    except (OSError, ValueError, KeyError):
+        _sessions.root()
+        data = _sessions.read_trusted_json(_sessions.address_file())
+    except _sessions.UnsafeTempDirError as e:
+        raise ConnectionError(f"{e} (it is the record 'spindle start' leaves for init(address=\"auto\")).") from None
+    except OSError:
         return None
+    if not isinstance(data, dict) or not isinstance(data.get("address"), str):
+        return None
+    return data["address"], str(data.get("token", ""))
 
 
 def _resolve_address(address: str | None) -> tuple[str | None, str]:
