@@ -38,7 +38,9 @@ def cmd_start(args: argparse.Namespace) -> int:
     try:
         procs = _local_cluster.start(head=args.head, head_address=address, host=host, port=args.port,
                                      num_cpus=args.num_cpus, num_gpus=args.num_gpus, resources=resources,
-                                     token=token, node_ip=node_ip, tie_to_parent=args.block, cli=True)
+                                     token=token, node_ip=node_ip, tie_to_parent=args.block, cli=True,
+                                     object_store_memory=args.object_store_memory,
+                                     spill_dir=args.object_spilling_directory)
     except (_sessions.UnsafeTempDirError, RuntimeError, OSError) as e:
         print(f"spindle start: {e}", file=sys.stderr)
         return 1
@@ -147,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "SPINDLE_NODE_IP, else the routable one)")
     s.add_argument("--host", default=None, help="address the head listens on (default: the node IP; 0.0.0.0 = "
                    "every address, e.g. for kubectl port-forward)")
+    s.add_argument("--object-store-memory", type=int, default=None, metavar="BYTES",
+                   help="shared memory for objects on this node (default: 30%% of memory, capped by /dev/shm); "
+                        "objects above it spill to disk")
+    s.add_argument("--object-spilling-directory", default=None, metavar="DIR",
+                   help="directory under which spilled objects go (default: the session directory, or "
+                        "SPINDLE_OBJECT_SPILLING_DIR)")
     s.add_argument("--token", default=None, help="cluster token (default: SPINDLE_TOKEN, or new for --head)")
     s.add_argument("--block", action="store_true", help="stay in the foreground (containers)")
     s.set_defaults(fn=cmd_start)

@@ -146,7 +146,8 @@ def start(**kwargs: Any) -> LocalProcesses:
 def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1", port: int = 0,
           num_cpus: float | None = None, num_gpus: float | None = None, resources: dict[str, float] | None = None,
           token: str | None = None, node_ip: str | None = None, tie_to_parent: bool = True,
-          cli: bool = False, head_args: list[str] | None = None) -> Pending:
+          cli: bool = False, head_args: list[str] | None = None, object_store_memory: int | None = None,
+          spill_dir: str | None = None) -> Pending:
     """Start a head (when ``head``) and a node agent; ``cli`` marks a `spindle start` session for `spindle stop`."""
     token = token or os.environ.get("SPINDLE_TOKEN") or new_token()
     session_dir = _sessions.new_session()
@@ -179,6 +180,9 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
         argv += ["--resources", json.dumps(resources)]
     if node_ip:
         argv += ["--node-ip", node_ip]
+    if object_store_memory:
+        argv += ["--object-store-memory", str(int(object_store_memory))]
+    argv += ["--object-spilling-directory", spill_dir or os.environ.get("SPINDLE_OBJECT_SPILLING_DIR") or session_dir]
     agent_log = _sessions.open_log(os.path.join(session_dir, "logs", "agent.log"))
     try:
         agent_proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=agent_log,

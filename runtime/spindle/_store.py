@@ -114,39 +114,46 @@ class SpareFile:
             delete_object(path)
 
 
+def tmp_path(path: str) -> str:
+    """The private name a writer fills before publishing ``path`` by rename (the pid lets the agent sweep leftovers)."""
+    return f"{path}.{os.getpid()}.tmp"
+
+
 def write_object(path: str, ser: Serialized, spare: SpareFile | None = None) -> int:
-    """Write ``ser`` as a new store file; returns the frame size."""
-    tmp = path + ".tmp"
+    """Write ``ser`` as a new store file; returns the frame size. Any failure leaves no partial file."""
+    tmp = tmp_path(path)
     spare_path = spare.take(ser.size) if spare is not None and ser.size >= SPARE_MIN else ""
-    if spare_path:
-        os.rename(spare_path, tmp)
-        fd = os.open(tmp, os.O_WRONLY)
-        try:
-            written = os.pwritev(fd, ser.pieces(), 0)
-            if written != ser.size:  # short write: finish the slow way
+    try:
+        if spare_path:
+            os.rename(spare_path, tmp)
+            fd = os.open(tmp, os.O_WRONLY)
+            try:
+                written = os.pwritev(fd, ser.pieces(), 0)
+                if written == ser.size:
+                    os.ftruncate(fd, written)
+            finally:
                 os.close(fd)
-                fd = -1
+            if written != ser.size:  # short write: finish the slow way
                 delete_object(tmp)
                 return write_object(path, ser)
-            os.ftruncate(fd, written)
+            os.rename(tmp, path)
+            return written
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        try:
+            pieces = ser.pieces()
+            written = 0
+            # writev takes a bounded number of pieces at a time (IOV_MAX)
+            while pieces:
+                n = os.writev(fd, pieces[:512])
+                written += n
+                pieces = _advance(pieces, n)
         finally:
-            if fd >= 0:
-                os.close(fd)
+            os.close(fd)
         os.rename(tmp, path)
         return written
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    try:
-        pieces = ser.pieces()
-        written = 0
-        # writev takes a bounded number of pieces at a time (IOV_MAX)
-        while pieces:
-            n = os.writev(fd, pieces[:512])
-            written += n
-            pieces = _advance(pieces, n)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-    return written
+    except BaseException:
+        delete_object(tmp)
+        raise
 
 
 def _advance(pieces: list[bytes | memoryview], n: int) -> list[bytes | memoryview]:
@@ -163,19 +170,20 @@ def _advance(pieces: list[bytes | memoryview], n: int) -> list[bytes | memoryvie
 
 def write_stream(path: str, data_chunks: Iterable[bytes | memoryview]) -> None:
     """Write chunks as they arrive (a transfer from another node), then publish the file by rename."""
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    tmp = tmp_path(path)
     try:
-        for c in data_chunks:
-            view = memoryview(c)
-            while view:
-                view = view[os.write(fd, view):]
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        try:
+            for c in data_chunks:
+                view = memoryview(c)
+                while view:
+                    view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
     except BaseException:
-        os.close(fd)
         delete_object(tmp)
         raise
-    os.close(fd)
-    os.rename(tmp, path)
 
 
 def map_object(path: str) -> memoryview:
@@ -196,12 +204,17 @@ def delete_object(path: str) -> None:
         pass
 
 
-def claim(node_id: str) -> int:
-    """Hold the node's lock file for the agent's lifetime: the store's files are orphans once it is free."""
+def claim(node_id: str, spill_dir: str = "") -> int:
+    """Hold the node's lock file for the agent's lifetime: the store's files are orphans once it is free.
+
+    The lock file names the agent's spill directory, so whoever sweeps the orphans removes it too.
+    """
     import fcntl
 
     fd = os.open(store_prefix(node_id) + "lock", os.O_CREAT | os.O_RDWR, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, spill_dir.encode(), 0)
     return fd
 
 
@@ -225,7 +238,12 @@ def sweep_orphans() -> list[str]:
             os.close(fd)  # its agent is alive
             continue
         try:
+            spill_dir = os.pread(fd, 4096, 0).decode(errors="replace").strip()
             delete_all(node_id)
+            if spill_dir and os.path.basename(spill_dir.rstrip("/")).startswith("spill"):
+                import shutil
+
+                shutil.rmtree(spill_dir, ignore_errors=True)
             delete_object(path)
             swept.append(node_id)
         finally:
@@ -238,3 +256,48 @@ def delete_all(node_id: str) -> None:
     for name in os.listdir(SHM_DIR):
         if name.startswith(prefix):
             delete_object(os.path.join(SHM_DIR, name))
+
+
+def pid_of_temp(name: str) -> int:
+    """The writer's pid in a ``<object>.<pid>.tmp`` or ``spare-<pid>-<n>`` store file name (0 if none)."""
+    try:
+        if name.endswith(".tmp"):
+            return int(name[: -len(".tmp")].rsplit(".", 1)[1])
+        if "-spare-" in name:
+            return int(name.split("-spare-", 1)[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        pass
+    return 0
+
+
+def mapped_ids(node_id: str) -> set[bytes]:
+    """Objects of this node's store that some process on the node has mapped (is reading): never spill those.
+
+    Scans /proc/*/maps; only called when the store must spill, so its cost stays off the fast path.
+    """
+    prefix = store_prefix(node_id)
+    out: set[bytes] = set()
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return out
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/maps", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        start = 0
+        needle = prefix.encode()
+        while True:
+            i = data.find(needle, start)
+            if i < 0:
+                break
+            end = data.find(b"\n", i)
+            name = data[i + len(needle) : end if end >= 0 else len(data)].split(b" ")[0]
+            start = i + len(needle)
+            try:
+                out.add(bytes.fromhex(name.decode()))
+            except ValueError:
+                pass
+    return out

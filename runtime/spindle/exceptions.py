@@ -101,7 +101,7 @@ class OwnerDiedError(ObjectLostError):
 
 
 class ObjectStoreFullError(SpindleError):
-    """The node's shared-memory store has no room for the object."""
+    """Neither the node's object store memory nor its spill directory has room for the object."""
 
 
 class RayActorError(SpindleError):

@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--resources", default=None, help='JSON, e.g. {"special": 2}')
     p.add_argument("--node-ip", default=None)
     p.add_argument("--node-id", default=None)
+    p.add_argument("--object-store-memory", type=int, default=None,
+                   help="bytes of shared memory for objects (default: 30%% of memory, capped by /dev/shm)")
+    p.add_argument("--object-spilling-directory", default=None,
+                   help="directory under which objects above the memory budget are spilled (default: the temp dir)")
     args = p.parse_args(argv)
     token = service_setup("agent")
     ip = args.node_ip or os.environ.get("SPINDLE_NODE_IP") or routable_ip(args.head)
@@ -53,7 +57,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from spindle._agent.agent import Agent  # gRPC and the rest load while the workers boot
 
-    agent = Agent(args.head, token, ip, total, node_id)
+    store_args = {"object_store_memory": args.object_store_memory,
+                  "spill_dir": args.object_spilling_directory or os.environ.get("SPINDLE_OBJECT_SPILLING_DIR", "")}
+    agent = Agent(args.head, token, ip, total, node_id, **store_args)
     try:
         server = agent.start(port, num_prestart, prestarted)
     except OSError:
@@ -61,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         for _, proc in prestarted:  # the free port was taken meanwhile: start over on any port
             proc.kill()
-        agent = Agent(args.head, token, ip, total, node_id)
+        agent = Agent(args.head, token, ip, total, node_id, **store_args)
         server = agent.start(0, num_prestart)
     announce(f"SPINDLE_AGENT_ADDRESS={agent.address}")
 

@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 
 from spindle import _ids, _store
+from spindle._agent.object_store import ObjectStore, StoreFullError, store_capacity
 from spindle._agent.worker_pool import WorkerPool, WorkerRecord
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
@@ -37,7 +38,8 @@ CHUNK = 4 * 1024 * 1024
 
 
 class Agent:
-    def __init__(self, head_address: str, token: str, ip: str, total: dict[str, float], node_id: str):
+    def __init__(self, head_address: str, token: str, ip: str, total: dict[str, float], node_id: str,
+                 object_store_memory: int | None = None, spill_dir: str = ""):
         self.head_address = head_address
         self.token = token
         self.ip = ip
@@ -57,6 +59,10 @@ class Agent:
         self.stopping = False
         self.waiting: dict[int, dict[str, float]] = {}
         self._ticket = 0
+        # our own directory under the configured one: the agent removes it when it stops
+        spill_dir = os.path.join(spill_dir or _default_spill_root(), f"spill-{node_id[:12]}")
+        self.store = ObjectStore(node_id, store_capacity(object_store_memory), spill_dir,
+                                 probe=self._owner_reachable, is_local=self._is_local, on_owner_dead=self.free)
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, port: int, num_prestart: int,
@@ -69,7 +75,8 @@ class Agent:
         swept = _store.sweep_orphans()
         if swept:
             log.warning("removed the store files of %d agent(s) that died without cleaning up", len(swept))
-        self._store_lock = _store.claim(self.node_id)
+        self._store_lock = _store.claim(self.node_id, self.store.spill_dir)
+        self.store.start()
         self.pool = WorkerPool(self, on_exit=self._worker_exited)
         for worker_id, proc in prestarted:
             self.pool.adopt(worker_id, proc)
@@ -136,7 +143,7 @@ class Agent:
         self.stopping = True
         if self.pool is not None:
             self.pool.kill_all()
-        _store.delete_all(self.node_id)
+        self.store.shutdown()
 
     # ---------------------------------------------------------------- leases
     def _views(self) -> list[NodeView]:
@@ -337,8 +344,7 @@ class Agent:
 
     # ---------------------------------------------------------------- objects
     def pull(self, object_id: bytes, loc: pb.ObjectLocation) -> pb.PullReply:
-        path = _store.object_path(self.node_id, object_id)
-        if os.path.exists(path):
+        if os.path.exists(self.store.path_for_read(object_id)):
             return pb.PullReply(ok=True)
         with self.cond:
             ev = self.pulls.get(object_id)
@@ -348,23 +354,28 @@ class Agent:
         assert ev is not None
         if not leader:
             ev.wait(600)
-            return pb.PullReply(ok=os.path.exists(path), message="" if os.path.exists(path) else "pull failed")
+            ok = os.path.exists(self.store.path_for_read(object_id))
+            return pb.PullReply(ok=ok, message="" if ok else "pull failed")
         try:
+            path, _ = self.store.reserve(object_id, loc.size, "", os.getpid())
             stream = fetch_stream(self.channels.get(loc.agent_address),
                                   pb.FetchRequest(object_id=object_id, requester=self.address),
                                   self.channels.metadata, 600)
             _store.write_stream(path, stream)
             return pb.PullReply(ok=True)
-        except grpc.RpcError as e:
-            return pb.PullReply(ok=False, message=f"fetch from {loc.agent_address} failed: {e.code()}")
+        except StoreFullError as e:
+            return pb.PullReply(ok=False, store_full=True, message=str(e))
+        except (grpc.RpcError, OSError) as e:
+            self.store.free([object_id])
+            detail = e.code() if isinstance(e, grpc.RpcError) else e
+            return pb.PullReply(ok=False, message=f"fetch from {loc.agent_address} failed: {detail}")
         finally:
             with self.cond:
                 self.pulls.pop(object_id, None)
             ev.set()
 
     def fetch(self, object_id: bytes, requester: str) -> Iterator[memoryview]:
-        path = _store.object_path(self.node_id, object_id)
-        view = _store.map_object(path)
+        view = _store.map_object(self.store.path_for_read(object_id))
         with self.cond:
             self.fetchers.setdefault(object_id, set()).add(requester)
         for off in range(0, max(len(view), 1), CHUNK):
@@ -372,8 +383,8 @@ class Agent:
 
     def free(self, object_ids: list[bytes], propagate: bool = True) -> None:
         remote: dict[str, list[bytes]] = {}
+        self.store.free(object_ids)
         for oid in object_ids:
-            _store.delete_object(_store.object_path(self.node_id, oid))
             with self.cond:
                 for addr in self.fetchers.pop(oid, ()):
                     remote.setdefault(addr, []).append(oid)
@@ -383,6 +394,32 @@ class Agent:
                     pb.FreeRequest(object_ids=oids), metadata=self.channels.metadata, timeout=5)
             except grpc.RpcError:
                 pass
+
+    def reserve(self, req: pb.ReserveRequest) -> pb.ReserveReply:
+        try:
+            path, spare_ok = self.store.reserve(req.object_id, req.size, req.owner_address, req.writer_pid,
+                                                req.force_disk)
+        except StoreFullError as e:
+            return pb.ReserveReply(full=True, message=str(e))
+        return pb.ReserveReply(path=path, spare_ok=spare_ok)
+
+    def _owner_reachable(self, owner: str) -> bool:
+        """Liveness probe of an object owner: any answer (even an error) means its process is there."""
+        try:
+            rpc.CoreWorkerStub(self.channels.get(owner)).GetObject(
+                pb.GetObjectRequest(object_id=b"", timeout_s=0.1), metadata=self.channels.metadata, timeout=2)
+        except grpc.RpcError as e:
+            return e.code() != grpc.StatusCode.UNAVAILABLE
+        return True
+
+    def _is_local(self, address: str) -> bool:
+        return address.rsplit(":", 1)[0] in (self.ip, "127.0.0.1", "localhost")
+
+
+def _default_spill_root() -> str:
+    from spindle import _sessions
+
+    return _sessions.temp_root()
 
 
 class AgentServicer(rpc.NodeAgentServicer):
@@ -428,3 +465,9 @@ class AgentServicer(rpc.NodeAgentServicer):
     def LeaseStarted(self, request: pb.ReturnLeaseRequest, context: Any) -> pb.Empty:
         self.a.lease_started(request.lease_id)
         return pb.Empty()
+
+    def ReserveObject(self, request: pb.ReserveRequest, context: Any) -> pb.ReserveReply:
+        return self.a.reserve(request)
+
+    def RestoreObject(self, request: pb.RestoreRequest, context: Any) -> pb.RestoreReply:
+        return pb.RestoreReply(path=self.a.store.restore(request.object_id))

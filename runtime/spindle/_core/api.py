@@ -97,8 +97,13 @@ def _resolve_address(address: str | None) -> tuple[str | None, str]:
 def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus: float | None = None,
          resources: dict[str, float] | None = None, namespace: str | None = None,
          ignore_reinit_error: bool = False, log_to_driver: bool = True, runtime_env: dict[str, Any] | None = None,
+         object_store_memory: int | None = None, _system_config: dict[str, Any] | None = None,
          **_ignored: Any) -> ClientContext:
-    """Connect to a cluster, or start an embedded local one (head + node agent) when no address is given."""
+    """Connect to a cluster, or start an embedded local one (head + node agent) when no address is given.
+
+    ``object_store_memory`` (bytes) bounds the local node's shared-memory store; objects above it spill to
+    disk (``_system_config={"object_spilling_config": ...}`` as in Ray picks the directory).
+    """
     with _lock:
         if is_initialized():
             if ignore_reinit_error:
@@ -109,7 +114,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         head_address, token = _resolve_address(address)
         local = None
         if head_address is None:
-            pending = _local_cluster.spawn(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources)
+            pending = _local_cluster.spawn(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
+                                           object_store_memory=object_store_memory,
+                                           spill_dir=_spill_dir(_system_config))
             import grpc  # noqa: F401 - while the head and agent boot
 
             from spindle._core.core_worker import CoreWorker  # noqa: F401
@@ -117,9 +124,10 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             head_address, token, agent_address, node_id = local.head_address, local.token, local.agent_address, local.node_id
             ip = "127.0.0.1"
         else:
-            if num_cpus is not None or num_gpus is not None or resources:
-                raise ValueError("When connecting to an existing cluster, num_cpus, num_gpus and resources must not "
-                                 "be provided: they are set by 'spindle start' on each node.")
+            if num_cpus is not None or num_gpus is not None or resources or object_store_memory:
+                raise ValueError("When connecting to an existing cluster, num_cpus, num_gpus, resources and "
+                                 "object_store_memory must not be provided: they are set by 'spindle start' on each "
+                                 "node.")
             if not token:
                 raise ConnectionError(f"No cluster token for {head_address}: set SPINDLE_TOKEN to the cluster's token "
                                       "(printed by 'spindle start --head', or in the cluster's Secret).")
@@ -153,6 +161,20 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         _state["watch"] = watch
         threading.Thread(target=_drain, args=(watch,), daemon=True, name="spindle-job").start()
         return ClientContext(head_address, node_id, cw.namespace)
+
+
+def _spill_dir(system_config: dict[str, Any] | None) -> str | None:
+    """The directory of Ray's ``object_spilling_config`` (a JSON string or dict of type "filesystem")."""
+    cfg = (system_config or {}).get("object_spilling_config")
+    if not cfg:
+        return None
+    spec = json.loads(cfg) if isinstance(cfg, str) else cfg
+    if spec.get("type", "filesystem") != "filesystem":
+        raise ValueError(f"object_spilling_config type {spec.get('type')!r} is not supported: use \"filesystem\"")
+    path = (spec.get("params") or {}).get("directory_path")
+    if isinstance(path, list):
+        path = path[0] if path else None
+    return str(path) if path else None
 
 
 def _drain(stream: Any) -> None:

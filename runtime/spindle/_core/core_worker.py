@@ -22,14 +22,15 @@ from typing import Any
 import cloudpickle
 import grpc
 
-from spindle import _ids, _store
+from spindle import _ids
 from spindle._core.memory_store import MemoryStore, RefCounts
 from spindle._core.object_ref import ObjectRef, set_counter
+from spindle._core.store_client import StoreClient
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
 from spindle._rpc.transfer import fetch_stream
 from spindle._serialization import deserialize, pickle_error, serialize
-from spindle.exceptions import GetTimeoutError, ObjectLostError, OwnerDiedError
+from spindle.exceptions import GetTimeoutError, ObjectLostError, ObjectStoreFullError, OwnerDiedError
 
 log = logging.getLogger("spindle")
 
@@ -50,10 +51,10 @@ class CoreWorker:
         self.job_id = b""
         self.namespace = ""
         self.runtime_env_vars: dict[str, str] = {}
-        self._spare: _store.SpareFile | None = None
         self.channels = Channels(token)
         self.md = self.channels.metadata
         self.store = MemoryStore()
+        self.shm = StoreClient(self)
         self.refs = RefCounts(self._free)
         self.owned: set[bytes] = set()
         self._free_q: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
@@ -124,13 +125,12 @@ class CoreWorker:
         self.owned.add(oid)
         return ObjectRef(oid, self.address)
 
-    def to_object_value(self, oid: bytes, value: Any) -> pb.ObjectValue:
+    def to_object_value(self, oid: bytes, value: Any, owner: str = "") -> pb.ObjectValue:
+        """``value`` as it travels; a large one is written to the store for ``owner`` (default: this process)."""
         ser = serialize(value)
         if ser.size <= INLINE_MAX or not self.node_id:
             return pb.ObjectValue(object_id=oid, inline=ser.to_bytes())
-        if self._spare is None:
-            self._spare = _store.SpareFile(self.node_id)
-        size = _store.write_object(_store.object_path(self.node_id, oid), ser, self._spare)
+        size = self.shm.write(oid, ser, owner or self.address)
         loc = pb.ObjectLocation(node_id=self.node_id, agent_address=self.agent_address, size=size)
         return pb.ObjectValue(object_id=oid, location=loc, in_store=True)
 
@@ -157,16 +157,15 @@ class CoreWorker:
     def _map(self, ov: pb.ObjectValue) -> memoryview | bytes:
         loc = ov.location
         if loc.node_id == self.node_id and self.node_id:
-            try:
-                return _store.map_object(_store.object_path(self.node_id, ov.object_id))
-            except FileNotFoundError:
-                raise ObjectLostError(ov.object_id.hex(), "its store file is gone") from None
+            return self.shm.map(ov.object_id)
         if self.node_id:
             reply = self.agent().PullObject(pb.PullRequest(object_id=ov.object_id, location=loc),
                                             metadata=self.md, timeout=600)
+            if reply.store_full:
+                raise ObjectStoreFullError(reply.message)
             if not reply.ok:
                 raise ObjectLostError(ov.object_id.hex(), reply.message)
-            return _store.map_object(_store.object_path(self.node_id, ov.object_id))
+            return self.shm.map(ov.object_id)
         try:  # a driver with no node of its own: stream the value into memory
             chunks = fetch_stream(self.channels.get(loc.agent_address), pb.FetchRequest(object_id=ov.object_id),
                                   self.md, 600)
@@ -292,8 +291,7 @@ class CoreWorker:
 
     def shutdown(self) -> None:
         self.closed = True
-        if self._spare is not None:
-            self._spare.close()
+        self.shm.close()
         set_counter(None)
         self.submitter.shutdown()
         self.actors.shutdown()

@@ -25,7 +25,7 @@ import cloudpickle
 
 from spindle._proto import pb
 from spindle._serialization import deserialize, pickle_error
-from spindle.exceptions import ActorDiedError, RayTaskError, TaskCancelledError
+from spindle.exceptions import ActorDiedError, ObjectStoreFullError, RayTaskError, TaskCancelledError
 
 if TYPE_CHECKING:
     from spindle._core.core_worker import CoreWorker
@@ -243,7 +243,12 @@ class Executor:
             values = list(value) if value is not None or n == 0 else []
             if len(values) != n:
                 raise ValueError(f"Task {spec.name!r} declared num_returns={n} but returned {len(values)} values")
-        returns = [self.cw.to_object_value(rid, v) for rid, v in zip(spec.return_ids, values, strict=True)]
+        try:
+            returns = [self.cw.to_object_value(rid, v, spec.owner_address)
+                       for rid, v in zip(spec.return_ids, values, strict=True)]
+        except ObjectStoreFullError as e:  # the store's fault, not the task's: the caller gets this error as is
+            return pb.TaskResult(task_id=spec.task_id, failed=True, app_error=True, error=pickle_error(e),
+                                 error_text=str(e), exec_seconds=time.perf_counter() - start)
         return pb.TaskResult(task_id=spec.task_id, returns=returns, exec_seconds=time.perf_counter() - start)
 
     def _error_result(self, spec: pb.TaskSpec, e: BaseException, start: float) -> pb.TaskResult:
