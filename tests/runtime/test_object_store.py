@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import spindle
-from spindle import _store
+from spindle import _sessions, _store
 from spindle._core import context
 
 PY = sys.executable
@@ -206,7 +206,7 @@ def test_a_writer_killed_mid_write_leaves_no_partial_file(small_store: str) -> N
     path = _store.object_path(small_store, os.urandom(20))
     proc = subprocess.Popen([PY, "-c", textwrap.dedent("""
         import sys, time
-        from spindle import _store
+        from spindle import _sessions, _store
         def chunks():
             yield b"x" * (1 << 20)
             print("writing", flush=True)
@@ -245,4 +245,5 @@ def test_a_finished_session_leaves_nothing_in_shm_and_only_logs_in_its_directory
     """))
     ours = [n for n in set(os.listdir(_store.SHM_DIR)) - before if n.startswith(f"spindle-{info['node']}")]
     assert ours == []
-    assert sorted(os.listdir(info["session"])) == ["logs"]
+    # the logs, and the session's record of its processes (what `spindle stop` reads): no spilled objects
+    assert set(os.listdir(info["session"])) <= {"logs", _sessions.PROCESSES}
