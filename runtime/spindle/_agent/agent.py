@@ -23,7 +23,7 @@ from typing import Any
 import grpc
 
 from spindle import _ids, _store
-from spindle._agent.object_store import ObjectStore, StoreFullError, store_capacity
+from spindle._agent.object_store import ObjectStore, OwnerProbe, StoreFullError, store_capacity
 from spindle._agent.worker_pool import WorkerPool, WorkerRecord
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
@@ -62,7 +62,7 @@ class Agent:
         # our own directory under the configured one: the agent removes it when it stops
         spill_dir = os.path.join(spill_dir or _default_spill_root(), f"spill-{node_id[:12]}")
         self.store = ObjectStore(node_id, store_capacity(object_store_memory), spill_dir,
-                                 probe=self._owner_reachable, is_local=self._is_local, on_owner_dead=self.free)
+                                 OwnerProbe(token, ip), on_owner_dead=self.free)
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, port: int, num_prestart: int,
@@ -395,26 +395,6 @@ class Agent:
             except grpc.RpcError:
                 pass
 
-    def reserve(self, req: pb.ReserveRequest) -> pb.ReserveReply:
-        try:
-            path, spare_ok = self.store.reserve(req.object_id, req.size, req.owner_address, req.writer_pid,
-                                                req.force_disk)
-        except StoreFullError as e:
-            return pb.ReserveReply(full=True, message=str(e))
-        return pb.ReserveReply(path=path, spare_ok=spare_ok)
-
-    def _owner_reachable(self, owner: str) -> bool:
-        """Liveness probe of an object owner: any answer (even an error) means its process is there."""
-        try:
-            rpc.CoreWorkerStub(self.channels.get(owner)).GetObject(
-                pb.GetObjectRequest(object_id=b"", timeout_s=0.1), metadata=self.channels.metadata, timeout=2)
-        except grpc.RpcError as e:
-            return e.code() != grpc.StatusCode.UNAVAILABLE
-        return True
-
-    def _is_local(self, address: str) -> bool:
-        return address.rsplit(":", 1)[0] in (self.ip, "127.0.0.1", "localhost")
-
 
 def _default_spill_root() -> str:
     from spindle import _sessions
@@ -467,7 +447,12 @@ class AgentServicer(rpc.NodeAgentServicer):
         return pb.Empty()
 
     def ReserveObject(self, request: pb.ReserveRequest, context: Any) -> pb.ReserveReply:
-        return self.a.reserve(request)
+        try:
+            path, spare_ok = self.a.store.reserve(request.object_id, request.size, request.owner_address,
+                                                  request.writer_pid, request.force_disk)
+        except StoreFullError as e:
+            return pb.ReserveReply(full=True, message=str(e))
+        return pb.ReserveReply(path=path, spare_ok=spare_ok)
 
     def RestoreObject(self, request: pb.RestoreRequest, context: Any) -> pb.RestoreReply:
         return pb.RestoreReply(path=self.a.store.restore(request.object_id))

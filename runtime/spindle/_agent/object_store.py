@@ -19,8 +19,12 @@ import threading
 import time
 from collections.abc import Callable
 
+import grpc
+
 from spindle import _sessions, _store
 from spindle._agent.store_budget import OwnerLiveness, Plan, StoreBudget, default_capacity, fmt_bytes
+from spindle._proto import pb, rpc
+from spindle._rpc.channels import Channels
 
 log = logging.getLogger("spindle.agent")
 
@@ -66,6 +70,27 @@ def store_capacity(requested: int | None) -> int:
     return cap
 
 
+class OwnerProbe:
+    """Liveness probe of object owners (drivers and workers): any answer, even an error, means the process is there."""
+
+    def __init__(self, token: str, node_ip: str):
+        self.channels = Channels(token)  # probes only: a dead owner's channel is dropped, not kept
+        self.local = {node_ip, "127.0.0.1", "localhost"}
+
+    def reachable(self, owner: str) -> bool:
+        try:
+            rpc.CoreWorkerStub(self.channels.get(owner)).GetObject(
+                pb.GetObjectRequest(object_id=b"", timeout_s=0.1), metadata=self.channels.metadata, timeout=2)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                self.channels.drop(owner)  # the next probe connects afresh instead of waiting out a backoff
+                return False
+        return True
+
+    def is_local(self, owner: str) -> bool:
+        return owner.rsplit(":", 1)[0] in self.local
+
+
 class StoreFullError(Exception):
     """Neither memory nor the spill directory can take the object (the message says what to do)."""
 
@@ -103,8 +128,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 class ObjectStore:
-    def __init__(self, node_id: str, capacity: int, spill_dir: str,
-                 probe: Callable[[str], bool], is_local: Callable[[str], bool],
+    def __init__(self, node_id: str, capacity: int, spill_dir: str, probe: OwnerProbe,
                  on_owner_dead: Callable[[list[bytes]], None]):
         self.node_id = node_id
         self.spill_dir = spill_dir
@@ -112,7 +136,7 @@ class ObjectStore:
         self.lock = threading.RLock()
         self.writers: dict[bytes, tuple[int, float]] = {}  # reserved, not yet published: writer pid, when
         self.liveness = OwnerLiveness()
-        self._probe, self._is_local, self._on_owner_dead = probe, is_local, on_owner_dead
+        self._probe, self._on_owner_dead = probe, on_owner_dead
         self.stopping = False
         _sessions.private_dir(spill_dir)
 
@@ -253,7 +277,7 @@ class ObjectStore:
         with self.lock:
             owners = self.budget.owners()
         for owner in owners:
-            if self.liveness.observe(owner, self._probe(owner), self._is_local(owner)):
+            if self.liveness.observe(owner, self._probe.reachable(owner), self._probe.is_local(owner)):
                 with self.lock:
                     oids = self.budget.owned_by(owner)
                     size = sum(self.budget.entries[o].size for o in oids)
