@@ -247,3 +247,42 @@ def test_a_finished_session_leaves_nothing_in_shm_and_only_logs_in_its_directory
     assert ours == []
     # the logs, and the session's record of its processes (what `spindle stop` reads): no spilled objects
     assert set(os.listdir(info["session"])) <= {"logs", _sessions.PROCESSES}
+
+
+def test_a_tiny_shm_caps_the_default_store_says_so_in_the_log_and_the_rest_spills(tmpfs: str) -> None:
+    info = last_json(run_driver("""
+        import json, numpy as np, spindle
+        from spindle._core import api
+        spindle.init(num_cpus=1)
+        refs = [spindle.put(np.full(6 << 20, i, dtype=np.uint8)) for i in range(12)]
+        ok = all(int(spindle.get(r)[-1]) == i for i, r in enumerate(refs))
+        info = {"ok": ok, "session": api._state["local"].session_dir}
+        spindle.shutdown()
+        print(json.dumps(info))
+    """, SPINDLE_SHM_DIR=tmpfs))  # 72 MiB of objects through a 40 MiB /dev/shm
+    assert info["ok"]
+    with open(os.path.join(info["session"], "logs", "agent.log")) as f:
+        log = f.read()
+    assert "the object store is limited to 38.0 MiB by the free space of" in log and "emptyDir" in log
+
+
+def test_when_shm_is_smaller_than_object_store_memory_writes_fall_back_to_disk(tmpfs: str) -> None:
+    info = last_json(run_driver("""
+        import json, numpy as np, spindle
+        from spindle._core import api
+
+        @spindle.remote
+        def block(i):
+            return np.full(6 << 20, i, dtype=np.uint8)
+
+        spindle.init(num_cpus=1, object_store_memory=200 << 20)
+        refs = [spindle.put(np.full(6 << 20, i, dtype=np.uint8)) for i in range(8)]
+        refs += [block.remote(i) for i in range(8, 12)]
+        ok = all(int(spindle.get(r)[-1]) == i for i, r in enumerate(refs))
+        info = {"ok": ok, "session": api._state["local"].session_dir}
+        spindle.shutdown()
+        print(json.dumps(info))
+    """, SPINDLE_SHM_DIR=tmpfs))  # the budget allows 200 MiB, but the shm holds 40: ENOSPC, then disk
+    assert info["ok"]
+    with open(os.path.join(info["session"], "logs", "agent.log")) as f:
+        assert "object_store_memory is 200.0 MiB but" in f.read()

@@ -375,7 +375,7 @@ class Agent:
             ev.set()
 
     def fetch(self, object_id: bytes, requester: str) -> Iterator[memoryview]:
-        view = _store.map_object(self.store.path_for_read(object_id))
+        view = self.store.map(object_id)
         with self.cond:
             self.fetchers.setdefault(object_id, set()).add(requester)
         for off in range(0, max(len(view), 1), CHUNK):

@@ -226,6 +226,16 @@ class ObjectStore:
             self.budget.touch(oid, time.monotonic())
             return self._path(oid)
 
+    def map(self, oid: bytes) -> memoryview:
+        """Map the object wherever it is; FileNotFoundError if this node does not have it."""
+        for _ in range(3):  # a spill or restore may move it between our look and the open: look again
+            try:
+                return _store.map_object(self.path_for_read(oid))
+            except FileNotFoundError:
+                if oid not in self.budget.entries:
+                    raise
+        return _store.map_object(self.path_for_read(oid))
+
     def restore(self, oid: bytes) -> str:
         """Bring a spilled object back into memory if it fits (spilling others); the path to map, "" if unknown."""
         with self.lock:

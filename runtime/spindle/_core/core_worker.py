@@ -25,7 +25,7 @@ import grpc
 from spindle import _ids
 from spindle._core.memory_store import MemoryStore, RefCounts
 from spindle._core.object_ref import ObjectRef, set_counter
-from spindle._core.store_client import StoreClient
+from spindle._core.store_client import AgentUnreachable, StoreClient
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
 from spindle._rpc.transfer import fetch_stream
@@ -130,7 +130,11 @@ class CoreWorker:
         ser = serialize(value)
         if ser.size <= INLINE_MAX or not self.node_id:
             return pb.ObjectValue(object_id=oid, inline=ser.to_bytes())
-        size = self.shm.write(oid, ser, owner or self.address)
+        try:
+            size = self.shm.write(oid, ser, owner or self.address)
+        except AgentUnreachable as e:  # keep it here, as a driver without a node does; readers ask us for it
+            log.warning("%s: keeping object %s (%d bytes) in this process", e, oid.hex(), ser.size)
+            return pb.ObjectValue(object_id=oid, inline=ser.to_bytes())
         loc = pb.ObjectLocation(node_id=self.node_id, agent_address=self.agent_address, size=size)
         return pb.ObjectValue(object_id=oid, location=loc, in_store=True)
 

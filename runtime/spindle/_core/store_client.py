@@ -26,13 +26,20 @@ if TYPE_CHECKING:
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
+class AgentUnreachable(Exception):
+    """No agent to reserve room with: the caller keeps the value in its own memory instead."""
+
+
 class StoreClient:
     def __init__(self, cw: CoreWorker):
         self.cw = cw
         self._spare: _store.SpareFile | None = None
 
     def write(self, oid: bytes, ser: Serialized, owner: str) -> int:
-        """Write a large value into this node's store on behalf of ``owner``; returns its size."""
+        """Write a large value into this node's store on behalf of ``owner``; returns its size.
+
+        Raises ``AgentUnreachable`` before writing anything when the node's agent does not answer.
+        """
         reply = self._reserve(oid, ser.size, owner, force_disk=False)
         try:
             return _store.write_object(reply.path, ser, self._spare_for(reply))
@@ -57,20 +64,23 @@ class StoreClient:
 
     def map(self, oid: bytes) -> memoryview:
         """Map a local object, restoring it through the agent if it was spilled."""
-        try:
-            return _store.map_object(_store.object_path(self.cw.node_id, oid))
-        except FileNotFoundError:
-            pass
-        try:
-            reply = self.cw.agent().RestoreObject(pb.RestoreRequest(object_id=oid), metadata=self.cw.md, timeout=600)
-        except grpc.RpcError as e:
-            raise ObjectLostError(oid.hex(), f"its node's agent is unreachable ({e.code().name})") from None
-        if not reply.path:
-            raise ObjectLostError(oid.hex(), "its store file is gone")
-        try:
-            return _store.map_object(reply.path)
-        except FileNotFoundError:
-            raise ObjectLostError(oid.hex(), "its store file is gone") from None
+        for _ in range(3):  # the object may move between memory and disk while we look: look again
+            try:
+                return _store.map_object(_store.object_path(self.cw.node_id, oid))
+            except FileNotFoundError:
+                pass
+            try:
+                reply = self.cw.agent().RestoreObject(pb.RestoreRequest(object_id=oid), metadata=self.cw.md,
+                                                      timeout=600)
+            except grpc.RpcError as e:
+                raise ObjectLostError(oid.hex(), f"its node's agent is unreachable ({e.code().name})") from None
+            if not reply.path:
+                break
+            try:
+                return _store.map_object(reply.path)
+            except FileNotFoundError:
+                continue
+        raise ObjectLostError(oid.hex(), "its store file is gone")
 
     def close(self) -> None:
         if self._spare is not None:
@@ -80,7 +90,10 @@ class StoreClient:
     def _reserve(self, oid: bytes, size: int, owner: str, force_disk: bool) -> pb.ReserveReply:
         req = pb.ReserveRequest(object_id=oid, size=size, owner_address=owner, writer_pid=os.getpid(),
                                 force_disk=force_disk)
-        reply: pb.ReserveReply = self.cw.agent().ReserveObject(req, metadata=self.cw.md, timeout=600)
+        try:
+            reply: pb.ReserveReply = self.cw.agent().ReserveObject(req, metadata=self.cw.md, timeout=600)
+        except grpc.RpcError as e:
+            raise AgentUnreachable(f"the node agent at {self.cw.agent_address} is unreachable ({e.code().name})") from None
         if reply.full:
             raise ObjectStoreFullError(reply.message)
         return reply
