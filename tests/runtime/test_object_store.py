@@ -106,6 +106,17 @@ def test_a_put_loop_far_above_object_store_memory_spills_and_every_object_stays_
     assert wait_until(lambda: object_bytes(small_store) == 0 and not os.listdir(spill_dir_of(small_store)))
 
 
+def test_many_medium_puts_on_credit_stay_within_the_limit_and_are_freed(small_store: str) -> None:
+    refs, peak = [], 0
+    for i in range(160):  # 160 MiB of 1 MiB objects: most written on credit, reported afterwards
+        refs.append(spindle.put(np.full(MiB, i % 250, dtype=np.uint8)))
+        peak = max(peak, object_bytes(small_store))
+    assert peak <= 64 * MiB
+    assert all(int(spindle.get(r)[-1]) == i % 250 for i, r in enumerate(refs))
+    del refs
+    assert wait_until(lambda: object_bytes(small_store) == 0 and not os.listdir(spill_dir_of(small_store)))
+
+
 def test_reading_a_spilled_object_restores_it_into_memory(small_store: str) -> None:
     refs = [spindle.put(np.full(8 * MiB, i, dtype=np.uint8)) for i in range(12)]
     first = refs[0].hex()

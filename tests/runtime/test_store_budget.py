@@ -88,3 +88,9 @@ def test_a_remote_owner_gets_a_longer_grace() -> None:
 
 def test_sizes_read_well() -> None:
     assert [fmt_bytes(n) for n in (5, 2048, 3 * MiB // 2, 5 << 30)] == ["5 B", "2.0 KiB", "1.5 MiB", "5.0 GiB"]
+
+
+def test_writers_get_a_credit_of_5_percent_only_while_the_store_is_less_than_half_full() -> None:
+    assert budget_with(100 * MiB, 10 * MiB).credit() == 5 * MiB
+    assert budget_with(100 * MiB, 50 * MiB).credit() == 0
+    assert budget_with(10_000 * MiB).credit() == 64 * MiB  # capped

@@ -452,7 +452,11 @@ class AgentServicer(rpc.NodeAgentServicer):
                                                   request.writer_pid, request.force_disk)
         except StoreFullError as e:
             return pb.ReserveReply(full=True, message=str(e))
-        return pb.ReserveReply(path=path, spare_ok=spare_ok)
+        return pb.ReserveReply(path=path, spare_ok=spare_ok, credit=self.a.store.credit())
+
+    def ObjectsWritten(self, request: pb.WrittenRequest, context: Any) -> pb.Empty:
+        self.a.store.written([(o.object_id, o.size, o.owner_address) for o in request.objects])
+        return pb.Empty()
 
     def RestoreObject(self, request: pb.RestoreRequest, context: Any) -> pb.RestoreReply:
         return pb.RestoreReply(path=self.a.store.restore(request.object_id))

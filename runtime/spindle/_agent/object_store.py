@@ -30,7 +30,7 @@ log = logging.getLogger("spindle.agent")
 
 SWEEP_S = 1.0
 STALE_TMP_S = 5.0  # a partial file of a dead writer older than this is removed
-STRAY_S = 5.0  # a store file the budget does not know (published after its object was freed)
+STRAY_S = 120.0  # a store file the budget does not know (freed meanwhile, or its writer died before reporting it)
 
 
 def _memory_limit() -> int:
@@ -157,7 +157,8 @@ class ObjectStore:
     # ---------------------------------------------------------------- writers
     def reserve(self, oid: bytes, size: int, owner: str, writer_pid: int,
                 force_disk: bool = False) -> tuple[str, bool]:
-        """Room for a new object: the path to write it to, and whether the writer may pre-allocate."""
+        """Room for a new object: the path to write it to, and whether the writer may pre-allocate
+        (and write further objects on credit, ``credit()``)."""
         with self.lock:
             now = time.monotonic()
             self.budget.remove(oid)  # a retried task writes its return again
@@ -174,6 +175,20 @@ class ObjectStore:
             # a writer this agent cannot see (another pid namespace) is never taken for dead
             self.writers[oid] = (writer_pid if writer_pid and _pid_alive(writer_pid) else 0, now)
             return self._path(oid), self.budget.spare_ok() and where == "memory"
+
+    def credit(self) -> int:
+        with self.lock:
+            return self.budget.credit()
+
+    def written(self, objects: list[tuple[bytes, int, str]]) -> None:
+        """Objects written on credit (oid, size, owner): account for those still there, spill if now over."""
+        with self.lock:
+            now = time.monotonic()
+            for oid, size, owner in objects:
+                if oid not in self.budget.entries and os.path.exists(self.shm_path(oid)):  # else freed already
+                    self.budget.add(oid, size, owner, now, in_memory=True)
+            if self.budget.used > self.budget.capacity:
+                self._spill(self._plan(0).victims)
 
     def _plan(self, size: int, exclude: bytes = b"") -> Plan:
         plan = self.budget.plan(size, exclude=exclude)

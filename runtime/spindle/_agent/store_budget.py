@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 # When spilling is needed, free this fraction of the capacity beyond what the new object needs, so a
 # put loop above the limit spills in batches instead of once per put.
 SPILL_HEADROOM = 0.2
-# Writers pre-allocate a file for their next large object only while the store is below this fill.
+# Writers pre-allocate a file for their next large object, and get a credit for writing the next
+# objects without asking first, only while the store is below this fill.
 SPARE_FILL_MAX = 0.5
+CREDIT_FRACTION = 0.05  # of the capacity, per writer
+CREDIT_MAX = 64 * 1024 * 1024
 
 
 @dataclass
@@ -81,6 +84,11 @@ class StoreBudget:
 
     def spare_ok(self) -> bool:
         return self.used < self.capacity * SPARE_FILL_MAX
+
+    def credit(self) -> int:
+        """Bytes a writer may write to memory before asking again (reported afterwards): none once the
+        store is half full, so the objects written unasked can never push it past its capacity alone."""
+        return min(int(self.capacity * CREDIT_FRACTION), CREDIT_MAX) if self.spare_ok() else 0
 
     def owned_by(self, owner: str) -> list[bytes]:
         return [oid for oid, e in self.entries.items() if e.owner == owner]

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import errno
 import os
+import queue
+import threading
+import time
 from typing import TYPE_CHECKING
 
 import grpc
@@ -34,12 +37,21 @@ class StoreClient:
     def __init__(self, cw: CoreWorker):
         self.cw = cw
         self._spare: _store.SpareFile | None = None
+        self._lock = threading.Lock()
+        self._credit = 0  # bytes this process may put without asking (the agent's last answer said so)
+        self._spare_ok = False
+        self._reports: queue.SimpleQueue[pb.ReserveRequest | None] = queue.SimpleQueue()
+        self._reporter: threading.Thread | None = None
 
     def write(self, oid: bytes, ser: Serialized, owner: str) -> int:
         """Write a large value into this node's store on behalf of ``owner``; returns its size.
 
         Raises ``AgentUnreachable`` before writing anything when the node's agent does not answer.
         """
+        if owner == self.cw.address:
+            size = self._write_on_credit(oid, ser)
+            if size:
+                return size
         reply = self._reserve(oid, ser.size, owner, force_disk=False)
         try:
             return _store.write_object(reply.path, ser, self._spare_for(reply))
@@ -83,8 +95,65 @@ class StoreClient:
         raise ObjectLostError(oid.hex(), "its store file is gone")
 
     def close(self) -> None:
+        self._reports.put(None)
         if self._spare is not None:
             self._spare.close()
+
+    # ---------------------------------------------------------------- puts on credit
+    # While the store has plenty of room, the agent gives each writer a credit: its own puts up to that
+    # many bytes go straight to shared memory and are reported in batches afterwards, so a put of a
+    # medium-sized value costs no round trip. (Only puts: their owner is the writer, so an object whose
+    # report was lost with its writer has no one left to read it, and the agent's sweep may remove it.)
+    def _write_on_credit(self, oid: bytes, ser: Serialized) -> int:
+        with self._lock:
+            if ser.size > self._credit:
+                return 0
+            self._credit -= ser.size
+            spare = self._spare if self._spare_ok else None
+        try:
+            size = _store.write_object(_store.object_path(self.cw.node_id, oid), ser, spare)
+        except OSError as e:
+            with self._lock:
+                self._credit = 0
+            if e.errno in _FULL:
+                return 0  # ask the agent, which knows where there is room
+            raise
+        if self._reporter is None:
+            self._reporter = threading.Thread(target=self._report_loop, daemon=True, name="spindle-store-report")
+            self._reporter.start()
+        self._reports.put(pb.ReserveRequest(object_id=oid, size=size, owner_address=self.cw.address,
+                                            writer_pid=os.getpid()))
+        return size
+
+    def _report_loop(self) -> None:
+        while True:
+            first = self._reports.get()
+            if first is None:
+                return
+            batch = [first]
+            time.sleep(0.01)  # a burst of puts costs one report
+            while True:
+                try:
+                    nxt = self._reports.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._send_report(batch)
+                    return
+                batch.append(nxt)
+            self._send_report(batch)
+
+    def _send_report(self, batch: list[pb.ReserveRequest]) -> None:
+        delay = 0.1
+        for _ in range(8):  # ~25 s of an agent too busy to answer; it keeps unreported files for longer
+            try:
+                self.cw.agent().ObjectsWritten(pb.WrittenRequest(objects=batch), metadata=self.cw.md, timeout=10)
+                return
+            except grpc.RpcError:
+                if self.cw.closed:
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     # ---------------------------------------------------------------- internals
     def _reserve(self, oid: bytes, size: int, owner: str, force_disk: bool) -> pb.ReserveReply:
@@ -96,6 +165,8 @@ class StoreClient:
             raise AgentUnreachable(f"the node agent at {self.cw.agent_address} is unreachable ({e.code().name})") from None
         if reply.full:
             raise ObjectStoreFullError(reply.message)
+        with self._lock:
+            self._credit, self._spare_ok = reply.credit, reply.spare_ok
         return reply
 
     def _spare_for(self, reply: pb.ReserveReply) -> _store.SpareFile | None:
