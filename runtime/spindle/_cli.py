@@ -30,6 +30,9 @@ def cmd_start(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("SPINDLE_TOKEN")
     address = args.address or os.environ.get("SPINDLE_ADDRESS", "")
     node_ip = args.node_ip or os.environ.get("SPINDLE_NODE_IP") or routable_ip(None if args.head else address)
+    if args.storage and not args.head:
+        print("spindle start: --storage is for the head (--head)", file=sys.stderr)
+        return 2
     if not args.head and not token:
         print("spindle start: no cluster token: set SPINDLE_TOKEN or pass --token (see 'spindle start --head' "
               "output or the cluster's Secret)", file=sys.stderr)
@@ -40,7 +43,8 @@ def cmd_start(args: argparse.Namespace) -> int:
                                      num_cpus=args.num_cpus, num_gpus=args.num_gpus, resources=resources,
                                      token=token, node_ip=node_ip, tie_to_parent=args.block, cli=True,
                                      object_store_memory=args.object_store_memory,
-                                     spill_dir=args.object_spilling_directory)
+                                     spill_dir=args.object_spilling_directory,
+                                     head_args=["--storage", args.storage] if args.storage else None)
     except (_sessions.UnsafeTempDirError, RuntimeError, OSError) as e:
         print(f"spindle start: {e}", file=sys.stderr)
         return 1
@@ -156,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory under which spilled objects go (default: the session directory, or "
                         "SPINDLE_OBJECT_SPILLING_DIR)")
     s.add_argument("--token", default=None, help="cluster token (default: SPINDLE_TOKEN, or new for --head)")
+    s.add_argument("--storage", default=None, help="head only: SQLite file that keeps the head's tables (actors, "
+                   "named actors, jobs, KV) across head restarts, e.g. on the head pod's volume (default: "
+                   "SPINDLE_HEAD_STORAGE; none = in memory)")
     s.add_argument("--block", action="store_true", help="stay in the foreground (containers)")
     s.set_defaults(fn=cmd_start)
     st = sub.add_parser("status", help="show nodes and resources", description="Show nodes and resources.")

@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 
 from spindle import _ids, _store
+from spindle._agent import live_actors
 from spindle._agent.object_store import ObjectStore, OwnerProbe, StoreFullError, store_capacity
 from spindle._agent.worker_pool import WorkerPool, WorkerRecord
 from spindle._proto import pb, rpc
@@ -63,6 +64,8 @@ class Agent:
         spill_dir = os.path.join(spill_dir or _default_spill_root(), f"spill-{node_id[:12]}")
         self.store = ObjectStore(node_id, store_capacity(object_store_memory), spill_dir,
                                  OwnerProbe(token, ip), on_owner_dead=self.free)
+        self.actor_specs: dict[str, pb.ActorSpec] = {}  # worker id -> spec of the actor it runs
+        self.registered_once = False
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, port: int, num_prestart: int,
@@ -98,8 +101,10 @@ class Agent:
         delay, start, warned = 0.02, time.monotonic(), False
         while True:
             try:
-                self._head().RegisterNode(pb.RegisterNodeRequest(node=self._info()), metadata=self.channels.metadata,
-                                          timeout=5, wait_for_ready=True)
+                request = pb.RegisterNodeRequest(node=self._info(), actors=live_actors.live_actors(self),
+                                                 rejoining=self.registered_once)
+                self._head().RegisterNode(request, metadata=self.channels.metadata, timeout=5, wait_for_ready=True)
+                self.registered_once = True
                 return
             except grpc.RpcError as e:
                 if e.code() == grpc.StatusCode.UNAUTHENTICATED:
@@ -308,6 +313,7 @@ class Agent:
                 return reply
             with self.cond:
                 worker.actor_id, worker.incarnation, worker.actor_hold = spec.actor_id, req.incarnation, hold
+                live_actors.remember(self, worker.worker_id, spec)
                 subtract(self.available, hold)
             reply.worker_id = worker.worker_id
             return reply
@@ -332,6 +338,7 @@ class Agent:
             if worker.actor_id and not worker.blocked:
                 add(self.available, worker.actor_hold)
             self.cond.notify_all()
+        live_actors.forget(self, worker.worker_id)
         if worker.actor_id and not self.stopping:
             reason = "it was killed" if worker.intended_exit else f"its worker process exited with code {code}"
             try:

@@ -62,14 +62,14 @@ class ActorClient:
 
     def create(self, spec: pb.ActorSpec, get_if_exists: bool) -> pb.ActorInfo:
         info: pb.ActorInfo = self.cw.head().CreateActor(pb.CreateActorRequest(spec=spec, get_if_exists=get_if_exists),
-                                                        metadata=self.cw.md, timeout=60)
+                                                        metadata=self.cw.md, timeout=60, wait_for_ready=True)
         if not info.found:
             raise ValueError(info.death_text or f"could not create actor {spec.class_name}")
         return info
 
     def kill(self, actor_id: bytes, no_restart: bool) -> None:
         self.cw.head().KillActor(pb.KillActorRequest(actor_id=actor_id, no_restart=no_restart),
-                                 metadata=self.cw.md, timeout=30)
+                                 metadata=self.cw.md, timeout=30, wait_for_ready=True)
 
     def _conn(self, actor_id: bytes, max_task_retries: int) -> Conn:
         with self.lock:

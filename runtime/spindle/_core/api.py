@@ -143,10 +143,10 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                         node_id=node_id, ip=ip, log_to_driver=log_to_driver)
         cw.runtime_env_vars = {str(k): str(v) for k, v in ((runtime_env or {}).get("env_vars") or {}).items()}
         cw.namespace = namespace or os.urandom(8).hex()
+        registration = pb.RegisterJobRequest(driver_address=cw.address, namespace=cw.namespace, pid=os.getpid(),
+                                             node_ip=ip)
         try:
-            reply = cw.head().RegisterJob(pb.RegisterJobRequest(driver_address=cw.address, namespace=cw.namespace,
-                                                                pid=os.getpid(), node_ip=ip),
-                                          metadata=cw.md, timeout=30, wait_for_ready=True)
+            reply = cw.head().RegisterJob(registration, metadata=cw.md, timeout=30, wait_for_ready=True)
         except grpc.RpcError as e:
             cw.shutdown()
             if local is not None:
@@ -158,9 +158,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         cw.job_id = reply.job_id
         _context.set_core(cw)
         _state["local"] = local
-        watch = cw.head().WatchJob(pb.WatchJobRequest(job_id=cw.job_id), metadata=cw.md)
-        _state["watch"] = watch
-        threading.Thread(target=_drain, args=(watch,), daemon=True, name="spindle-job").start()
+        from spindle._core.job_watch import JobWatch
+
+        _state["watch"] = JobWatch(cw, registration)
         return ClientContext(head_address, node_id, cw.namespace)
 
 
@@ -176,16 +176,6 @@ def _spill_dir(system_config: dict[str, Any] | None) -> str | None:
     if isinstance(path, list):
         path = path[0] if path else None
     return str(path) if path else None
-
-
-def _drain(stream: Any) -> None:
-    import grpc
-
-    try:
-        for _ in stream:
-            pass
-    except grpc.RpcError:
-        pass
 
 
 def _pick_local_node(head_address: str, token: str, ip: str) -> tuple[str, str]:
@@ -231,7 +221,7 @@ def shutdown() -> None:
             return
         watch = _state.get("watch")
         if watch is not None:
-            watch.cancel()
+            watch.stop()
         cw.shutdown()
         _context.set_core(None)
         local = _state.get("local")
@@ -316,7 +306,11 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
 
     cw = _context.core()
     ns = namespace if namespace is not None else _context.RuntimeContext(cw).namespace
-    info = cw.head().GetActor(pb.GetActorRequest(name=name, namespace=ns), metadata=cw.md, timeout=30)
+    watch = _state.get("watch")
+    if watch is not None:
+        watch.wait_attached(30)
+    info = cw.head().GetActor(pb.GetActorRequest(name=name, namespace=ns), metadata=cw.md, timeout=60,
+                              wait_for_ready=True)
     if not info.found or info.state == "DEAD":
         raise ValueError(f"Failed to look up actor with name '{name}' in namespace '{ns}'. This could be because "
                          "1. You are trying to look up a named actor you didn't create. 2. The named actor died. "
@@ -328,7 +322,7 @@ def _view() -> pb.ClusterView:
     from spindle._proto import pb
 
     cw = _context.core()
-    return cw.head().GetClusterView(pb.Empty(), metadata=cw.md, timeout=30)
+    return cw.head().GetClusterView(pb.Empty(), metadata=cw.md, timeout=30, wait_for_ready=True)
 
 
 def nodes() -> list[dict[str, Any]]:

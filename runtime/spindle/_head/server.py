@@ -19,6 +19,8 @@ from typing import Any
 import grpc
 
 from spindle import _ids
+from spindle._head.recovery import Recovery
+from spindle._head.tables import Tables, open_tables
 from spindle._local_cluster import announce, service_setup
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
@@ -76,7 +78,7 @@ class NodeRecord:
 class HeadState:
     """Everything the head knows, guarded by one lock; RPC handlers are thin wrappers."""
 
-    def __init__(self, channels: Channels, session: str):
+    def __init__(self, channels: Channels, session: str, tables: Tables | None = None):
         self.lock = threading.Condition()
         self.channels = channels
         self.session = session
@@ -87,15 +89,21 @@ class HeadState:
         self.kv: dict[str, bytes] = {}
         self.placer = Placer()
         self._job_counter = 0
+        self.recovery = Recovery(self, tables or open_tables(None))
+        self.recovery.load()
 
     # ---------------------------------------------------------------- nodes
-    def register_node(self, info: pb.NodeInfo) -> None:
+    def register_node(self, info: pb.NodeInfo, actors: list[pb.LiveActor] | None = None,
+                      rejoining: bool = False) -> None:
         with self.lock:
             info.alive = True
             view = NodeView(info.node_id, info.address, res_dict(info.total), res_dict(info.available))
             self.nodes[info.node_id] = NodeRecord(info, view)
+            stale = self.recovery.adopt(info.node_id, actors or [], rejoining)
             self.lock.notify_all()
         log.info("node %s joined at %s with %s", info.node_id[:8], info.address, dict(info.total.amounts))
+        for address, actor_id in stale:
+            self._kill_worker(address, actor_id)
 
     def heartbeat(self, node_id: str, available: pb.Resources) -> pb.ClusterView:
         with self.lock:
@@ -133,10 +141,17 @@ class HeadState:
     # ---------------------------------------------------------------- jobs
     def register_job(self, req: pb.RegisterJobRequest) -> bytes:
         with self.lock:
-            self._job_counter += 1
-            job_id = self._job_counter.to_bytes(4, "big")
+            if req.job_id:  # a driver re-attaching after the head restarted
+                job_id = req.job_id
+                self.recovery.restarted = True
+                self._job_counter = max(self._job_counter, int.from_bytes(job_id, "big"))
+                self.recovery.job_reattached(job_id)
+            else:
+                self._job_counter += 1
+                job_id = self._job_counter.to_bytes(4, "big")
             self.jobs[job_id] = {"driver": req.driver_address, "namespace": req.namespace, "alive": True,
                                  "pid": req.pid, "start": time.time()}
+            self.recovery.save_job(job_id)
         return job_id
 
     def job_finished(self, job_id: bytes) -> None:
@@ -145,6 +160,7 @@ class HeadState:
             if job is None or not job["alive"]:
                 return
             job["alive"] = False
+            self.recovery.save_job(job_id)
             owned = [a for a in self.actors.values()
                      if a.spec.job_id == job_id and not a.spec.detached and a.state != "DEAD"]
         for a in owned:
@@ -162,8 +178,10 @@ class HeadState:
                         return self.actors[existing].info()
                     return pb.ActorInfo(found=False, death_text=f"Actor name {spec.name!r} already taken in namespace {spec.namespace!r}")
                 self.named[key] = spec.actor_id
+                self.recovery.save_name(spec.namespace, spec.name, spec.actor_id)
             rec = ActorRecord(spec=spec)
             self.actors[spec.actor_id] = rec
+            self.recovery.save_actor(rec)
             info = rec.info()
         self._schedule_async(rec)
         return info
@@ -201,12 +219,14 @@ class HeadState:
                                 return
                             rec.state, rec.worker_address = "ALIVE", reply.worker_address
                             rec.worker_id, rec.node_id = reply.worker_id, placement.node_id
+                            self.recovery.save_actor(rec)
                             self.lock.notify_all()
                         return
                     if reply is not None and reply.error:
                         with self.lock:
                             rec.state, rec.death_cause, rec.death_text = "DEAD", reply.error, reply.error_text
                             self._free_name(rec)
+                            self.recovery.save_actor(rec)
                             self.lock.notify_all()
                         return
                 time.sleep(delay)
@@ -237,10 +257,13 @@ class HeadState:
         key = (rec.spec.namespace, rec.spec.name)
         if rec.spec.name and self.named.get(key) == rec.spec.actor_id:
             del self.named[key]
+            self.recovery.save_name(rec.spec.namespace, rec.spec.name, None)
 
     def get_actor(self, req: pb.GetActorRequest) -> pb.ActorInfo:
         deadline = time.monotonic() + req.wait_alive_s
         with self.lock:
+            self.recovery.wait_for_agents(
+                lambda: (self.named.get((req.namespace, req.name)) if not req.actor_id else req.actor_id) in self.actors)
             actor_id = req.actor_id
             if not actor_id:
                 found = self.named.get((req.namespace, req.name))
@@ -268,6 +291,7 @@ class HeadState:
                 rec.state = "DEAD"
                 rec.death_text = f"The actor was killed: {reason}"
                 self._free_name(rec)
+                self.recovery.save_actor(rec)
                 self.lock.notify_all()
         if address:
             self._kill_worker(address, actor_id)
@@ -286,10 +310,12 @@ class HeadState:
                 rec.state = "DEAD"
                 rec.death_text = rec.death_text or f"The actor died: {reason}"
                 self._free_name(rec)
+                self.recovery.save_actor(rec)
                 self.lock.notify_all()
                 return
             rec.state, rec.num_restarts, rec.incarnation = "RESTARTING", rec.num_restarts + 1, rec.incarnation + 1
             rec.worker_address = ""
+            self.recovery.save_actor(rec)
             self.lock.notify_all()
         log.info("restarting actor %s (%s), restart %d", rec.spec.class_name, reason, rec.num_restarts)
         self._schedule_async(rec)
@@ -300,7 +326,7 @@ class HeadServicer(rpc.HeadServicer):
         self.s = state
 
     def RegisterNode(self, request: pb.RegisterNodeRequest, context: Any) -> pb.RegisterNodeReply:
-        self.s.register_node(request.node)
+        self.s.register_node(request.node, list(request.actors), request.rejoining)
         return pb.RegisterNodeReply(session=self.s.session)
 
     def Heartbeat(self, request: pb.HeartbeatRequest, context: Any) -> pb.ClusterView:
@@ -340,6 +366,7 @@ class HeadServicer(rpc.HeadServicer):
             found = request.key in self.s.kv
             if request.overwrite or not found:
                 self.s.kv[request.key] = request.value
+                self.s.recovery.save_kv(request.key)
         return pb.KvReply(found=found)
 
     def KvGet(self, request: pb.KvRequest, context: Any) -> pb.KvReply:
@@ -348,11 +375,12 @@ class HeadServicer(rpc.HeadServicer):
         return pb.KvReply(found=v is not None, value=v or b"")
 
 
-def serve(host: str, port: int, token: str) -> tuple[grpc.Server, HeadState, int]:
-    state = HeadState(Channels(token), session=_ids.new_id().hex()[:12])
+def serve(host: str, port: int, token: str, storage: str | None = None) -> tuple[grpc.Server, HeadState, int]:
+    state = HeadState(Channels(token), session=_ids.new_id().hex()[:12], tables=open_tables(storage))
     server, bound = make_server(token, host, port, max_workers=64)
     rpc.add_HeadServicer_to_server(HeadServicer(state), server)
     server.start()
+    state.recovery.start()
 
     def monitor() -> None:
         while True:
@@ -368,10 +396,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default=os.environ.get("SPINDLE_NODE_IP") or "127.0.0.1",
                    help="address to listen on (default: SPINDLE_NODE_IP, else 127.0.0.1; 0.0.0.0 = every address)")
     p.add_argument("--port", type=int, default=6380)
+    p.add_argument("--storage", default=None, help="SQLite file for the head's tables (default: SPINDLE_HEAD_STORAGE; "
+                   "none = in memory, lost when the head restarts)")
     args = p.parse_args(argv)
     token = service_setup("head")
     try:
-        server, _state, bound = serve(args.host, args.port, token)
+        server, _state, bound = serve(args.host, args.port, token, args.storage)
     except OSError as e:
         raise SystemExit(f"spindle head: {e}") from None
     announce(f"SPINDLE_HEAD_PORT={bound}")
