@@ -127,6 +127,35 @@ def test_an_unauthenticated_big_call_is_refused_without_the_server_buffering_it(
     assert _authenticated_view(address).nodes is not None  # and it still serves the cluster
 
 
+def test_node_agents_and_workers_refuse_unauthenticated_big_calls_without_reading_them_too() -> None:
+    proc, address = _start_head()
+    agent = subprocess.Popen([PY, "-m", "spindle._agent", "--head", address, "--num-cpus", "1"],
+                             env={**os.environ, "SPINDLE_TOKEN": TOKEN}, stdout=subprocess.PIPE)
+    try:
+        assert agent.stdout is not None
+        line = agent.stdout.readline().decode()
+        assert line.startswith("SPINDLE_AGENT_ADDRESS="), line
+        agent_address = line.split("=", 1)[1].strip()
+        big = b"\0" * (100 * 1024 * 1024)
+        options = [("grpc.max_send_message_length", -1)]
+        before = _proc_status(agent.pid, "VmHWM")
+        with grpc.insecure_channel(agent_address, options=options) as ch:
+            for method in ("/spindle.v1.NodeAgent/StartActor", "/spindle.v1.NodeAgent/FreeObjects"):
+                with pytest.raises(grpc.RpcError) as info:
+                    ch.unary_unary(method)(big, timeout=60)
+                assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.RpcError) as info:  # a request stream (how tasks reach workers)
+                list(ch.stream_stream("/spindle.v1.CoreWorker/PushTasks")(iter([big, big]), timeout=60))
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        grown_mb = (_proc_status(agent.pid, "VmHWM") - before) / 1024
+        assert grown_mb < 32, f"the agent's peak RSS grew by {grown_mb:.0f} MB for refused calls"
+    finally:
+        agent.kill()
+        agent.wait()
+        proc.kill()
+        proc.wait()
+
+
 def test_cluster_processes_raise_their_fd_soft_limit_to_the_hard_limit() -> None:
     def low_soft_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))

@@ -64,22 +64,32 @@ class Recovery:
         self.restarted = False  # evidence that a head ran before us: tables, rejoining agents or drivers
 
     # ---------------------------------------------------------------- write-through (called under the head's lock)
+    # A head without storage has nothing to save: its own dicts are the only copy that could be lost
+    # with it, so the write-through is skipped rather than encoding every actor change for nothing.
     def save_actor(self, rec: ActorRecord) -> None:
+        if not self.tables.durable:
+            return
         self.tables.put("actors", rec.spec.actor_id, encode_actor(rec))
 
     def save_name(self, namespace: str, name: str, actor_id: bytes | None) -> None:
+        if not self.tables.durable:
+            return
         if actor_id is None:
             self.tables.delete("named", named_key(namespace, name))
         else:
             self.tables.put("named", named_key(namespace, name), actor_id)
 
     def save_job(self, job_id: bytes) -> None:
+        if not self.tables.durable:
+            return
         job = self.s.jobs.get(job_id)
         if job is not None:
             self.tables.put("jobs", job_id, json.dumps(job).encode())
         self.tables.put("meta", b"job_counter", str(self.s._job_counter).encode())
 
     def save_kv(self, key: str) -> None:
+        if not self.tables.durable:
+            return
         value = self.s.kv.get(key)
         if value is None:
             self.tables.delete("kv", key.encode())
@@ -149,6 +159,7 @@ class Recovery:
                     s.jobs[job] = {"driver": live.spec.owner_address, "namespace": live.spec.namespace,
                                    "alive": True, "pid": 0, "start": time.time()}
                     self.awaiting_jobs[job] = time.monotonic() + self.grace_s
+                    self.save_job(job)
             elif rec.state == "DEAD" or live.incarnation < rec.incarnation or (
                     rec.state == "ALIVE" and rec.node_id != node_id):
                 stale.append((address, aid))  # an old incarnation the head has already replaced
