@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from spindle import _local_cluster, _sessions, _stop
+from spindle._agent.store_budget import fmt_bytes
 from spindle._core.api import _recorded_cluster
 from spindle._rpc.net import routable_ip
 
@@ -134,7 +135,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {n['NodeID'][:8]}  {n['NodeManagerAddress']:<15} {state:<5}  {n['Resources']}")
     print("Resources (used / total):")
     for k in sorted(total):
-        print(f"  {k}: {total[k] - avail.get(k, 0.0):g} / {total[k]:g}")
+        used, whole = total[k] - avail.get(k, 0.0), total[k]
+        if k.endswith("memory"):
+            print(f"  {k}: {fmt_bytes(int(used))} / {fmt_bytes(int(whole))}")
+        else:
+            print(f"  {k}: {used:g} / {whole:g}")
     return 0
 
 

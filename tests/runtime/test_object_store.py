@@ -117,6 +117,14 @@ def test_many_medium_puts_on_credit_stay_within_the_limit_and_are_freed(small_st
     assert wait_until(lambda: object_bytes(small_store) == 0 and not os.listdir(spill_dir_of(small_store)))
 
 
+def test_the_budget_and_its_use_show_as_the_object_store_memory_resource(small_store: str) -> None:
+    assert spindle.cluster_resources()["object_store_memory"] == 64 * MiB
+    ref = spindle.put(np.ones(16 * MiB, dtype=np.uint8))
+    assert wait_until(lambda: spindle.available_resources().get("object_store_memory", 0) <= 48 * MiB)
+    del ref
+    assert wait_until(lambda: spindle.available_resources().get("object_store_memory", 0) == 64 * MiB)
+
+
 def test_reading_a_spilled_object_restores_it_into_memory(small_store: str) -> None:
     refs = [spindle.put(np.full(8 * MiB, i, dtype=np.uint8)) for i in range(12)]
     first = refs[0].hex()

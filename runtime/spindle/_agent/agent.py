@@ -66,6 +66,8 @@ class Agent:
                                  OwnerProbe(token, ip), on_owner_dead=self.free)
         self.actor_specs: dict[str, pb.ActorSpec] = {}  # worker id -> spec of the actor it runs
         self.registered_once = False
+        # reported like Ray's resource of that name: total = the budget, available = what is not in use
+        self.total["object_store_memory"] = self.available["object_store_memory"] = float(self.store.budget.capacity)
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, port: int, num_prestart: int,
@@ -121,6 +123,7 @@ class Agent:
         while not self.stopping:
             with self.cond:
                 avail = dict(self.available)
+                avail["object_store_memory"] = float(self.store.free_memory())
                 if log.isEnabledFor(logging.DEBUG):
                     assert self.pool is not None
                     log.debug("available=%s leases=%s workers=%s", avail,

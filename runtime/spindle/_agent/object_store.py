@@ -176,6 +176,9 @@ class ObjectStore:
             self.writers[oid] = (writer_pid if writer_pid and _pid_alive(writer_pid) else 0, now)
             return self._path(oid), self.budget.spare_ok() and where == "memory"
 
+    def free_memory(self) -> int:
+        return max(0, self.budget.capacity - self.budget.used)
+
     def credit(self) -> int:
         with self.lock:
             return self.budget.credit()
