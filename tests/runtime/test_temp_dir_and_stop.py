@@ -12,6 +12,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -74,7 +75,7 @@ def test_the_default_temp_dir_is_per_user_or_in_the_users_runtime_dir(tmp_path: 
     code = "from spindle import _sessions; print(_sessions.temp_root())"
     env = {k: v for k, v in os.environ.items() if k not in ("SPINDLE_TEMP_DIR", "XDG_RUNTIME_DIR")}
     out = subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == f"/tmp/spindle-{os.geteuid()}"
+    assert out.stdout.strip() == os.path.join(tempfile.gettempdir(), f"spindle-{os.geteuid()}")
     out = subprocess.run([PY, "-c", code], env={**env, "XDG_RUNTIME_DIR": str(tmp_path)}, capture_output=True,
                          text=True, timeout=60)
     assert out.stdout.strip() == str(tmp_path / "spindle")

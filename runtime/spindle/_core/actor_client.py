@@ -150,7 +150,9 @@ class ActorClient:
             if not info.found or info.state == "DEAD":
                 self._mark_dead(conn, info)
                 return
-            if info.state != "ALIVE":
+            if info.state != "ALIVE" or info.incarnation < max(conn.incarnation, 0):
+                # still the incarnation whose stream just broke: the head has not heard of its death
+                # yet (the agent reports it asynchronously); connecting to it again would lose calls
                 continue
             if self._serve(conn, info):
                 delay = 0.02
