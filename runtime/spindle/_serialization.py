@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import pickle
 import struct
+import warnings
 from typing import Any
 
 import cloudpickle
@@ -113,8 +114,24 @@ def deserialize(frame: bytes | memoryview) -> Any:
     return pickle.loads(pickled, buffers=bufs)
 
 
-def pickle_function(fn: Any) -> bytes:
-    return cloudpickle.dumps(fn, protocol=5)
+FUNCTION_SIZE_WARN = 10 * 1000 * 1000  # as Ray: warn above 10 MB, refuse above 100 MB
+FUNCTION_SIZE_ERROR = 100 * 1000 * 1000
+
+
+def pickle_function(fn: Any, what: str = "remote function", name: str = "") -> bytes:
+    """Pickle a function or actor class, refusing one that captured a huge object (it would travel with every
+    lease); the message names the size and the fix, like Ray's."""
+    blob = cloudpickle.dumps(fn, protocol=5)
+    size = len(blob)
+    if size > FUNCTION_SIZE_WARN:
+        mib = size / 2**20
+        advice = ("Check that its definition is not implicitly capturing a large array or other object in scope. "
+                  "Tip: use spindle.put() to put large objects in the object store and pass the ref as an argument.")
+        if size > FUNCTION_SIZE_ERROR:
+            raise ValueError(f"The {what} {name!r} is too large ({mib:.1f} MiB pickled > "
+                             f"{FUNCTION_SIZE_ERROR / 2**20:.0f} MiB). {advice}")
+        warnings.warn(f"The {what} {name!r} is very large ({mib:.1f} MiB pickled). {advice}", stacklevel=3)
+    return blob
 
 
 def pickle_error(err: BaseException) -> bytes:

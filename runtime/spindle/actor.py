@@ -16,8 +16,9 @@ from spindle import _ids
 from spindle._core.args import prepare
 from spindle._core.context import core
 from spindle._core.executor import ActorExit
-from spindle._core.submitter import _resources, _strategy
+from spindle._core.task_records import resources_of, strategy_of
 from spindle._proto import pb
+from spindle._serialization import pickle_function
 from spindle.remote_function import env_vars_of, validate_options
 
 ACTOR_OPTIONS = {
@@ -147,13 +148,13 @@ class ActorClass:
         cw = core()
         opts = self._options
         if self._blob is None:
-            self._blob = cloudpickle.dumps(self._cls, protocol=5)
+            self._blob = pickle_function(self._cls, "actor class", self.__name__)
         methods = _methods(self._cls)
         is_async = any(inspect.iscoroutinefunction(getattr(self._cls, m, None)) or
                        inspect.isasyncgenfunction(getattr(self._cls, m, None)) for m in methods)
         explicit_cpu = "num_cpus" in opts and opts["num_cpus"] is not None
-        hold = _resources({**opts, "num_cpus": opts.get("num_cpus", 0) if explicit_cpu else 0})
-        placement = _resources({**opts, "num_cpus": opts["num_cpus"] if explicit_cpu else 1})
+        hold = resources_of({**opts, "num_cpus": opts.get("num_cpus", 0) if explicit_cpu else 0})
+        placement = resources_of({**opts, "num_cpus": opts["num_cpus"] if explicit_cpu else 1})
         lifetime = opts.get("lifetime")
         if lifetime not in (None, "detached", "non_detached"):
             raise ValueError("lifetime must be None, 'detached' or 'non_detached'")
@@ -173,7 +174,7 @@ class ActorClass:
         spec = pb.ActorSpec(
             actor_id=_ids.new_id(), class_blob=self._blob, class_name=self.__name__, args=prepared.args,
             placement=pb.Resources(amounts=placement), hold=pb.Resources(amounts=hold),
-            strategy=_strategy(opts.get("scheduling_strategy")), max_restarts=int(opts.get("max_restarts", 0)),
+            strategy=strategy_of(opts.get("scheduling_strategy")), max_restarts=int(opts.get("max_restarts", 0)),
             max_task_retries=int(opts.get("max_task_retries", 0)),
             max_concurrency=int(opts.get("max_concurrency") or (1000 if is_async else 1)),
             is_async=is_async, name=name, namespace=namespace, detached=lifetime == "detached",

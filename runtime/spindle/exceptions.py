@@ -79,9 +79,13 @@ class WorkerCrashedError(SpindleError):
 class TaskCancelledError(SpindleError):
     """The task was cancelled with `cancel()`."""
 
-    def __init__(self, task_id: str = "") -> None:
+    def __init__(self, task_id: str = "", error_message: str | None = None) -> None:
         self.task_id = task_id
-        super().__init__(f"Task {task_id} was cancelled" if task_id else "Task was cancelled")
+        self.error_message = error_message
+        super().__init__(error_message or (f"Task {task_id} was cancelled." if task_id else "Task was cancelled."))
+
+    def __reduce__(self) -> Any:  # rebuild from the fields, not from the message (it would be wrapped twice)
+        return type(self), (self.task_id, self.error_message)
 
 
 class GetTimeoutError(SpindleError, TimeoutError):
@@ -93,7 +97,11 @@ class ObjectLostError(SpindleError):
 
     def __init__(self, object_id_hex: str = "", reason: str = "") -> None:
         self.object_id_hex = object_id_hex
+        self.reason = reason
         super().__init__(f"Object {object_id_hex} is lost: {reason}" if reason else f"Object {object_id_hex} is lost")
+
+    def __reduce__(self) -> Any:
+        return type(self), (self.object_id_hex, self.reason)
 
 
 class OwnerDiedError(ObjectLostError):

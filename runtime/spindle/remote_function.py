@@ -62,7 +62,7 @@ class RemoteFunction:
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         cw = core()
         if self._blob is None:
-            self._blob = pickle_function(self._function)
+            self._blob = pickle_function(self._function, "remote function", self._name)
         opts = dict(self._options)
         base_env = cw.runtime_env_vars
         opts["env_vars"] = {**base_env, **env_vars_of(opts)}

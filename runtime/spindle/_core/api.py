@@ -285,9 +285,11 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel a task: a queued one never runs; a running one gets KeyboardInterrupt (``force``: its worker is
+    killed); ``recursive`` also cancels the tasks it submitted. Its refs raise TaskCancelledError."""
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel() expects an ObjectRef, got {type(object_ref).__name__}")
-    _context.core().submitter.cancel(object_ref.binary(), force)
+    _context.core().submitter.cancel(object_ref.binary(), force, recursive)
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:

@@ -5,6 +5,11 @@ the main thread in arrival order (so calls from one caller to an actor run in su
 order). Threaded actors fan calls out to a pool of ``max_concurrency`` threads; async actors run
 them as coroutines on an event loop. Results and the task's printed lines go back on the stream
 they came from, batched.
+
+Tasks queued behind one that runs longer than ``_dispatch.STALL_S`` are handed back unstarted
+(``returned``) so their submitter places them on another worker. ``cancel`` drops a task that
+has not started and interrupts a running one the way Ray does: KeyboardInterrupt is raised in the
+task (a SIGINT aimed at the main thread, so blocking calls such as ``time.sleep`` are woken).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import ctypes
 import inspect
 import os
 import queue
+import signal
 import threading
 import time
 import traceback
@@ -23,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from spindle import _dispatch
 from spindle._proto import pb
 from spindle._serialization import deserialize, pickle_error
 from spindle.exceptions import ActorDiedError, ObjectStoreFullError, RayTaskError, TaskCancelledError
@@ -75,8 +82,13 @@ class Executor:
         self.ctx = TaskContext()
         self.main_ident = threading.get_ident()
         self.running: dict[bytes, int] = {}  # task id -> thread ident
-        self.cancelled: set[bytes] = set()
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
+        self.pending: dict[bytes, Sink] = {}  # tasks queued here that have not started (not actor calls)
+        self.skip: set[bytes] = set()  # queued tasks already answered (handed back or cancelled)
+        self.current_started = 0.0  # when the main thread's current task started (0: idle)
+        self.interruptible = b""  # the task whose user code the main thread is running
+        self.interrupt = b""  # the task a cancel asked to interrupt
+        self.cancelling: set[bytes] = set()
         self.actor: Any = None
         self.actor_spec: pb.ActorSpec | None = None
         self.actor_pool: ThreadPoolExecutor | None = None
@@ -84,6 +96,7 @@ class Executor:
         self.async_sem: asyncio.Semaphore | None = None
         self.last_sink: Sink | None = None
         self.exiting = False
+        threading.Thread(target=self._give_back_loop, daemon=True, name="spindle-give-back").start()
 
     # ---------------------------------------------------------------- streams
     def push_tasks(self, requests: Iterator[pb.TaskBatch], context: Any) -> Iterator[pb.ResultBatch]:
@@ -98,10 +111,12 @@ class Executor:
         def reader() -> None:
             try:
                 for batch in requests:
+                    if batch.tasks:
+                        self._track(batch.tasks, sink)
                     for t in batch.tasks:
                         self.queue.put((t, sink))
                     for tid in batch.cancel_task_ids:
-                        self.cancel(tid, batch.force_cancel, sink)
+                        self.cancel(tid, batch.force_cancel, batch.cancel_recursive, sink)
             except Exception:
                 pass
             finally:
@@ -115,16 +130,71 @@ class Executor:
     def in_task(self) -> bool:
         return bool(self.ctx.task_id)
 
-    def cancel(self, task_id: bytes, force: bool, sink: Sink) -> None:
+    def _track(self, tasks: Iterable[pb.TaskSpec], sink: Sink) -> None:
         with self.lock:
+            was_empty = not self.pending
+            for t in tasks:
+                if not t.actor_id:
+                    self.pending[t.task_id] = sink
+            if was_empty and self.pending:
+                self.lock.notify_all()
+
+    def _give_back_loop(self) -> None:
+        """Hand back the tasks queued behind a task that has run too long: they are placed elsewhere."""
+        with self.lock:
+            while True:
+                if not self.pending:
+                    self.lock.wait()
+                    continue
+                started = self.current_started
+                running_for = time.monotonic() - started if started else 0.0
+                if not _dispatch.should_give_back(running_for, len(self.pending)):
+                    self.lock.wait(max(0.005, _dispatch.STALL_S - running_for))
+                    continue
+                back, self.pending = self.pending, {}
+                self.skip.update(back)
+                for tid, sink in back.items():
+                    sink.q.put(pb.TaskResult(task_id=tid, returned=True))
+
+    def cancel(self, task_id: bytes, force: bool, recursive: bool, sink: Sink) -> None:
+        with self.lock:
+            if self.pending.pop(task_id, None) is not None:  # queued here, not started: it never runs
+                self.skip.add(task_id)
+                sink.q.put(pb.TaskResult(task_id=task_id, failed=True, cancelled=True))
+                return
             ident = self.running.get(task_id)
             if ident is None:
-                self.cancelled.add(task_id)
-                return
-        self.cw.submitter.cancel_children(task_id, force)
+                return  # already finished
+            self.cancelling.add(task_id)
+        if recursive:
+            self.cw.submitter.cancel_children(task_id, force)
         if force:
             os._exit(1)
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(TaskCancelledError))
+        if ident == self.main_ident:
+            self.interrupt = task_id
+            signal.pthread_kill(ident, signal.SIGINT)
+        else:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        """SIGINT raises KeyboardInterrupt only in the task a cancel aimed at (a terminal's Ctrl-C is ignored)."""
+        target = self.interrupt
+        if target and target == self.interruptible:
+            self.interrupt = b""
+            raise KeyboardInterrupt
+
+    def _call(self, task_id: bytes, fn: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """Run user code; a cancel of ``task_id`` raises KeyboardInterrupt inside it (main thread)."""
+        if threading.get_ident() != self.main_ident:
+            return fn(*args, **kwargs)
+        self.interruptible = task_id
+        try:
+            if self.interrupt == task_id:  # cancelled while its arguments were being fetched
+                self.interrupt = b""
+                raise KeyboardInterrupt
+            return fn(*args, **kwargs)
+        finally:
+            self.interruptible = b""
 
     def forward_logs(self, lines: Iterable[pb.LogLine]) -> None:
         sink = self.ctx.sink or self.last_sink
@@ -138,6 +208,7 @@ class Executor:
 
     # ---------------------------------------------------------------- main loop
     def run_forever(self) -> None:
+        signal.signal(signal.SIGINT, self._on_sigint)
         while not self.exiting:
             item = self.queue.get()
             if callable(item):
@@ -171,11 +242,14 @@ class Executor:
 
     def _begin(self, spec: pb.TaskSpec, sink: Sink) -> bool:
         with self.lock:
-            if spec.task_id in self.cancelled:
-                self.cancelled.discard(spec.task_id)
-                sink.q.put(pb.TaskResult(task_id=spec.task_id, failed=True, cancelled=True))
+            if spec.task_id in self.skip:
+                self.skip.discard(spec.task_id)
                 return False
-            self.running[spec.task_id] = threading.get_ident()
+            self.pending.pop(spec.task_id, None)
+            ident = threading.get_ident()
+            self.running[spec.task_id] = ident
+            if ident == self.main_ident:
+                self.current_started = time.monotonic()
         self.ctx.task_id, self.ctx.sink = spec.task_id, sink
         self.ctx.name = spec.name
         self.cw.job_id = spec.job_id
@@ -184,6 +258,9 @@ class Executor:
     def _end(self, spec: pb.TaskSpec) -> None:
         with self.lock:
             self.running.pop(spec.task_id, None)
+            self.cancelling.discard(spec.task_id)
+            if threading.get_ident() == self.main_ident:
+                self.current_started = 0.0
         self.cw.submitter.task_finished(spec.task_id)
         self.ctx.task_id, self.ctx.sink = b"", None
 
@@ -194,13 +271,14 @@ class Executor:
         saved_env = _apply_env(spec.env_vars)
         try:
             args, kwargs = self._resolve(spec.args)
-            if spec.actor_id:
-                value = getattr(self.actor, spec.method)(*args, **kwargs)
-            else:
-                value = self._function(spec)(*args, **kwargs)
+            fn = getattr(self.actor, spec.method) if spec.actor_id else self._function(spec)
+            value = self._call(spec.task_id, fn, args, kwargs)
             result = self._result(spec, value, start)
-        except TaskCancelledError:
-            result = pb.TaskResult(task_id=spec.task_id, failed=True, cancelled=True)
+        except (KeyboardInterrupt, TaskCancelledError) as e:
+            if spec.task_id in self.cancelling or isinstance(e, TaskCancelledError):
+                result = pb.TaskResult(task_id=spec.task_id, failed=True, cancelled=True)
+            else:
+                result = self._error_result(spec, e, start)
         except ActorExit:
             result = self._exit_result(spec)
         except BaseException as e:  # noqa: BLE001 - any user error is reported, never kills the worker

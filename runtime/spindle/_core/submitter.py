@@ -2,33 +2,34 @@
 
 Tasks with the same resource shape and strategy share a queue. For each queue the submitter
 holds a few *leases* (a worker granted by an agent) and pushes batches of tasks to the leased
-worker over one bidirectional stream; results come back inline on the same stream. Short tasks
-are pipelined (several in flight per worker, the depth set from their measured run time) so
-the cost per task is a slice of a message, not an RPC. Idle leases go back after a short grace.
-A broken stream means the worker died: its tasks are retried (``max_retries``) or fail with
-WorkerCrashedError.
+worker over one bidirectional stream; results come back inline on the same stream. Which task
+goes to which worker, and how many may wait there, is ``spindle._dispatch``'s pure policy: short
+tasks are pipelined, a task whose function is unknown or slow runs alone, nothing waits behind a
+task that runs long (the worker hands such tasks back and they are placed again). Idle leases go
+back after a short grace. A broken stream means the worker died: the task it was running is
+retried (``max_retries``, with backoff) or fails with WorkerCrashedError; the tasks queued behind
+it never ran and are placed again.
 """
 
 from __future__ import annotations
 
-import collections
+import heapq
+import itertools
 import logging
-import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
 import grpc
 
-from spindle import _ids
+from spindle import _dispatch, _ids
 from spindle._core import args as _args
+from spindle._core.task_records import KeyQueue, Lease, Task, cancelled_error, load_error, resources_of, strategy_of
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import batched
 from spindle._scheduling import task_should_retry
-from spindle.exceptions import TaskCancelledError, WorkerCrashedError
+from spindle.exceptions import WorkerCrashedError
 
 if TYPE_CHECKING:
     from spindle._core.core_worker import CoreWorker
@@ -37,44 +38,6 @@ log = logging.getLogger("spindle")
 
 LEASE_IDLE_S = 0.2
 MAX_LEASES_PER_KEY = 256
-TARGET_BATCH_S = 0.005
-
-
-@dataclass
-class Task:
-    spec: pb.TaskSpec
-    fn_blob: bytes
-    prepared: _args.PreparedArgs
-    retries_left: int
-    retry_exceptions: Any
-    key: tuple[Any, ...]
-    cancelled: bool = False
-    lease: Lease | None = None
-
-
-@dataclass
-class Lease:
-    lease_id: bytes
-    worker_address: str
-    agent_address: str
-    key: tuple[Any, ...]
-    out: queue.SimpleQueue[pb.TaskBatch | None] = field(default_factory=queue.SimpleQueue)
-    inflight: dict[bytes, Task] = field(default_factory=dict)
-    sent_functions: set[bytes] = field(default_factory=set)
-    idle_since: float = 0.0
-    dead: bool = False
-
-
-@dataclass
-class KeyQueue:
-    key: tuple[Any, ...]
-    resources: dict[str, float]
-    strategy: pb.SchedulingStrategy
-    tasks: collections.deque[Task] = field(default_factory=collections.deque)
-    leases: list[Lease] = field(default_factory=list)
-    requesting: int = 0
-    ewma: float | None = None
-    warned: bool = False
 
 
 class TaskSubmitter:
@@ -84,6 +47,9 @@ class TaskSubmitter:
         self.queues: dict[tuple[Any, ...], KeyQueue] = {}
         self.by_return: dict[bytes, Task] = {}
         self.children: dict[bytes, list[bytes]] = {}  # running task id -> first return id of each child
+        self.estimates: dict[bytes, float] = {}  # function id -> expected run time (seconds)
+        self.delayed: list[tuple[float, int, Task]] = []  # retries waiting out their backoff (heap)
+        self._seq = itertools.count()
         self.closed = False
         threading.Thread(target=self._idle_loop, daemon=True, name="spindle-leases").start()
 
@@ -98,8 +64,8 @@ class TaskSubmitter:
         spec = pb.TaskSpec(task_id=task_id, function_id=fn_id, name=name, num_returns=num_returns,
                            return_ids=return_ids, job_id=cw.job_id, owner_address=cw.address,
                            env_vars=opts.get("env_vars") or {})
-        resources = _resources(opts)
-        strategy = _strategy(opts.get("scheduling_strategy"))
+        resources = resources_of(opts)
+        strategy = strategy_of(opts.get("scheduling_strategy"))
         key = (tuple(sorted(resources.items())), strategy.kind, strategy.node_id, strategy.soft)
         retry_ex = opts.get("retry_exceptions", False)
         if isinstance(retry_ex, list):
@@ -131,39 +97,50 @@ class TaskSubmitter:
         return refs
 
     # ---------------------------------------------------------------- dispatch
-    def _depth(self, q: KeyQueue) -> int:
-        if q.ewma is None:
-            return 1
-        return max(1, min(64, int(TARGET_BATCH_S / max(q.ewma, 1e-5))))
-
     def _pump(self, q: KeyQueue) -> None:
         """Send queued tasks to leases with room; ask for more leases if tasks remain (lock held)."""
-        depth = self._depth(q)
-        for lease in q.leases:
-            if not q.tasks:
+        now = time.monotonic()
+        batches: dict[int, pb.TaskBatch] = {}
+        depth = 1
+        while q.tasks:
+            t = q.tasks[0]
+            depth = _dispatch.depth(self.estimates.get(t.spec.function_id))
+            i = _dispatch.pick(q.leases, depth, now)
+            if i < 0:
                 break
-            room = depth - len(lease.inflight)
-            if room <= 0:
-                continue
-            batch = pb.TaskBatch()
-            while room > 0 and q.tasks:
-                t = q.tasks.popleft()
-                room -= 1
-                spec = t.spec
-                if spec.function_id not in lease.sent_functions:
-                    lease.sent_functions.add(spec.function_id)
-                    spec = pb.TaskSpec()
-                    spec.CopyFrom(t.spec)
-                    spec.function_blob = t.fn_blob
-                t.lease = lease
-                lease.inflight[t.spec.task_id] = t
-                batch.tasks.append(spec)
-            lease.out.put(batch)
+            q.tasks.popleft()
+            lease = q.leases[i]
+            if not lease.inflight:
+                lease.head_since, lease.exclusive = now, depth < 2
+            spec = t.spec
+            if spec.function_id not in lease.sent_functions:
+                lease.sent_functions.add(spec.function_id)
+                spec = pb.TaskSpec()
+                spec.CopyFrom(t.spec)
+                spec.function_blob = t.fn_blob
+            t.lease = lease
+            lease.inflight[t.spec.task_id] = t
+            batch = batches.get(i)
+            if batch is None:
+                batch = batches[i] = pb.TaskBatch()
+            batch.tasks.append(spec)
+        for i, batch in batches.items():
+            q.leases[i].out.put(batch)
         if q.tasks:
-            want = min(MAX_LEASES_PER_KEY, len(q.leases) + (len(q.tasks) + depth - 1) // depth)
-            while len(q.leases) + q.requesting < want and q.requesting < 8:
+            want = _dispatch.leases_wanted(len(q.tasks), len(q.leases), depth, MAX_LEASES_PER_KEY)
+            while len(q.leases) + q.requesting < want and q.requesting < _dispatch.MAX_LEASE_REQUESTS:
                 q.requesting += 1
                 threading.Thread(target=self._acquire_lease, args=(q,), daemon=True, name="spindle-lease").start()
+
+    def _retry(self, q: KeyQueue, task: Task) -> None:
+        """Queue ``task`` again at the back, after its backoff (lock held)."""
+        task.attempts += 1
+        task.lease = None
+        delay = _dispatch.retry_delay(task.attempts)
+        if delay <= 0:
+            q.tasks.append(task)
+        else:
+            heapq.heappush(self.delayed, (time.monotonic() + delay, next(self._seq), task))
 
     def _acquire_lease(self, q: KeyQueue) -> None:
         cw = self.cw
@@ -219,8 +196,8 @@ class TaskSubmitter:
             for batch in call:
                 if batch.logs:
                     self.cw.emit_log(batch.logs)
-                for r in batch.results:
-                    self._on_result(q, lease, r)
+                if batch.results:
+                    self._on_results(q, lease, batch.results)
         except grpc.RpcError as e:
             if not self.closed:
                 self._lease_failed(q, lease, f"{e.code().name}: {e.details()}")
@@ -228,32 +205,56 @@ class TaskSubmitter:
         if not lease.dead and not self.closed:
             self._lease_failed(q, lease, "the worker closed the stream")
 
-    def _on_result(self, q: KeyQueue, lease: Lease, r: pb.TaskResult) -> None:
+    def _on_results(self, q: KeyQueue, lease: Lease, results: Any) -> None:
+        errors: dict[bytes, tuple[BaseException | None, bytes]] = {}
+        for r in results:  # unpickle user exceptions outside the lock; a class that can't be rebuilt is no crash
+            if r.failed and r.app_error:
+                t = lease.inflight.get(r.task_id)
+                errors[r.task_id] = load_error(r.error, r.error_text, t.spec.name if t else "")
+        done: list[tuple[Task, pb.TaskResult]] = []
         with self.lock:
-            task = lease.inflight.pop(r.task_id, None)
-            if task is None:
-                return
-            if not r.failed:
-                q.ewma = r.exec_seconds if q.ewma is None else 0.8 * q.ewma + 0.2 * r.exec_seconds
+            now = time.monotonic()
+            returned: list[Task] = []
+            for r in results:
+                was_head = bool(lease.inflight) and next(iter(lease.inflight)) == r.task_id
+                task = lease.inflight.pop(r.task_id, None)
+                if task is None:
+                    continue
+                if r.returned:  # never started: it waited behind a long task
+                    task.lease = None
+                    if task.cancelled:
+                        done.append((task, r))
+                    else:
+                        returned.append(task)
+                    continue
+                fn = task.spec.function_id
+                if was_head:
+                    lease.head_since = now
+                if not r.failed:
+                    self.estimates[fn] = _dispatch.observe(self.estimates.get(fn), r.exec_seconds)
+                if r.failed and not r.cancelled and not task.cancelled:
+                    err = errors.get(r.task_id, (None, b""))[0]
+                    if task_should_retry(task.retries_left, r.app_error, task.retry_exceptions, err):
+                        task.retries_left -= 1 if task.retries_left > 0 else 0
+                        self._retry(q, task)
+                        continue
+                done.append((task, r))
+            if returned:
+                q.tasks.extendleft(reversed(returned))
+                if lease.inflight:  # its running task has stalled: later calls of that function run alone
+                    head = next(iter(lease.inflight.values())).spec.function_id
+                    self.estimates[head] = _dispatch.stalled_estimate(self.estimates.get(head), now - lease.head_since)
             if not lease.inflight:
-                lease.idle_since = time.monotonic()
-            retry = False
-            if r.failed and not r.cancelled and not task.cancelled:
-                err = cloudpickle.loads(r.error) if r.app_error and task.retry_exceptions else None
-                if task_should_retry(task.retries_left, r.app_error, task.retry_exceptions, err):
-                    task.retries_left -= 1 if task.retries_left > 0 else 0
-                    retry = True
-            if retry:
-                q.tasks.append(task)
+                lease.idle_since, lease.exclusive = now, False
             self._pump(q)
-        if retry:
-            return
-        if r.cancelled or task.cancelled:
-            self._finish_error_exc(task, TaskCancelledError(task.spec.task_id.hex()))
-        elif r.failed:
-            self._finish_error(task, pb.ObjectValue(inline=r.error, is_error=True))
-        else:
-            self._finish(task, list(r.returns))
+        for task, r in done:
+            if r.cancelled or task.cancelled:
+                self._finish_error_exc(task, cancelled_error(task))
+            elif r.failed:
+                blob = errors[r.task_id][1] if r.task_id in errors else r.error
+                self._finish_error(task, pb.ObjectValue(inline=blob, is_error=True))
+            else:
+                self._finish(task, list(r.returns))
 
     def _lease_failed(self, q: KeyQueue, lease: Lease, why: str) -> None:
         with self.lock:
@@ -264,19 +265,25 @@ class TaskSubmitter:
                 q.leases.remove(lease)
             orphans = list(lease.inflight.values())
             lease.inflight.clear()
-            failed: list[Task] = []
-            for t in orphans:
-                if not t.cancelled and t.retries_left != 0:
-                    t.retries_left -= 1 if t.retries_left > 0 else 0
-                    q.tasks.appendleft(t)
+            failed: list[Task] = [t for t in orphans if t.cancelled]
+            # only the first task was running; the ones queued behind it never started: place them again
+            waiting = [t for t in orphans[1:] if not t.cancelled]
+            for t in waiting:
+                t.lease = None
+            q.tasks.extendleft(reversed(waiting))
+            if orphans and not orphans[0].cancelled:
+                head = orphans[0]
+                if head.retries_left != 0:
+                    head.retries_left -= 1 if head.retries_left > 0 else 0
+                    self._retry(q, head)
                 else:
-                    failed.append(t)
+                    failed.append(head)
             self._pump(q)
         lease.out.put(None)
         self.cw.io_pool.submit(self._return_lease, lease, True)
         for t in failed:
             if t.cancelled:
-                self._finish_error_exc(t, TaskCancelledError(t.spec.task_id.hex()))
+                self._finish_error_exc(t, cancelled_error(t))
             else:
                 self._finish_error_exc(t, WorkerCrashedError(
                     f"The worker running task {t.spec.name!r} died ({why}); no retries left "
@@ -305,23 +312,23 @@ class TaskSubmitter:
         _args.release(self.cw, task.prepared)
 
     # ---------------------------------------------------------------- cancel and leases
-    def cancel(self, oid: bytes, force: bool) -> bool:
+    def cancel(self, oid: bytes, force: bool, recursive: bool = True) -> bool:
+        """Cancel the task that returns ``oid``: drop it if it has not started, else interrupt (or kill) it."""
         with self.lock:
             task = self.by_return.get(oid)
-            if task is None:
+            if task is None or task.cancelled:
                 return False
             task.cancelled = True
             q = self.queues[task.key]
             lease = task.lease
             if task in q.tasks:
                 q.tasks.remove(task)
-                lease = None
-            elif lease is None:
-                pass  # still waiting for dependencies
-            else:
-                lease.out.put(pb.TaskBatch(cancel_task_ids=[task.spec.task_id], force_cancel=force))
+            elif lease is not None:
+                lease.out.put(pb.TaskBatch(cancel_task_ids=[task.spec.task_id], force_cancel=force,
+                                           cancel_recursive=recursive))
                 return True
-        self._finish_error_exc(task, TaskCancelledError(task.spec.task_id.hex()))
+            # else: waiting for its dependencies or for a retry's backoff; it will not be queued
+        self._finish_error_exc(task, cancelled_error(task))
         return True
 
     def cancel_children(self, parent_task_id: bytes, force: bool) -> None:
@@ -329,7 +336,7 @@ class TaskSubmitter:
         with self.lock:
             kids = self.children.pop(parent_task_id, [])
         for oid in kids:
-            self.cancel(oid, force)
+            self.cancel(oid, force, True)
 
     def task_finished(self, task_id: bytes) -> None:
         with self.lock:
@@ -344,11 +351,20 @@ class TaskSubmitter:
 
     def _idle_loop(self) -> None:
         while not self.closed:
-            # poll fast only while leases are held, so an idle process stays idle
-            time.sleep(LEASE_IDLE_S / 4 if any(q.leases for q in list(self.queues.values())) else 0.5)
+            # poll fast only while leases are held or retries wait, so an idle process stays idle
+            pause = LEASE_IDLE_S / 4 if any(q.leases for q in list(self.queues.values())) else 0.5
+            if self.delayed:
+                pause = max(0.01, min(pause, self.delayed[0][0] - time.monotonic()))
+            time.sleep(pause)
             now = time.monotonic()
             done: list[Lease] = []
             with self.lock:
+                while self.delayed and self.delayed[0][0] <= now:
+                    task = heapq.heappop(self.delayed)[2]
+                    if not task.cancelled:
+                        rq = self.queues[task.key]
+                        rq.tasks.append(task)
+                        self._pump(rq)
                 for q in self.queues.values():
                     if q.tasks:
                         continue
@@ -364,7 +380,7 @@ class TaskSubmitter:
     def debug_state(self) -> str:
         with self.lock:
             return "; ".join(
-                f"key={q.key[0]} queued={len(q.tasks)} requesting={q.requesting} ewma={q.ewma} leases="
+                f"key={q.key[0]} queued={len(q.tasks)} requesting={q.requesting} leases="
                 + ",".join(f"{lease.worker_address}:{len(lease.inflight)}:{'dead' if lease.dead else 'ok'}"
                            for lease in q.leases)
                 for q in self.queues.values())
@@ -377,30 +393,3 @@ class TaskSubmitter:
             lease.dead = True
             lease.out.put(None)
             self._return_lease(lease, False)
-
-
-def _resources(opts: dict[str, Any]) -> dict[str, float]:
-    res: dict[str, float] = {}
-    cpus = opts.get("num_cpus", 1)
-    if cpus:
-        res["CPU"] = float(cpus)
-    if opts.get("num_gpus"):
-        res["GPU"] = float(opts["num_gpus"])
-    if opts.get("memory"):
-        res["memory"] = float(opts["memory"])
-    for k, v in (opts.get("resources") or {}).items():
-        if k in ("CPU", "GPU"):
-            raise ValueError(f"Use num_cpus/num_gpus instead of resources={{{k!r}: ...}}")
-        res[k] = float(v)
-    return res
-
-
-def _strategy(s: Any) -> pb.SchedulingStrategy:
-    if s is None or s == "DEFAULT":
-        return pb.SchedulingStrategy(kind="DEFAULT")
-    if s == "SPREAD":
-        return pb.SchedulingStrategy(kind="SPREAD")
-    node_id = getattr(s, "node_id", None)
-    if node_id is not None:
-        return pb.SchedulingStrategy(kind="NODE_AFFINITY", node_id=node_id, soft=bool(getattr(s, "soft", False)))
-    raise ValueError(f"Unknown scheduling_strategy {s!r}: use 'DEFAULT', 'SPREAD' or NodeAffinitySchedulingStrategy")

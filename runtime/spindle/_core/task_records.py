@@ -1,0 +1,104 @@
+"""What the task submitter keeps per task, per lease and per queue, and the small helpers it needs.
+
+Split from ``submitter`` so that file holds only the flow (submit, dispatch, results, cancel);
+these are plain records and pure functions: option parsing into resources and a scheduling
+strategy (shared with actor creation), and turning a task's outcome into the error its refs raise.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+from spindle._core import args as _args
+from spindle._proto import pb
+from spindle.exceptions import RayTaskError, TaskCancelledError
+
+
+@dataclass
+class Task:
+    spec: pb.TaskSpec
+    fn_blob: bytes
+    prepared: _args.PreparedArgs
+    retries_left: int
+    retry_exceptions: Any
+    key: tuple[Any, ...]
+    cancelled: bool = False
+    lease: Lease | None = None
+    attempts: int = 0  # retries so far (for the backoff)
+
+
+@dataclass
+class Lease:
+    lease_id: bytes
+    worker_address: str
+    agent_address: str
+    key: tuple[Any, ...]
+    out: queue.SimpleQueue[pb.TaskBatch | None] = field(default_factory=queue.SimpleQueue)
+    inflight: dict[bytes, Task] = field(default_factory=dict)
+    sent_functions: set[bytes] = field(default_factory=set)
+    idle_since: float = 0.0
+    dead: bool = False
+    exclusive: bool = False  # runs a task that must not have others queued behind it
+    head_since: float = 0.0  # when the first task in ``inflight`` started (estimated)
+
+    @property
+    def queued(self) -> int:
+        return len(self.inflight)
+
+
+@dataclass
+class KeyQueue:
+    key: tuple[Any, ...]
+    resources: dict[str, float]
+    strategy: pb.SchedulingStrategy
+    tasks: collections.deque[Task] = field(default_factory=collections.deque)
+    leases: list[Lease] = field(default_factory=list)
+    requesting: int = 0
+    warned: bool = False
+
+
+def cancelled_error(task: Task) -> TaskCancelledError:
+    tid = task.spec.task_id.hex()
+    return TaskCancelledError(tid, f"Task {task.spec.name!r} ({tid}) was cancelled.")
+
+
+def load_error(blob: bytes, text: str, name: str) -> tuple[BaseException | None, bytes]:
+    """A task's pickled exception and the blob to store; one this process can't unpickle becomes a RayTaskError."""
+    try:
+        return cloudpickle.loads(blob), blob
+    except Exception as e:  # noqa: BLE001 - e.g. its class is not importable here, or __init__ takes other args
+        err = RayTaskError(name, f"{text}\nThe exception could not be unpickled here ({type(e).__name__}: {e}); "
+                                 "it is raised as a RayTaskError carrying its original traceback.")
+        return err, cloudpickle.dumps(err, protocol=5)
+
+
+def resources_of(opts: dict[str, Any]) -> dict[str, float]:
+    res: dict[str, float] = {}
+    cpus = opts.get("num_cpus", 1)
+    if cpus:
+        res["CPU"] = float(cpus)
+    if opts.get("num_gpus"):
+        res["GPU"] = float(opts["num_gpus"])
+    if opts.get("memory"):
+        res["memory"] = float(opts["memory"])
+    for k, v in (opts.get("resources") or {}).items():
+        if k in ("CPU", "GPU"):
+            raise ValueError(f"Use num_cpus/num_gpus instead of resources={{{k!r}: ...}}")
+        res[k] = float(v)
+    return res
+
+
+def strategy_of(s: Any) -> pb.SchedulingStrategy:
+    if s is None or s == "DEFAULT":
+        return pb.SchedulingStrategy(kind="DEFAULT")
+    if s == "SPREAD":
+        return pb.SchedulingStrategy(kind="SPREAD")
+    node_id = getattr(s, "node_id", None)
+    if node_id is not None:
+        return pb.SchedulingStrategy(kind="NODE_AFFINITY", node_id=node_id, soft=bool(getattr(s, "soft", False)))
+    raise ValueError(f"Unknown scheduling_strategy {s!r}: use 'DEFAULT', 'SPREAD' or NodeAffinitySchedulingStrategy")
