@@ -9,7 +9,8 @@ apply these rules:
 - A function's expected run time is the moving average of its measured runs (``observe``); until
   measured it is unknown. A task whose function is unknown or not short (``depth`` 1) runs alone:
   it goes only to an idle worker and nothing is queued behind it.
-- Short tasks are pipelined up to ``depth``: enough of them to cover TARGET_BATCH_S of work.
+- Short tasks are pipelined up to ``depth``: enough of them to cover TARGET_BATCH_S of work. They
+  fill a worker that is already running short tasks before taking an idle one (``pick``).
 - Nothing is queued behind a task that has run longer than STALL_S, whatever its estimate. A
   worker whose current task passes STALL_S gives back the tasks queued behind it (they never
   started) and the submitter places them elsewhere; the stalled function's estimate is raised
@@ -74,15 +75,17 @@ def room(slot: Slot, task_depth: int, now: float) -> int:
 
 
 def pick(slots: Sequence[Slot], task_depth: int, now: float) -> int:
-    """Index of the slot for the next task: an idle worker first, else the least loaded with room; -1: none."""
-    best, best_n = -1, MAX_DEPTH + 1
+    """Index of the slot for the next task, -1 if none. Short tasks join a worker already pipelining with room
+    (packing them keeps batches large and leaves other CPUs to other work; they wait at most about
+    TARGET_BATCH_S); otherwise the first idle worker."""
+    idle = -1
     for i, slot in enumerate(slots):
-        n = slot.queued
-        if n == 0:
+        if slot.queued == 0:
+            if idle < 0:
+                idle = i
+        elif room(slot, task_depth, now) > 0:
             return i
-        if n < best_n and room(slot, task_depth, now) > 0:
-            best, best_n = i, n
-    return best
+    return idle
 
 
 def leases_wanted(queued: int, held: int, task_depth: int, cap: int) -> int:

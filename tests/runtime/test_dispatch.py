@@ -66,15 +66,22 @@ def test_nothing_queues_behind_a_task_that_has_run_past_the_stall_threshold() ->
     assert d.room(FakeSlot(queued=1, head_since=0.0), 64, now=d.STALL_S + 0.001) == 0
 
 
-def test_pick_prefers_an_idle_worker() -> None:
-    slots = [FakeSlot(queued=2, head_since=10.0), FakeSlot(queued=0), FakeSlot(queued=1, head_since=10.0)]
-    assert d.pick(slots, 64, now=10.0) == 1
+def test_a_task_that_must_run_alone_gets_the_first_idle_worker() -> None:
+    slots = [FakeSlot(queued=2, head_since=10.0), FakeSlot(queued=0), FakeSlot(queued=0)]
+    assert d.pick(slots, 1, now=10.0) == 1
 
 
-def test_pick_takes_the_least_loaded_worker_with_room() -> None:
-    slots = [FakeSlot(queued=5, head_since=10.0), FakeSlot(queued=2, head_since=10.0),
-             FakeSlot(queued=1, exclusive=True, head_since=10.0)]
-    assert d.pick(slots, 8, now=10.0) == 1
+def test_short_tasks_fill_a_worker_already_pipelining_before_taking_an_idle_one() -> None:
+    slots = [FakeSlot(queued=0), FakeSlot(queued=1, exclusive=True, head_since=10.0),
+             FakeSlot(queued=8, head_since=10.0), FakeSlot(queued=2, head_since=10.0)]
+    assert d.pick(slots, 8, now=10.0) == 3  # slot 2 is full, slot 1 runs alone
+    assert d.pick(slots, 64, now=10.0) == 2
+    assert d.pick(slots, 2, now=10.0) == 0  # every busy worker is full at this depth: the idle one
+
+
+def test_short_tasks_do_not_join_a_worker_whose_task_has_stalled() -> None:
+    slots = [FakeSlot(queued=2, head_since=0.0), FakeSlot(queued=0)]
+    assert d.pick(slots, 64, now=d.STALL_S + 0.001) == 1
 
 
 def test_pick_finds_nothing_when_every_worker_is_busy_with_long_or_exclusive_work() -> None:

@@ -89,6 +89,7 @@ class Executor:
         self.interruptible = b""  # the task whose user code the main thread is running
         self.interrupt = b""  # the task a cancel asked to interrupt
         self.cancelling: set[bytes] = set()
+        self.watching = False  # the give-back thread is polling (it sleeps while no task waits)
         self.actor: Any = None
         self.actor_spec: pb.ActorSpec | None = None
         self.actor_pool: ThreadPoolExecutor | None = None
@@ -132,20 +133,27 @@ class Executor:
 
     def _track(self, tasks: Iterable[pb.TaskSpec], sink: Sink) -> None:
         with self.lock:
-            was_empty = not self.pending
             for t in tasks:
                 if not t.actor_id:
                     self.pending[t.task_id] = sink
-            if was_empty and self.pending:
+            if self.pending and not self.watching:  # wake the give-back thread (once per busy spell)
+                self.watching = True
                 self.lock.notify_all()
 
     def _give_back_loop(self) -> None:
         """Hand back the tasks queued behind a task that has run too long: they are placed elsewhere."""
+        last_busy = 0.0
         with self.lock:
             while True:
                 if not self.pending:
-                    self.lock.wait()
+                    if time.monotonic() - last_busy > 1.0:  # idle for a while: sleep until work arrives
+                        self.watching = False
+                        while not self.watching:
+                            self.lock.wait()
+                    else:
+                        self.lock.wait(_dispatch.STALL_S)
                     continue
+                last_busy = time.monotonic()
                 started = self.current_started
                 running_for = time.monotonic() - started if started else 0.0
                 if not _dispatch.should_give_back(running_for, len(self.pending)):
