@@ -238,13 +238,7 @@ def sweep_orphans() -> list[str]:
             os.close(fd)  # its agent is alive
             continue
         try:
-            spill_dir = os.pread(fd, 4096, 0).decode(errors="replace").strip()
             delete_all(node_id)
-            if spill_dir and os.path.basename(spill_dir.rstrip("/")).startswith("spill"):
-                import shutil
-
-                shutil.rmtree(spill_dir, ignore_errors=True)
-            delete_object(path)
             swept.append(node_id)
         finally:
             os.close(fd)
@@ -252,10 +246,23 @@ def sweep_orphans() -> list[str]:
 
 
 def delete_all(node_id: str) -> None:
+    """Remove every file of a node's store, and the spill directory its lock file names."""
+    import shutil
+
+    spill_dir = ""
+    try:
+        with open(store_prefix(node_id) + "lock") as f:
+            if os.fstat(f.fileno()).st_uid == os.geteuid():  # /dev/shm is shared: trust only our own lock files
+                spill_dir = f.read(4096).strip()
+    except OSError:
+        pass
+    if spill_dir and os.path.basename(spill_dir.rstrip("/")).startswith("spill-"):
+        shutil.rmtree(spill_dir, ignore_errors=True)
     prefix = os.path.basename(store_prefix(node_id))
     for name in os.listdir(SHM_DIR):
-        if name.startswith(prefix):
+        if name.startswith(prefix) and not name.endswith("-lock"):
             delete_object(os.path.join(SHM_DIR, name))
+    delete_object(store_prefix(node_id) + "lock")  # last: it names the spill directory
 
 
 def pid_of_temp(name: str) -> int:

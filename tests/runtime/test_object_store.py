@@ -305,3 +305,26 @@ def test_when_shm_is_smaller_than_object_store_memory_writes_fall_back_to_disk(t
     assert info["ok"]
     with open(os.path.join(info["session"], "logs", "agent.log")) as f:
         assert "object_store_memory is 200.0 MiB but" in f.read()
+
+
+def test_a_session_whose_agent_was_killed_still_leaves_no_spilled_object_behind() -> None:
+    info = last_json(run_driver("""
+        import json, os, signal, numpy as np, spindle
+        from spindle import _store
+        from spindle._core import api, context
+        spindle.init(num_cpus=1, object_store_memory=16 << 20)
+        refs = [spindle.put(np.ones(4 << 20, dtype=np.uint8)) for _ in range(10)]
+        node = context.core().node_id
+        with open(_store.store_prefix(node) + "lock") as f:
+            spill = f.read().strip()
+        spilled = len(os.listdir(spill))
+        local = api._state["local"]
+        agent = local.procs[-1]
+        agent.send_signal(signal.SIGKILL)
+        agent.wait()
+        spindle.shutdown()
+        print(json.dumps({"node": node, "spill": spill, "spilled": spilled, "session": local.session_dir}))
+    """))
+    assert info["spilled"] > 0
+    assert not os.path.exists(info["spill"])
+    assert not store_files(info["node"])
