@@ -45,7 +45,10 @@ def cmd_start(args: argparse.Namespace) -> int:
                                      token=token, node_ip=node_ip, tie_to_parent=args.block, cli=True,
                                      object_store_memory=args.object_store_memory,
                                      spill_dir=args.object_spilling_directory,
-                                     head_args=["--storage", args.storage] if args.storage else None)
+                                     head_args=["--storage", args.storage] if args.storage else None,
+
+                                     dashboard_port=-1 if args.include_dashboard == "false" else (args.dashboard_port or 8265),
+                                     dashboard_port_fallback=args.dashboard_port is None)
     except (_sessions.UnsafeTempDirError, RuntimeError, OSError) as e:
         print(f"spindle start: {e}", file=sys.stderr)
         return 1
@@ -54,12 +57,19 @@ def cmd_start(args: argparse.Namespace) -> int:
         shown = node_ip if host in ("0.0.0.0", "") else host
         head_address = f"{shown}:{head_address.rsplit(':', 1)[1]}"
     record = {"address": head_address, "token": procs.token, "session_dir": procs.session_dir, "node_id": procs.node_id, "head": args.head}
+    dashboard = ""
+    if args.head and procs.dashboard_address:
+        dashboard = f"http://{shown}:{procs.dashboard_address.rsplit(':', 1)[1]}"
+        record["dashboard_address"] = dashboard
     if not args.block:
         _sessions.write_private_json(_sessions.address_file(), record)
     if args.head:
         print(f"Spindle head started at {head_address} (node {procs.node_id[:8]}).")
         print(f"  Join more nodes:   SPINDLE_TOKEN={procs.token} spindle start --address {head_address}")
         print(f"  Connect a driver:  SPINDLE_ADDRESS={head_address} SPINDLE_TOKEN={procs.token} python script.py")
+        if dashboard:
+            print(f"  Submit a job:      SPINDLE_TOKEN={procs.token} spindle job submit --address {dashboard} "
+                  "-- python script.py")
     else:
         print(f"Spindle node agent started at {procs.agent_address}, joined {head_address}.")
     print(f"  Logs: {procs.session_dir}/logs", flush=True)
@@ -168,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", default=None, help="head only: SQLite file that keeps the head's tables (actors, "
                    "named actors, jobs, KV) across head restarts, e.g. on the head pod's volume (default: "
                    "SPINDLE_HEAD_STORAGE; none = in memory)")
+    s.add_argument("--dashboard-port", type=int, default=None,
+                   help="port of the head's HTTP job API (default 8265, or a free port if 8265 is taken; "
+                        "an explicit port must be free)")
+    s.add_argument("--include-dashboard", choices=("true", "false"), default="true",
+                   help="start the HTTP job API on the head (default true)")
     s.add_argument("--block", action="store_true", help="stay in the foreground (containers)")
     s.set_defaults(fn=cmd_start)
     st = sub.add_parser("status", help="show nodes and resources", description="Show nodes and resources.")
@@ -180,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--grace-period", type=float, default=10.0,
                     help="seconds to wait after SIGTERM before SIGKILL (default 10)")
     sp.set_defaults(fn=cmd_stop)
+    from spindle._cli_job import add_job_parser
+
+    add_job_parser(sub)
     return p
 
 

@@ -61,7 +61,9 @@ def _die_with_parent() -> None:
         pass
 
 
-def _read_marker(stream: IO[bytes], marker: str, proc: subprocess.Popen[bytes], timeout: float, log: str) -> str:
+def _read_marker(stream: IO[bytes], marker: str, proc: subprocess.Popen[bytes], timeout: float, log: str,
+                 seen: dict[str, str] | None = None) -> str:
+    """The value of the ``MARKER=value`` line; earlier ``NAME=value`` lines are put into ``seen``."""
     deadline = time.monotonic() + timeout
     buf = b""
     fd = stream.fileno()
@@ -74,8 +76,11 @@ def _read_marker(stream: IO[bytes], marker: str, proc: subprocess.Popen[bytes], 
             buf += chunk
             complete = buf.decode(errors="replace").split("\n")[:-1]  # a line counts once its newline arrived
             for line in complete:
-                if line.startswith(marker + "="):
-                    return line.split("=", 1)[1].strip()
+                name, eq, value = line.partition("=")
+                if eq and seen is not None:
+                    seen[name] = value.strip()
+                if name == marker and eq:
+                    return value.strip()
         elif proc.poll() is not None:
             break
     tail = ""
@@ -95,6 +100,7 @@ class LocalProcesses:
     token: str
     session_dir: str
     procs: list[subprocess.Popen[bytes]]
+    dashboard_address: str = ""
 
     def stop(self) -> None:
         for p in reversed(self.procs):
@@ -124,10 +130,11 @@ class Pending:
     def wait_ready(self) -> LocalProcesses:
         logs = os.path.join(self.session_dir, "logs")
         head_address = self.head_address
+        seen: dict[str, str] = {}
         try:
             if self.head_proc is not None and self.head_proc.stdout is not None:
                 head_port = _read_marker(self.head_proc.stdout, "SPINDLE_HEAD_PORT", self.head_proc, 30,
-                                         os.path.join(logs, "head.log"))
+                                         os.path.join(logs, "head.log"), seen)
                 head_address = f"{head_address.rsplit(':', 1)[0]}:{head_port}"
             assert self.agent_proc.stdout is not None
             agent_address = _read_marker(self.agent_proc.stdout, "SPINDLE_AGENT_ADDRESS", self.agent_proc, 60,
@@ -136,7 +143,11 @@ class Pending:
             for p in self.procs:
                 p.kill()
             raise
-        return LocalProcesses(head_address, agent_address, self.node_id, self.token, self.session_dir, self.procs)
+        dashboard = ""
+        if "SPINDLE_DASHBOARD_PORT" in seen:
+            dashboard = f"http://{head_address.rsplit(':', 1)[0]}:{seen['SPINDLE_DASHBOARD_PORT']}"
+        return LocalProcesses(head_address, agent_address, self.node_id, self.token, self.session_dir, self.procs,
+                              dashboard)
 
 
 def start(**kwargs: Any) -> LocalProcesses:
@@ -147,8 +158,11 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
           num_cpus: float | None = None, num_gpus: float | None = None, resources: dict[str, float] | None = None,
           token: str | None = None, node_ip: str | None = None, tie_to_parent: bool = True,
           cli: bool = False, head_args: list[str] | None = None, object_store_memory: int | None = None,
-          spill_dir: str | None = None) -> Pending:
-    """Start a head (when ``head``) and a node agent; ``cli`` marks a `spindle start` session for `spindle stop`."""
+          spill_dir: str | None = None, dashboard_port: int = 8265, dashboard_port_fallback: bool = True) -> Pending:
+    """Start a head (when ``head``) and a node agent; ``cli`` marks a `spindle start` session for `spindle stop`.
+
+    ``dashboard_port`` -1 starts no job API; with the fallback, a taken port means any free one.
+    """
     token = token or os.environ.get("SPINDLE_TOKEN") or new_token()
     session_dir = _sessions.new_session()
     env = {**os.environ, "SPINDLE_TOKEN": token, "PYTHONUNBUFFERED": "1"}
@@ -160,9 +174,12 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
         port = port or free_port(host if host != "0.0.0.0" else "127.0.0.1")
         log_fd = _sessions.open_log(os.path.join(session_dir, "logs", "head.log"))
         try:
-            head_proc = subprocess.Popen([sys.executable, "-m", "spindle._head", "--host", host, "--port", str(port),
-                                          *(head_args or [])],
-                                         env=env, stdout=subprocess.PIPE, stderr=log_fd,
+            head_argv = [sys.executable, "-m", "spindle._head", "--host", host, "--port", str(port),
+                         "--dashboard-port", str(dashboard_port), "--session-dir", session_dir, *(head_args or [])]
+            if dashboard_port_fallback:
+                head_argv.append("--dashboard-port-fallback")
+            head_env = {**env, "SPINDLE_NODE_IP": node_ip} if node_ip else env
+            head_proc = subprocess.Popen(head_argv, env=head_env, stdout=subprocess.PIPE, stderr=log_fd,
                                          stdin=subprocess.DEVNULL, preexec_fn=preexec,
                                          start_new_session=not tie_to_parent)
         finally:

@@ -6,6 +6,7 @@ import atexit
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -99,6 +100,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
          resources: dict[str, float] | None = None, namespace: str | None = None,
          ignore_reinit_error: bool = False, log_to_driver: bool = True, runtime_env: dict[str, Any] | None = None,
          object_store_memory: int | None = None, _system_config: dict[str, Any] | None = None,
+         include_dashboard: bool | None = None, dashboard_port: int | None = None,
          **_ignored: Any) -> ClientContext:
     """Connect to a cluster, or start an embedded local one (head + node agent) when no address is given.
 
@@ -115,15 +117,20 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         head_address, token = _resolve_address(address)
         local = None
         if head_address is None:
+            port = -1 if include_dashboard is False else (dashboard_port or 8265)
             pending = _local_cluster.spawn(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
                                            object_store_memory=object_store_memory,
-                                           spill_dir=_spill_dir(_system_config))
+                                           spill_dir=_spill_dir(_system_config),
+                                           dashboard_port=port, dashboard_port_fallback=dashboard_port is None)
             import grpc  # noqa: F401 - while the head and agent boot
 
             from spindle._core.core_worker import CoreWorker  # noqa: F401
             local = pending.wait_ready()
             head_address, token, agent_address, node_id = local.head_address, local.token, local.agent_address, local.node_id
             ip = "127.0.0.1"
+            if local.dashboard_address:
+                print(f"Started a local Spindle cluster. Job API (Ray-compatible) at {local.dashboard_address}",
+                      file=sys.stderr, flush=True)
         else:
             if num_cpus is not None or num_gpus is not None or resources or object_store_memory:
                 raise ValueError("When connecting to an existing cluster, num_cpus, num_gpus, resources and "
@@ -141,7 +148,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
 
         cw = CoreWorker(mode="driver", token=token, head_address=head_address, agent_address=agent_address,
                         node_id=node_id, ip=ip, log_to_driver=log_to_driver)
-        cw.runtime_env_vars = {str(k): str(v) for k, v in ((runtime_env or {}).get("env_vars") or {}).items()}
+        job_env = json.loads(os.environ.get("SPINDLE_JOB_ENV_VARS") or "{}")  # set for a submitted job's driver
+        job_env.update((runtime_env or {}).get("env_vars") or {})
+        cw.runtime_env_vars = {str(k): str(v) for k, v in job_env.items()}
         cw.namespace = namespace or os.urandom(8).hex()
         registration = pb.RegisterJobRequest(driver_address=cw.address, namespace=cw.namespace, pid=os.getpid(),
                                              node_ip=ip)

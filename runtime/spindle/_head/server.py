@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from spindle import _ids
+from spindle import _ids, _sessions
 from spindle._head.recovery import Recovery
 from spindle._head.tables import Tables, open_tables
 from spindle._local_cluster import announce, service_setup
@@ -398,13 +399,36 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=6380)
     p.add_argument("--storage", default=None, help="SQLite file for the head's tables (default: SPINDLE_HEAD_STORAGE; "
                    "none = in memory, lost when the head restarts)")
+    p.add_argument("--dashboard-port", type=int, default=8265,
+                   help="port of the HTTP job API (0 = any free port, -1 = none)")
+    p.add_argument("--dashboard-port-fallback", action="store_true",
+                   help="use any free port when --dashboard-port is taken (embedded clusters)")
+    p.add_argument("--session-dir", default=None, help="where job logs and uploaded packages are kept")
     args = p.parse_args(argv)
     token = service_setup("head")
     try:
-        server, _state, bound = serve(args.host, args.port, token, args.storage)
+        server, state, bound = serve(args.host, args.port, token, args.storage)
     except OSError as e:
         raise SystemExit(f"spindle head: {e}") from None
-    announce(f"SPINDLE_HEAD_PORT={bound}")
+    lines = []
+    if args.dashboard_port >= 0:
+        from spindle._head.jobs import service as job_service
+
+        session_dir = args.session_dir or _sessions.private_dir(os.path.join(_sessions.root(), f"head_{state.session}"))
+        try:
+            http, jobs = job_service.start(host=args.host, port=args.dashboard_port,
+                                           fallback=args.dashboard_port_fallback, token=token, grpc_port=bound,
+                                           session=state.session, jobs_dir=session_dir, state=state)
+        except OSError as e:
+            raise SystemExit(f"spindle head: {e}") from None
+        lines.append(f"SPINDLE_DASHBOARD_PORT={http.port}")
+
+        def on_term(*_: Any) -> None:
+            jobs.shutdown()
+            os._exit(0)
+
+        signal.signal(signal.SIGTERM, on_term)
+    announce("\n".join(lines + [f"SPINDLE_HEAD_PORT={bound}"]))
     server.wait_for_termination()
 
 

@@ -1,0 +1,88 @@
+"""Packages uploaded for ``working_dir`` / ``py_modules``, stored once by name and unpacked on demand.
+
+Names come from the client and are content-derived (see spindle.job_submission.packaging), so a
+name that exists is never overwritten and the same archive is unpacked once per head. Names are
+checked strictly: they become file names here.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import tempfile
+import threading
+import zipfile
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,200}\.(zip|whl)$")
+PROTOCOLS = ("gcs",)
+
+
+class PackageError(ValueError):
+    """A package name, protocol or archive the head cannot accept (the message names the fix)."""
+
+
+def check_name(protocol: str, name: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise PackageError(f"unsupported package protocol {protocol!r}: upload packages as 'gcs://<name>.zip'")
+    if not _NAME.match(name) or ".." in name:
+        raise PackageError(f"invalid package name {name!r}: expected letters, digits, '_', '-', '.' ending in .zip")
+
+
+class PackageStore:
+    def __init__(self, root: str):
+        self.root = root
+        self._lock = threading.Lock()
+        os.makedirs(os.path.join(root, "uploads"), mode=0o700, exist_ok=True)
+        os.makedirs(os.path.join(root, "unpacked"), mode=0o700, exist_ok=True)
+
+    def _path(self, protocol: str, name: str) -> str:
+        check_name(protocol, name)
+        return os.path.join(self.root, "uploads", f"{protocol}_{name}")
+
+    def exists(self, protocol: str, name: str) -> bool:
+        return os.path.exists(self._path(protocol, name))
+
+    def put(self, protocol: str, name: str, data: bytes) -> None:
+        path = self._path(protocol, name)
+        if name.endswith(".zip"):
+            try:
+                with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                    bad = zf.testzip()
+            except zipfile.BadZipFile as e:
+                raise PackageError(f"package {name!r} is not a valid zip archive ({e})") from None
+            if bad is not None:
+                raise PackageError(f"package {name!r} is corrupt (first bad member: {bad})")
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".upload-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)  # atomic: a concurrent reader sees the whole archive or none
+
+    def unpack(self, uri: str) -> str:
+        """The directory holding ``uri``'s files (unpacked once); PackageError if it was never uploaded."""
+        protocol, _, name = uri.partition("://")
+        src = self._path(protocol, name)
+        if not os.path.exists(src):
+            raise PackageError(f"package {uri} was not uploaded to this head: submit with a local directory so the "
+                               "client uploads it, or upload it with PUT /api/packages/{protocol}/{name}")
+        dest = os.path.join(self.root, "unpacked", f"{protocol}_{name}")
+        with self._lock:
+            if os.path.isdir(dest):
+                return dest
+            tmp = tempfile.mkdtemp(dir=os.path.dirname(dest), prefix=".unpack-")
+            try:
+                with zipfile.ZipFile(src) as zf:
+                    for member in zf.infolist():
+                        target = os.path.realpath(os.path.join(tmp, member.filename))
+                        if not target.startswith(os.path.realpath(tmp) + os.sep):
+                            raise PackageError(f"package {uri} has a member outside its root: {member.filename!r}")
+                        zf.extract(member, tmp)
+                        mode = (member.external_attr >> 16) & 0o777
+                        if mode and not member.is_dir():
+                            os.chmod(target, mode | 0o400)
+                os.rename(tmp, dest)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return dest

@@ -1,0 +1,110 @@
+"""A job's runtime_env: checked when the job is submitted, applied when its entrypoint starts.
+
+``validate`` is pure (a bad runtime_env is refused at submit with a 400 naming the field);
+``prepare`` does the work on the node: unpack working_dir and py_modules, install ``pip``
+packages into a per-job directory, and return the entrypoint's environment and working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from spindle._head.jobs.packages import PackageStore
+
+SUPPORTED = ("env_vars", "working_dir", "py_modules", "pip", "excludes", "config")
+UNSUPPORTED = ("conda", "container", "image_uri", "uv", "java_jars", "nsight", "mpi")
+PIP_TIMEOUT_S = float(os.environ.get("SPINDLE_PIP_TIMEOUT_S", "600"))
+
+
+class RuntimeEnvSetupError(RuntimeError):
+    """Applying a valid runtime_env failed on the node (pip unreachable, package missing)."""
+
+
+@dataclass
+class Prepared:
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    python_path: list[str] = field(default_factory=list)
+
+
+def _pip_packages(pip: Any) -> list[str]:
+    if isinstance(pip, dict):
+        pip = pip.get("packages")
+    if isinstance(pip, str):
+        raise ValueError("runtime_env 'pip' as a requirements file path is read by the client: pass a list of "
+                         "requirement strings, e.g. [\"requests==2.32.3\"]")
+    if not isinstance(pip, list) or not all(isinstance(p, str) and p.strip() for p in pip):
+        raise ValueError("runtime_env 'pip' must be a list of requirement strings, e.g. [\"requests==2.32.3\"]")
+    return list(pip)
+
+
+def validate(runtime_env: Any) -> dict[str, Any]:
+    """The runtime_env as the head will apply it; ValueError with the fix for anything it cannot apply."""
+    if runtime_env is None:
+        return {}
+    if not isinstance(runtime_env, dict):
+        raise ValueError(f"runtime_env must be a JSON object, got {type(runtime_env).__name__}")
+    for key in runtime_env:
+        if key in UNSUPPORTED:
+            raise ValueError(f"runtime_env field {key!r} is not supported by Spindle: use 'pip', 'env_vars', "
+                             "'working_dir' or 'py_modules', or build it into the cluster's image")
+        if key not in SUPPORTED:
+            raise ValueError(f"unknown runtime_env field {key!r}; supported: {', '.join(SUPPORTED)}")
+    env_vars = runtime_env.get("env_vars")
+    if env_vars is not None and (not isinstance(env_vars, dict)
+                                 or not all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items())):
+        raise ValueError("runtime_env 'env_vars' must map strings to strings, e.g. {\"OMP_NUM_THREADS\": \"1\"}")
+    wd = runtime_env.get("working_dir")
+    if wd is not None and (not isinstance(wd, str) or "://" not in wd):
+        raise ValueError(f"runtime_env 'working_dir' {wd!r} is a local path on the submitting machine: submit with "
+                         "the job client or CLI (they upload it), or pass an uploaded package URI gcs://<name>.zip")
+    mods = runtime_env.get("py_modules")
+    if mods is not None and (not isinstance(mods, list) or not all(isinstance(m, str) and "://" in m for m in mods)):
+        raise ValueError("runtime_env 'py_modules' must be a list of uploaded package URIs; submit local module "
+                         "directories with the job client or CLI, which uploads them")
+    if "pip" in runtime_env:
+        _pip_packages(runtime_env["pip"])
+    return dict(runtime_env)
+
+
+def prepare(runtime_env: dict[str, Any], store: PackageStore, job_dir: str) -> Prepared:
+    """Apply a validated runtime_env for one job; raises RuntimeEnvSetupError naming what failed."""
+    out = Prepared()
+    out.env.update(runtime_env.get("env_vars") or {})
+    try:
+        if runtime_env.get("working_dir"):
+            out.cwd = store.unpack(runtime_env["working_dir"])
+            out.python_path.append(out.cwd)
+        for uri in runtime_env.get("py_modules") or []:
+            out.python_path.append(store.unpack(uri))
+    except ValueError as e:
+        raise RuntimeEnvSetupError(str(e)) from None
+    if runtime_env.get("pip"):
+        target = os.path.join(job_dir, "pip")
+        out.python_path.insert(0, _pip_install(_pip_packages(runtime_env["pip"]), target, job_dir))
+    return out
+
+
+def _pip_install(packages: list[str], target: str, job_dir: str) -> str:
+    argv = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet",
+            "--retries", "1", "--timeout", "15", "--target", target, *packages]
+    log = os.path.join(job_dir, "pip.log")
+    try:
+        with open(log, "wb") as f:
+            rc = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                timeout=PIP_TIMEOUT_S).returncode
+    except subprocess.TimeoutExpired:
+        raise RuntimeEnvSetupError(f"pip install {' '.join(packages)} took longer than {PIP_TIMEOUT_S:.0f}s "
+                                   "(SPINDLE_PIP_TIMEOUT_S); is the package index reachable from the head?") from None
+    if rc != 0:
+        with open(log, errors="replace") as f:
+            tail = f.read()[-2000:]
+        raise RuntimeEnvSetupError(
+            f"pip install {' '.join(packages)} failed (exit code {rc}). If the package index is unreachable from "
+            "the cluster, bake the packages into the image or set PIP_INDEX_URL to a reachable mirror. pip said:\n"
+            + tail)
+    return target
