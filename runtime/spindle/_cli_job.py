@@ -2,7 +2,9 @@
 
 `spindle job submit -- python script.py` follows the logs and exits with the job's outcome
 (0 SUCCEEDED, 1 FAILED, 2 STOPPED); Ctrl-C detaches (the job keeps running) and says how to stop
-it. The address and token resolve as in spindle.job_submission.client.
+it. The entrypoint after `--` is quoted word by word (`-- python -c "print(1)"` runs as typed); a
+single argument is a shell command line (`-- "python a.py && python b.py"`). The address and
+token resolve as in spindle.job_submission.client.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import sys
 import time
 from typing import Any
@@ -76,7 +79,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         runtime_env["working_dir"] = args.working_dir
     client = _client(args)
     job_id = client.submit_job(
-        entrypoint=" ".join(entrypoint), submission_id=args.submission_id, runtime_env=runtime_env,
+        entrypoint=entrypoint[0] if len(entrypoint) == 1 else shlex.join(entrypoint), submission_id=args.submission_id, runtime_env=runtime_env,
         metadata=_json_arg(args.metadata_json, "--metadata-json"), entrypoint_num_cpus=args.entrypoint_num_cpus,
         entrypoint_num_gpus=args.entrypoint_num_gpus, entrypoint_memory=args.entrypoint_memory,
         entrypoint_resources=_json_arg(args.entrypoint_resources, "--entrypoint-resources"))

@@ -37,8 +37,10 @@ def _auth_middleware(token: str) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # checked from the headers alone: an unauthenticated body is never read
         given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
+        alt = request.headers.get("x-spindle-token", "").encode()
+        if not (hmac.compare_digest(given, expected) or (alt and hmac.compare_digest(alt, token.encode()))):
             why = "no 'Authorization: Bearer <token>' header" if not given else "the token was refused"
             return web.json_response(
                 {"error": f"Unauthorized: {why}. Pass the cluster token (SPINDLE_TOKEN, or the cluster's Secret) as "

@@ -10,7 +10,6 @@ token comes from SPINDLE_TOKEN (or that same local record) and is sent as ``Auth
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -172,7 +171,7 @@ class JobSubmissionClient:
         import aiohttp
 
         ws_address = self._address.replace("http", "ws", 1) + f"/api/jobs/{job_id}/logs/tail"
-        ssl: Any = None if self._verify is True else (False if self._verify is False else None)
+        ssl: Any = self._verify is not False
         async with aiohttp.ClientSession(cookies=self._cookies, headers=self._headers) as session:
             try:
                 ws = await session.ws_connect(ws_address, ssl=ssl, heartbeat=None)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import ctypes
 import json
 import logging
 import os
@@ -59,11 +58,12 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _die_with_head() -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+# The entrypoint starts through a tiny launcher that asks to be killed with the head (PR_SET_PDEATHSIG,
+# kept across exec) and then execs the shell. A preexec_fn would do the same, but it forces a plain
+# fork() of the head, whose gRPC threads then print errors into the job's log from the child.
+_LAUNCHER = ("import ctypes, os, sys\n"
+             "try:\n    ctypes.CDLL(None).prctl(1, 9)\nexcept Exception:\n    pass\n"
+             "os.execv('/bin/sh', ['/bin/sh', '-c', sys.argv[1]])")
 
 
 class JobManager:
@@ -178,9 +178,9 @@ class JobManager:
                 return  # stop() already recorded STOPPED
             try:
                 with open(job.log_path, "ab") as out:
-                    job.proc = subprocess.Popen(d.entrypoint, shell=True, env=env, cwd=prepared.cwd or job.directory,
-                                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                start_new_session=True, preexec_fn=_die_with_head)
+                    job.proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _LAUNCHER, d.entrypoint], env=env,
+                                                cwd=prepared.cwd or job.directory, stdout=out, stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL, start_new_session=True)
             except OSError as e:
                 job.proc = None
                 start_error: OSError | None = e
