@@ -126,6 +126,7 @@ class Pending:
     node_id: str
     token: str
     session_dir: str
+    with_dashboard: bool = False
 
     def wait_ready(self) -> LocalProcesses:
         logs = os.path.join(self.session_dir, "logs")
@@ -133,8 +134,11 @@ class Pending:
         seen: dict[str, str] = {}
         try:
             if self.head_proc is not None and self.head_proc.stdout is not None:
-                head_port = _read_marker(self.head_proc.stdout, "SPINDLE_HEAD_PORT", self.head_proc, 30,
-                                         os.path.join(logs, "head.log"), seen)
+                # the head prints its gRPC port first, then (when it has one) its job API port
+                last = "SPINDLE_DASHBOARD_PORT" if self.with_dashboard else "SPINDLE_HEAD_PORT"
+                value = _read_marker(self.head_proc.stdout, last, self.head_proc, 30, os.path.join(logs, "head.log"),
+                                     seen)
+                head_port = seen.get("SPINDLE_HEAD_PORT", value)
                 head_address = f"{head_address.rsplit(':', 1)[0]}:{head_port}"
             assert self.agent_proc.stdout is not None
             agent_address = _read_marker(self.agent_proc.stdout, "SPINDLE_AGENT_ADDRESS", self.agent_proc, 60,
@@ -210,4 +214,5 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
     procs.append(agent_proc)
     roles = ([("head", head_proc.pid)] if head_proc is not None else []) + [("agent", agent_proc.pid)]
     _sessions.record_processes(session_dir, roles, cli=cli)
-    return Pending(procs, head_proc, agent_proc, head_address, node_id, token, session_dir)
+    return Pending(procs, head_proc, agent_proc, head_address, node_id, token, session_dir,
+                   with_dashboard=head and dashboard_port >= 0)

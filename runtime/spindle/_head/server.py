@@ -399,8 +399,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=6380)
     p.add_argument("--storage", default=None, help="SQLite file for the head's tables (default: SPINDLE_HEAD_STORAGE; "
                    "none = in memory, lost when the head restarts)")
-    p.add_argument("--dashboard-port", type=int, default=8265,
-                   help="port of the HTTP job API (0 = any free port, -1 = none)")
+    p.add_argument("--dashboard-port", type=int, default=None,
+                   help="port of the HTTP job API (default 8265, or any free port when 8265 is taken; 0 = any free "
+                        "port, -1 = none; an explicit port must be free)")
     p.add_argument("--dashboard-port-fallback", action="store_true",
                    help="use any free port when --dashboard-port is taken (embedded clusters)")
     p.add_argument("--session-dir", default=None, help="where job logs and uploaded packages are kept")
@@ -411,6 +412,8 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as e:
         raise SystemExit(f"spindle head: {e}") from None
     lines = []
+    if args.dashboard_port is None:
+        args.dashboard_port, args.dashboard_port_fallback = 8265, True
     if args.dashboard_port >= 0:
         from spindle._head.jobs import service as job_service
 
@@ -428,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
             os._exit(0)
 
         signal.signal(signal.SIGTERM, on_term)
-    announce("\n".join(lines + [f"SPINDLE_HEAD_PORT={bound}"]))
+    announce("\n".join([f"SPINDLE_HEAD_PORT={bound}", *lines]))  # the gRPC port first: starters wait for it
     server.wait_for_termination()
 
 
