@@ -260,6 +260,7 @@ class JobManager:
             except subprocess.TimeoutExpired:
                 pass
             self._signal_group(p, signal.SIGKILL)
+        shutil.rmtree(self.packages.root, ignore_errors=True)
 
     # ------------------------------------------------------------------ logs
     def _read_log(self, job: _Job) -> str:
