@@ -55,6 +55,7 @@ class PassResult:
 
     exists: bool
     failure: str | None = None
+    requeue_after: float | None = None  # look again this soon (a deadline or a TTL is due)
 
 
 def utcnow() -> str:
@@ -210,6 +211,8 @@ class Controller:
                 timeout, delay = delay, min(delay * 2, rs.error_backoff_max)
             else:
                 delay = rs.error_backoff_initial
+            if result.requeue_after is not None:
+                timeout = min(timeout, max(result.requeue_after, 0.05))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=timeout)
 

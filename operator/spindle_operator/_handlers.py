@@ -18,6 +18,8 @@ import kopf
 
 from ._builders import GROUP, LABEL_CLUSTER, PLURAL, VERSION, Obj
 from ._controller import Controller
+from ._job_builders import JOB_PLURAL, LABEL_JOB
+from ._job_controller import JobController
 from ._kube import kopf_connection, load_configuration
 from ._settings import OperatorSettings
 
@@ -35,12 +37,14 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     # Watch only the pods we label, filtered by the API server: a big cluster's other pods never reach us.
     if hasattr(settings.watching, "label_selectors"):  # kopf >= 1.45
         settings.watching.label_selectors["v1", "pods"] = LABEL_CLUSTER
+        settings.watching.label_selectors["batch/v1", "jobs"] = LABEL_JOB
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Controller:
     controller = Controller(settings, emit=_kopf_emit)
+    jobs = JobController(settings, emit=_kopf_emit)
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -51,9 +55,22 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Con
         return kopf_connection(load_configuration(controller.settings.watch.kubeconfig))
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="cluster_changed", registry=registry)
-    async def cluster_changed(name: str, namespace: str | None, **_: Any) -> None:
+    async def cluster_changed(name: str, namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
         if namespace:
             controller.poke(namespace, name)
+            if labels.get(LABEL_JOB):  # a job's own cluster: its readiness moves the job on
+                jobs.poke(namespace, labels[LABEL_JOB])
+
+    @kopf.on.event(GROUP, VERSION, JOB_PLURAL, id="job_changed", registry=registry)
+    async def job_changed(name: str, namespace: str | None, **_: Any) -> None:
+        if namespace:
+            jobs.poke(namespace, name)
+
+    @kopf.on.event("batch", "v1", "jobs", labels={LABEL_JOB: kopf.PRESENT}, id="submitter_changed",
+                   registry=registry)
+    async def submitter_changed(labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
+        if namespace:
+            jobs.poke(namespace, labels[LABEL_JOB])
 
     @kopf.on.event("", "v1", "pods", labels={LABEL_CLUSTER: kopf.PRESENT}, id="pod_changed", registry=registry)
     async def pod_changed(labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
@@ -63,6 +80,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Con
     @kopf.on.cleanup(registry=registry)
     async def stop(**_: Any) -> None:
         await controller.stop()
+        await jobs.stop()
 
     return controller
 

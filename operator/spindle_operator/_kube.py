@@ -14,17 +14,21 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import kubernetes
 
 from ._builders import GROUP, PLURAL, VERSION, Obj
+from ._job_builders import JOB_PLURAL
 
 # Least privilege: exactly the calls below, plus what kopf needs to watch and post events.
 RBAC_RULES: list[dict[str, list[str]]] = [
-    {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["get", "list", "watch", "patch", "create", "delete"]},
     {"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "verbs": ["patch"]},
+    {"apiGroups": [GROUP], "resources": [JOB_PLURAL], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [GROUP], "resources": [f"{JOB_PLURAL}/status"], "verbs": ["patch"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create", "delete"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "create", "delete"]},
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create", "patch"]},
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
@@ -91,6 +95,75 @@ class Kube:
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.custom = kubernetes.client.CustomObjectsApi(api_client)
+        self.batch = kubernetes.client.BatchV1Api(api_client)
+
+    # ---------------------------------------------------------------- SpindleJob and what it owns
+    def get_custom(self, plural: str, namespace: str, name: str) -> Obj | None:
+        try:
+            return _json(self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, _preload_content=False))
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _api_error(exc) from exc
+
+    def create_cluster(self, namespace: str, body: Obj) -> Obj | None:
+        """None when a cluster of that name already exists (409)."""
+        try:
+            return _json(self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, body, _preload_content=False))
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise _api_error(exc) from exc
+
+    def delete_cluster(self, namespace: str, name: str, uid: str) -> bool:
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name,
+                body=kubernetes.client.V1DeleteOptions(preconditions=kubernetes.client.V1Preconditions(uid=uid)))
+            return True
+        except kubernetes.client.ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise _api_error(exc) from exc
+
+    def get_batch_job(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return _json(self.batch.read_namespaced_job(name, namespace, _preload_content=False))
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _api_error(exc) from exc
+
+    def create_batch_job(self, namespace: str, body: Obj) -> Obj | None:
+        try:
+            return _json(self.batch.create_namespaced_job(namespace, cast(Any, body), _preload_content=False))
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise _api_error(exc) from exc
+
+    def delete_batch_job(self, namespace: str, name: str, uid: str) -> bool:
+        """Delete a submitter and its pods (background propagation), exactly this one (uid precondition)."""
+        try:
+            self.batch.delete_namespaced_job(
+                name, namespace,
+                body=kubernetes.client.V1DeleteOptions(propagation_policy="Background",
+                                                       preconditions=kubernetes.client.V1Preconditions(uid=uid)),
+                _preload_content=False)
+            return True
+        except kubernetes.client.ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise _api_error(exc) from exc
+
+    def patch_job_status(self, namespace: str, name: str, status: Obj) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, JOB_PLURAL, name,
+                                                              {"status": status})
+        except kubernetes.client.ApiException as exc:
+            raise _api_error(exc) from exc
 
     def get_cluster(self, namespace: str, name: str) -> Obj | None:
         try:

@@ -34,7 +34,8 @@ def operator_kubeconfig(kube_api: Any) -> str:
         "-f", str(MANIFESTS / "operator/00-namespace.yaml"),
         "-f", str(MANIFESTS / "operator/serviceaccount.yaml"),
     )  # fmt: skip
-    kube_api.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/spindleclusters.spindle.dev")
+    kube_api.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/spindleclusters.spindle.dev",
+                     "crd/spindlejobs.spindle.dev")
     path: str = kube_api.service_account_kubeconfig("spindle-system", "spindle-operator")
     return path
 

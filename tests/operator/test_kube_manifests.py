@@ -99,8 +99,17 @@ def test_a_cluster_name_too_long_for_its_service_is_rejected(
         ("update", "spindleclusters.spindle.dev", False),
         ("delete", "services", False),
         ("create", "deployments.apps", False),
-        ("delete", "spindleclusters.spindle.dev", False),
-        ("create", "spindleclusters.spindle.dev", False),
+        ("delete", "spindleclusters.spindle.dev", True),  # a SpindleJob's own cluster, after the job
+        ("create", "spindleclusters.spindle.dev", True),  # ... made for the job (clusterSpec)
+        ("patch", "spindlejobs.spindle.dev --subresource=status", True),
+        ("watch", "spindlejobs.spindle.dev", True),
+        ("patch", "spindlejobs.spindle.dev", False),
+        ("create", "spindlejobs.spindle.dev", False),
+        ("delete", "spindlejobs.spindle.dev", False),
+        ("create", "jobs.batch", True),  # submitters
+        ("delete", "jobs.batch", True),
+        ("patch", "jobs.batch", False),
+        ("create", "cronjobs.batch", False),
         ("list", "nodes", False),
         ("list", "customresourcedefinitions.apiextensions.k8s.io", False),
         ("create", "clusterrolebindings.rbac.authorization.k8s.io", False),

@@ -72,7 +72,18 @@ def test_the_operator_role_is_least_privilege():
         ("spindle.dev", "spindleclusters", "list"),
         ("spindle.dev", "spindleclusters", "watch"),
         ("spindle.dev", "spindleclusters", "patch"),
+        ("spindle.dev", "spindleclusters", "create"),  # a SpindleJob's own cluster
+        ("spindle.dev", "spindleclusters", "delete"),  # ... deleted after the job when asked
         ("spindle.dev", "spindleclusters/status", "patch"),
+        ("spindle.dev", "spindlejobs", "get"),
+        ("spindle.dev", "spindlejobs", "list"),
+        ("spindle.dev", "spindlejobs", "watch"),
+        ("spindle.dev", "spindlejobs/status", "patch"),
+        ("batch", "jobs", "get"),  # submitter Jobs
+        ("batch", "jobs", "list"),
+        ("batch", "jobs", "watch"),
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "delete"),
         ("", "pods", "list"),
         ("", "pods", "watch"),
         ("", "pods", "create"),
@@ -97,6 +108,14 @@ def test_the_operator_deployment_runs_one_restricted_replica_with_a_liveness_pro
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     sc = container["securityContext"]
     assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and sc["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_job_samples_cover_both_cluster_modes():
+    new = manifests.load_all(ROOT / "manifests/samples/job-new-cluster.yaml")[0]
+    existing = manifests.load_all(ROOT / "manifests/samples/job-existing-cluster.yaml")[0]
+    assert new["kind"] == existing["kind"] == "SpindleJob"
+    assert "clusterSpec" in new["spec"] and new["spec"]["shutdownAfterJobFinishes"] is True
+    assert existing["spec"]["clusterSelector"] == {"spindle.dev/cluster": "minimal"}
 
 
 def test_samples_are_spindle_clusters_with_one_and_two_groups():

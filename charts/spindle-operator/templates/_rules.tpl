@@ -9,12 +9,38 @@
   - list
   - watch
   - patch
+  - create
+  - delete
 - apiGroups:
   - spindle.dev
   resources:
   - spindleclusters/status
   verbs:
   - patch
+- apiGroups:
+  - spindle.dev
+  resources:
+  - spindlejobs
+  verbs:
+  - get
+  - list
+  - watch
+- apiGroups:
+  - spindle.dev
+  resources:
+  - spindlejobs/status
+  verbs:
+  - patch
+- apiGroups:
+  - batch
+  resources:
+  - jobs
+  verbs:
+  - get
+  - list
+  - watch
+  - create
+  - delete
 - apiGroups:
   - ''
   resources:
