@@ -89,8 +89,8 @@ def test_sessions_logs_and_the_start_record_are_private(tmp_path: Path) -> None:
         assert _mode(root) == 0o700
         [session] = root.glob("session_2*")
         assert _mode(session) == 0o700 and _mode(session / "logs") == 0o700
-        for log in (session / "logs").iterdir():
-            assert _mode(log) == 0o600, log
+        for log in (session / "logs").rglob("*"):  # files 0600, directories (e.g. jobs/) 0700
+            assert _mode(log) == (0o700 if log.is_dir() else 0o600), log
         assert _mode(session / "processes.json") == 0o600
         record = root / "session_latest" / "address.json"
         assert _mode(record) == 0o600 and _mode(record.parent) == 0o700

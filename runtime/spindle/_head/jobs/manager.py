@@ -101,7 +101,7 @@ class JobManager:
 
     def _save(self, job: _Job) -> None:
         tmp = os.path.join(job.directory, ".job.json.tmp")
-        with open(tmp, "w") as f:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
             json.dump(job.details.to_json(), f)
         os.replace(tmp, os.path.join(job.directory, "job.json"))
 
@@ -140,7 +140,7 @@ class JobManager:
             shutil.rmtree(directory, ignore_errors=True)
             os.makedirs(directory, mode=0o700)
             job = _Job(details, directory)
-            open(job.log_path, "wb").close()
+            os.close(os.open(job.log_path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))  # private, like all logs
             self._jobs[req.submission_id] = job
             self._save(job)
         threading.Thread(target=self._supervise, args=(job,), daemon=True,
