@@ -418,10 +418,14 @@ def main(argv: list[str] | None = None) -> None:
         from spindle._head.jobs import service as job_service
 
         session_dir = args.session_dir or _sessions.private_dir(os.path.join(_sessions.root(), f"head_{state.session}"))
+        storage = args.storage or os.environ.get("SPINDLE_HEAD_STORAGE", "")
+        # with storage, job records and logs sit beside it (e.g. on the head pod's volume) and outlive a restart
+        records = os.path.join(os.path.dirname(os.path.abspath(storage)), "spindle-jobs") if storage else None
         try:
             http, jobs = job_service.start(host=args.host, port=args.dashboard_port,
                                            fallback=args.dashboard_port_fallback, token=token, grpc_port=bound,
-                                           session=state.session, jobs_dir=session_dir, state=state)
+                                           session=state.session, jobs_dir=session_dir, state=state,
+                                           records_dir=records)
         except OSError as e:
             raise SystemExit(f"spindle head: {e}") from None
         lines.append(f"SPINDLE_DASHBOARD_PORT={http.port}")

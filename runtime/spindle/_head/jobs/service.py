@@ -37,12 +37,12 @@ def _fits(state: HeadState) -> object:
 
 
 def start(*, host: str, port: int, fallback: bool, token: str, grpc_port: int, session: str, jobs_dir: str,
-          state: HeadState | None) -> tuple[HttpServer, JobManager]:
+          state: HeadState | None, records_dir: str | None = None) -> tuple[HttpServer, JobManager]:
     ip = advertised_ip(host)
     # job records and driver logs are logs (kept with the session's); uploaded packages are a cache, removed
     # when the head stops (JobManager.shutdown)
     packages = PackageStore(os.path.join(jobs_dir, "packages"))
-    manager = JobManager(os.path.join(jobs_dir, "logs", "jobs"), packages,
+    manager = JobManager(records_dir or os.path.join(jobs_dir, "logs", "jobs"), packages,
                          cluster_env={"SPINDLE_ADDRESS": f"{ip}:{grpc_port}", "SPINDLE_TOKEN": token},
                          node_ip=ip, fits=_fits(state) if state is not None else None)  # type: ignore[arg-type]
     server = HttpServer(make_app(token, manager, packages, session), host, port, fallback)
