@@ -42,7 +42,7 @@ def wait(url: str, sid: str, done: set[str]) -> dict[str, object]:
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def test_a_restarted_head_with_storage_keeps_finished_jobs_and_fails_the_running_one(tmp_path: Path) -> None:
+def test_a_restarted_head_with_storage_keeps_finished_jobs_and_fails_the_running_one_whose_processes_died(tmp_path: Path) -> None:
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()
     head, url = start_head(tmp_path, "first")
@@ -50,12 +50,28 @@ def test_a_restarted_head_with_storage_keeps_finished_jobs_and_fails_the_running
         ok = requests.post(f"{url}/api/jobs/", json={"entrypoint": "echo done", "submission_id": "finished"},
                            headers=AUTH, timeout=30).json()["submission_id"]
         wait(url, ok, {"SUCCEEDED"})
-        requests.post(f"{url}/api/jobs/", json={"entrypoint": "sleep 300", "submission_id": "long"},
-                      headers=AUTH, timeout=30)
+        requests.post(f"{url}/api/jobs/", json={"entrypoint": "sleep 300 & echo child $!; wait",
+                                                "submission_id": "long"}, headers=AUTH, timeout=30)
         wait(url, "long", {"RUNNING"})
+        deadline = time.monotonic() + 30
+        while not (logs := requests.get(f"{url}/api/jobs/long/logs", headers=AUTH, timeout=30).json()["logs"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        child = int(logs.split()[1])
     finally:
         head.send_signal(signal.SIGKILL)
         head.wait()
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                return "zombie" not in f.read()
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while alive(child):
+        assert time.monotonic() < deadline, "a process the job started outlived its head"
+        time.sleep(0.05)
     head, url = start_head(tmp_path, "second")
     try:
         long = requests.get(f"{url}/api/jobs/long", headers=AUTH, timeout=30).json()

@@ -58,12 +58,37 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-# The entrypoint starts through a tiny launcher that asks to be killed with the head (PR_SET_PDEATHSIG,
-# kept across exec) and then execs the shell. A preexec_fn would do the same, but it forces a plain
-# fork() of the head, whose gRPC threads then print errors into the job's log from the child.
-_LAUNCHER = ("import ctypes, os, sys\n"
-             "try:\n    ctypes.CDLL(None).prctl(1, 9)\nexcept Exception:\n    pass\n"
-             "os.execv('/bin/sh', ['/bin/sh', '-c', sys.argv[1]])")
+# The entrypoint runs under a tiny launcher (the leader of the job's process group). It asks for SIGTERM
+# when the head dies (PR_SET_PDEATHSIG) and then kills the whole group, so nothing a job started outlives
+# its head (PDEATHSIG alone reaches only the direct child, not what the shell forks). On a stop it just
+# waits: the group's SIGTERM reaches the shell too, and the launcher exits the way the shell did. A
+# preexec_fn could not do this, and would force a plain fork() of the head, whose gRPC threads then print
+# errors into the job's log from the child.
+_LAUNCHER = """
+import ctypes, os, signal, subprocess, sys
+head = int(sys.argv[2])
+def on_term(signum, frame):
+    if os.getppid() != head:  # the head died
+        os.killpg(0, signal.SIGKILL)
+signal.signal(signal.SIGTERM, on_term)
+try:
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+except Exception:
+    pass
+if os.getppid() != head:
+    os.killpg(0, signal.SIGKILL)
+child = subprocess.Popen(['/bin/sh', '-c', sys.argv[1]])
+while True:
+    try:
+        code = child.wait()
+        break
+    except InterruptedError:
+        continue
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
 
 
 class JobManager:
@@ -178,7 +203,8 @@ class JobManager:
                 return  # stop() already recorded STOPPED
             try:
                 with open(job.log_path, "ab") as out:
-                    job.proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _LAUNCHER, d.entrypoint], env=env,
+                    job.proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _LAUNCHER, d.entrypoint,
+                                                 str(os.getpid())], env=env,
                                                 cwd=prepared.cwd or job.directory, stdout=out, stderr=subprocess.STDOUT,
                                                 stdin=subprocess.DEVNULL, start_new_session=True)
             except OSError as e:
