@@ -32,7 +32,7 @@ _LAZY = {
     "exit_actor": "actor",
     "method": "actor",
 }
-_SUBMODULES = {"exceptions", "util", "actor", "runtime_context"}
+_SUBMODULES = {"exceptions", "util", "actor", "runtime_context", "tune"}
 
 __all__ = [
     "ActorClass",
