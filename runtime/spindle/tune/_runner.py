@@ -126,7 +126,7 @@ class TrialRunner:
         for key, amount in need.items():
             if amount > self._totals.get(key, 0.0):
                 raise ValueError(f"a trial needs {amount:g} {key} but the whole cluster has "
-                                 f"{self._totals.get(key, 0.0):g}: lower resources_per_trial / tune.with_resources "
+                                 f"{self._totals.get(key, 0.0):g} {key}: lower resources_per_trial / tune.with_resources "
                                  "or add nodes")
         return all(used.get(k, 0.0) + v <= self._totals.get(k, 0.0) + 1e-9 for k, v in need.items())
 
@@ -262,9 +262,6 @@ class TrialRunner:
 
     def _exploit(self, trial: Trial, decision: Exploit) -> None:
         source = self._by_id[decision.source]
-        if source.checkpoint is None:
-            if source.actor is not None and self.is_class:
-                self._save(source)
         if source.checkpoint is None:
             log.warning("PBT: trial %s has no checkpoint to clone into %s; report checkpoints to use PBT",
                         source, trial)

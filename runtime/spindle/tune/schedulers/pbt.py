@@ -76,6 +76,7 @@ class PopulationBasedTraining(TrialScheduler):
         self._require_attrs = require_attrs
         self._rng = random.Random(seed)
         self._state: dict[str, _State] = {}
+        self._saved: set[str] = set()
         self.num_perturbations = 0
         self.exploits: list[tuple[str, str, dict[str, Any]]] = []  # (trial, cloned from, new config)
 
@@ -96,16 +97,19 @@ class PopulationBasedTraining(TrialScheduler):
         state.last_score = self._metric_op * result[self._metric]
         state.last_perturbation_time = time
         lower, upper = self._quantiles()
-        if trial_id in lower and upper:
-            source = self._rng.choice(upper)
+        sources = [t for t in upper if t in self._saved]  # only trials told to SAVE have a checkpoint
+        if trial_id in lower and sources:
+            source = self._rng.choice(sources)
             new_config = explore(self._state[source].config, self._mutations, self._resample_p, self._factors,
                                  self._rng, self._custom)
             state.config = copy.deepcopy(new_config)
             state.last_score = self._state[source].last_score
             self.num_perturbations += 1
             self.exploits.append((trial_id, source, new_config))
+            self._saved.add(trial_id)
             return Exploit(source=source, config=new_config)
         if trial_id in upper:
+            self._saved.add(trial_id)
             return self.SAVE
         return self.CONTINUE
 
