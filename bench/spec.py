@@ -55,6 +55,8 @@ class Sizes:
     scale_actors: int
     scale_get_refs: int
     scale_args: int
+    tune_samples: int = 10  # bench/tune_asha.py: random configs
+    tune_steps: int = 100  # ... and iterations each (ASHA max_t stays Ray's default 100)
 
 
 FULL = Sizes(
@@ -91,6 +93,8 @@ SMOKE = Sizes(
     scale_actors=4,
     scale_get_refs=100,
     scale_args=20,
+    tune_samples=4,
+    tune_steps=10,
 )
 
 PRIMES_FULL_COUNT = 123_481  # primes in [10,000,000, 12,000,000); the script checks it
@@ -128,6 +132,15 @@ WORKLOADS: tuple[Workload, ...] = (
         "primes_script",
         (_m("primes_script_wall_seconds", "s", L),),
         script="bench/primes.py",
+    ),
+    Workload(
+        "tune_asha_script",
+        (
+            _m("tune_asha_script_wall_seconds", "s", L),
+            _m("tune_asha_fit_seconds", "s", L),
+            _m("tune_asha_total_iterations", "iters", L),
+        ),
+        script="bench/tune_asha.py",
     ),
     Workload("calculate_square_1000", (_m("calculate_square_1000_seconds", "s", L),)),
     Workload(

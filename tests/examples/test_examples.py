@@ -124,3 +124,22 @@ def test_two_actors_load_and_filter_their_halves_in_parallel() -> None:
 def test_every_example_is_covered_by_a_test(path: Path) -> None:
     tested = Path(__file__).read_text()
     assert f'"{path.name}"' in tested, f"examples/{path.name} has no test"
+
+
+def test_tune_asha_prints_the_config_with_the_best_final_score_and_stops_most_trials_early(tmp_path: Path) -> None:
+    import ast
+    import json
+
+    out = run_example("tune_asha.py", env={"SPINDLE_TUNE_RESULTS_DIR": str(tmp_path)})
+    best = ast.literal_eval(grab(r"Best config: (\{.*\})", out))
+    [experiment] = list(tmp_path.iterdir())
+    finals = []
+    for trial in experiment.iterdir():
+        lines = (trial / "result.json").read_text().splitlines()
+        finals.append(json.loads(lines[-1]))
+    assert len(finals) == 10
+    top = max(finals, key=lambda r: r["score"])
+    assert best == top["config"]
+    total = sum(r["training_iteration"] for r in finals)
+    assert total < 10 * 100 / 2, f"ASHA ran {total} iterations"  # most trials stop at the first rungs
+    assert "TERMINATED" in out and "Tune finished" in out
