@@ -187,7 +187,8 @@ def test_pbt_clones_a_better_trials_checkpoint_with_a_mutated_config(tmp_path: P
     analysis = tune.run(LockstepAccumulator, config={"lr": tune.grid_search([1.0, 4.0])}, metric="score",
                         mode="max", scheduler=pbt, stop={"training_iteration": 8}, storage_path=str(tmp_path), verbose=0)
     # Whichever order the two trials report in, the better one is told to SAVE at iteration 4 at the
-    # latest (both have scores from iteration 2 on), so the worse one exploits it by iteration 6.
+    # latest (both have scores from iteration 2 on), so the worse one exploits it by iteration 6 (the
+    # lockstep keeps the trials within one iteration, so neither finishes alone).
     assert pbt.exploits, "the worse trial was never told to exploit the better one"
     target, source, new_config = pbt.exploits[0]
     trials = {t.trial_id: t for t in analysis.trials}
@@ -199,7 +200,6 @@ def test_pbt_clones_a_better_trials_checkpoint_with_a_mutated_config(tmp_path: P
     source_at = trials[source].metric_history[first["training_iteration"] - 2]
     assert first["score"] == source_at["score"] + new_config["lr"]
     assert all(t.last_result["training_iteration"] == 8 for t in analysis.trials)
-    assert first["training_iteration"] in (5, 7)
     spindle.kill(lock)
 
 

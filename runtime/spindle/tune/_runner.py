@@ -267,10 +267,11 @@ class TrialRunner:
                         source, trial)
             self._ask(trial)
             return
-        restore = (pack(source.checkpoint.path), source.checkpoint_iteration, source.checkpoint_time_s)
+        archive = pack(source.checkpoint.path)
         self._release(trial, graceful=False)
         trial.config = dict(decision.config)
-        trial.restore_from = restore
+        trial.iteration, trial.time_total_s = source.checkpoint_iteration, source.checkpoint_time_s
+        self._store_checkpoint(trial, archive)  # the clone is now this trial's own checkpoint
         self._logger.start(trial)
         self._launch(trial)
 
