@@ -181,3 +181,5 @@ def test_explore_perturbs_numbers_by_the_factors_or_resamples_them() -> None:
     assert explore({"lr": 9}, {"lr": [1, 2]}, 0.0, (1.2, 0.8), rng)["lr"] in (1, 2)  # not in the list: resample
     with pytest.raises(ValueError, match="needs hyperparam_mutations"):
         PopulationBasedTraining(metric="score", mode="max")
+    with pytest.raises(ValueError, match="synch=False"):
+        PopulationBasedTraining(metric="score", mode="max", hyperparam_mutations={"lr": [1, 2]}, synch=True)

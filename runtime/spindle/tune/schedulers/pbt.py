@@ -67,6 +67,9 @@ class PopulationBasedTraining(TrialScheduler):
             raise ValueError("PopulationBasedTraining needs hyperparam_mutations or custom_explore_fn")
         if not 0 <= quantile_fraction <= 0.5:
             raise ValueError(f"quantile_fraction must be in [0, 0.5], got {quantile_fraction}")
+        if synch:
+            raise ValueError("PopulationBasedTraining(synch=True) is not supported by Spindle yet; use the "
+                             "default asynchronous mode (synch=False)")
         if perturbation_interval <= 0:
             raise ValueError("perturbation_interval must be positive")
         self._time_attr, self._interval, self._burn_in = time_attr, perturbation_interval, burn_in_period
