@@ -144,8 +144,11 @@ def test_non_recursive_cancel_leaves_the_children_running(tmp_path: Path) -> Non
 
     @spindle.remote
     def parent() -> None:
+        # sleep rather than get(): a parent blocked in get() lets the agent start a third worker, and when the
+        # pool is trimmed back the parent's worker (the child's owner) may exit, and the child with it (as Ray)
         ref = child.remote()
-        spindle.get(ref)
+        time.sleep(600)
+        del ref
 
     ref = parent.remote()
     _wait_for(child_started)
@@ -160,3 +163,26 @@ def test_the_cancelled_error_reads_well_and_survives_pickling() -> None:
     back = pickle.loads(pickle.dumps(err))
     assert str(back) == "Task 'f' (ab12) was cancelled." and back.task_id == "ab12"
     assert str(pickle.loads(pickle.dumps(TaskCancelledError("ab12")))) == "Task ab12 was cancelled."
+
+
+def test_a_task_pipelined_behind_a_long_one_is_cancelled_without_running(tmp_path: Path) -> None:
+    release, log = tmp_path / "release", tmp_path / "runs"
+
+    @spindle.remote
+    def work(i: int, marker: str, log_path: str) -> int:
+        while marker and not os.path.exists(marker):
+            time.sleep(0.01)
+        with open(log_path, "a") as f:
+            f.write(f"{i}\n")
+        return i
+
+    assert spindle.get([work.remote(-1, "", os.devnull) for _ in range(3000)], timeout=120) == [-1] * 3000
+    long_ref = work.remote(0, str(release), str(log))
+    queued = [work.remote(i, "", str(log)) for i in range(1, 41)]
+    spindle.cancel(queued[0])
+    with pytest.raises(TaskCancelledError):
+        spindle.get(queued[0], timeout=60)
+    assert spindle.get(queued[1:], timeout=60) == list(range(2, 41))
+    release.touch()
+    assert spindle.get(long_ref, timeout=60) == 0
+    assert sorted(int(x) for x in log.read_text().split()) == [0, *range(2, 41)]

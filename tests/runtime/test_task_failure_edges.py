@@ -118,3 +118,21 @@ def test_a_large_closure_warns_but_runs() -> None:
         ref = uses_big.remote()
     assert any("is very large" in str(w.message) for w in caught)
     assert spindle.get(ref, timeout=60) == 12_000_000
+
+
+def test_tasks_queued_behind_a_task_that_kills_its_worker_are_placed_again_without_losing_a_retry() -> None:
+    from spindle.exceptions import WorkerCrashedError
+
+    @spindle.remote(max_retries=0)
+    def work(i: int) -> int:
+        if i < 0:
+            os._exit(1)
+        return i
+
+    # measured as short, so the calls below are pipelined several per worker behind the crashing one
+    assert spindle.get([work.remote(0) for _ in range(3000)], timeout=120) == [0] * 3000
+    crasher = work.remote(-1)
+    others = [work.remote(i) for i in range(1, 201)]
+    with pytest.raises(WorkerCrashedError):
+        spindle.get(crasher, timeout=60)
+    assert spindle.get(others, timeout=60) == list(range(1, 201))
