@@ -111,12 +111,24 @@ def operator_deployment() -> Obj:
     }
 
 
-def _container(name: str, cpu: str, memory: str) -> Obj:
+def _container(name: str, cpu: str, memory: str, *, cpu_request: str = "", memory_request: str = "") -> Obj:
+    """A Spindle container; with ``cpu_request`` the pod asks for less than ``cpu`` but may burst to it
+    (the CPU limit is what the agent offers as ``--num-cpus``)."""
+    limits = {"cpu": cpu, "memory": memory} if cpu_request else {"memory": memory}
     return {
         "name": name,
         "image": SPINDLE_IMAGE,
-        "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}},
+        "resources": {
+            "requests": {"cpu": cpu_request or cpu, "memory": memory_request or memory},
+            "limits": limits,
+        },
     }
+
+
+# The minimal sample fits beside the control plane of a 2-CPU kind node or laptop: small requests, and a
+# one-CPU limit so each agent still offers one CPU to tasks.
+def _small_container(name: str) -> Obj:
+    return _container(name, "1", "1Gi", cpu_request="200m", memory_request="512Mi")
 
 
 def sample_minimal() -> Obj:
@@ -125,14 +137,14 @@ def sample_minimal() -> Obj:
         "kind": KIND,
         "metadata": {"name": "minimal"},
         "spec": {
-            "headGroupSpec": {"template": {"spec": {"containers": [_container("spindle-head", "1", "2Gi")]}}},
+            "headGroupSpec": {"template": {"spec": {"containers": [_small_container("spindle-head")]}}},
             "workerGroupSpecs": [
                 {
                     "groupName": "workers",
                     "replicas": 1,
                     "minReplicas": 0,
                     "maxReplicas": 4,
-                    "template": {"spec": {"containers": [_container("spindle-worker", "1", "2Gi")]}},
+                    "template": {"spec": {"containers": [_small_container("spindle-worker")]}},
                 }
             ],
         },

@@ -16,6 +16,11 @@ The run id and the subnet octet <k> are chosen per network so concurrent test ru
 (other engineers, CI shards) never collide; a lock file serialises the choice. Teardown kills every
 process in each namespace (`ip netns pids`), TERM first then KILL, then deletes namespaces, veths
 and the bridge, and is safe to call after a partial setup or twice.
+
+Beside a Docker engine: a dockerd with iptables enabled loads br_netfilter and sets the FORWARD policy to
+DROP, which silently drops the traffic between the fake machines on the bridge. When the DOCKER-USER
+chain exists (Docker's place for user rules, consulted first) each network adds ACCEPT rules for its own
+bridge there and removes them on teardown.
 """
 
 from __future__ import annotations
@@ -135,6 +140,7 @@ class Network:
         self.hosts: list[Host] = []
         self._veths: list[str] = []
         self._bridge_created = False
+        self._docker_rules: list[list[str]] = []
         try:
             with _allocation_lock():  # the address must be in place before the next run looks
                 self.octet = _free_octet()
@@ -144,6 +150,7 @@ class Network:
                 self._bridge_created = True
                 ip("addr", "add", f"{self.gateway}/24", "dev", self.bridge)
             ip("link", "set", self.bridge, "up")
+            self._docker_rules = _accept_in_docker_user(self.bridge)
         except BaseException:
             self.teardown()
             raise
@@ -186,6 +193,9 @@ class Network:
             _delete_netns(host.name, errors)
         for veth in self._veths:  # normally gone with their namespace's peer
             ip("link", "del", veth, check=False)
+        for rule in self._docker_rules:
+            subprocess.run(["iptables", "-w", "-D", *rule], capture_output=True, check=False)
+        self._docker_rules.clear()
         if self._bridge_created:
             ip("link", "del", self.bridge, check=False)
         self.hosts.clear()
@@ -193,6 +203,26 @@ class Network:
         self._bridge_created = False
         if errors:
             raise RuntimeError("netns teardown incomplete: " + "; ".join(errors))
+
+
+DOCKER_USER = "DOCKER-USER"
+
+
+def _accept_in_docker_user(bridge: str) -> list[list[str]]:
+    """ACCEPT rules for ``bridge`` in Docker's DOCKER-USER chain, when that chain exists; the rules added."""
+    if shutil.which("iptables") is None:
+        return []
+    probe = subprocess.run(["iptables", "-w", "-n", "-L", DOCKER_USER], capture_output=True, check=False)
+    if probe.returncode != 0:
+        return []
+    rules = [[DOCKER_USER, "-i", bridge, "-j", "ACCEPT"], [DOCKER_USER, "-o", bridge, "-j", "ACCEPT"]]
+    added = []
+    for rule in rules:
+        proc = subprocess.run(["iptables", "-w", "-I", *rule], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"iptables -I {' '.join(rule)} failed: {proc.stderr.strip()}")
+        added.append(rule)
+    return added
 
 
 def _delete_netns(name: str, errors: list[str]) -> None:

@@ -175,3 +175,26 @@ def test_without_root_or_iproute2_the_reason_is_explained(monkeypatch: pytest.Mo
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(NetnsUnavailable, match="apt-get install -y iproute2"):
         check_available()
+
+
+def _docker_user_rules() -> str:
+    return subprocess.run(["iptables", "-w", "-S", "DOCKER-USER"], capture_output=True, text=True, check=True).stdout
+
+
+def test_beside_docker_the_bridge_is_accepted_in_docker_user_until_teardown() -> None:
+    # Docker consults DOCKER-USER before its FORWARD DROP policy; without a chain there is nothing to do,
+    # so make one the way dockerd does (an empty chain is harmless) when no Docker engine made it.
+    created = subprocess.run(["iptables", "-w", "-N", "DOCKER-USER"], capture_output=True, check=False).returncode == 0
+    try:
+        with network() as net:
+            a, b = net.add_hosts(2)
+            rules = _docker_user_rules()
+            assert f"-A DOCKER-USER -i {net.bridge} -j ACCEPT" in rules
+            assert f"-A DOCKER-USER -o {net.bridge} -j ACCEPT" in rules
+            start_echo_server(b, b.ip, 7779)
+            assert connect_from(a, b.ip, 7779).stdout.strip() == f"hello {a.ip}"
+            bridge = net.bridge
+        assert bridge not in _docker_user_rules()
+    finally:
+        if created:
+            subprocess.run(["iptables", "-w", "-X", "DOCKER-USER"], capture_output=True, check=False)
