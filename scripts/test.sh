@@ -1,25 +1,56 @@
 #!/usr/bin/env bash
-# The test command (README, .ci/run): installs what it needs, builds the Kubernetes test binaries
-# when they are not cached, runs ruff and mypy, then the whole pytest suite. Extra args go to pytest.
+# The test command (README, .ci/run): installs what it needs, builds the Kubernetes test binaries, the kind
+# node image and Spindle's images when they are not cached, runs ruff and mypy, then the whole pytest
+# suite (the e2e tests bring up a kind cluster from those images). Extra args go to pytest.
+# Prints how long each stage took at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+timings=()
+stage_start=$SECONDS
+stage_name=""
+stage() {
+  [[ -z $stage_name ]] || timings+=("$(printf '%5ds  %s' $((SECONDS - stage_start)) "$stage_name")")
+  stage_name=$1
+  stage_start=$SECONDS
+  [[ -z $1 ]] || echo "==> $1"
+}
+report() {
+  stage ""
+  echo "==> stage times"
+  printf '  %s\n' "${timings[@]}"
+  echo "  total ${SECONDS}s"
+}
+
+stage "Python environment"
 scripts/dev-env.sh
 if ! command -v ip >/dev/null 2>&1; then
   echo "==> installing iproute2 (network-namespace tests)"
   apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
 fi
-echo "==> Kubernetes test binaries"
+stage "Kubernetes test binaries"
 scripts/build-k8s.sh
+# A private dockerd (no iptables changes: the netns tests keep working); stopped again at exit if this
+# run started it.
+stage "Docker engine"
+if ! scripts/dockerd.sh status; then
+  scripts/dockerd.sh start
+  trap 'scripts/dockerd.sh stop' EXIT
+fi
+stage "kind node binaries and image"
+scripts/build-kind-node.sh >/dev/null
+stage "Spindle images"
+scripts/build-images.sh
 . .venv/bin/activate
-echo "==> ruff"
+stage "ruff"
 ruff check .
-echo "==> mypy"
+stage "mypy"
 mypy runtime/spindle operator/spindle_operator
-echo "==> pytest"
+stage "pytest"
 set +e
 python -m pytest tests "$@"
 rc=$?
 set -e
+report
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure" >&2
   exit 1

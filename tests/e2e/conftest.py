@@ -1,0 +1,68 @@
+"""Fixtures of the end-to-end tests: one kind cluster per test session (created by scripts/kind-up.sh,
+removed by scripts/kind-down.sh even when tests fail), and on every failure the pods, events and container
+logs of the namespace under test printed into the report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import pytest
+
+from .kind import ROOT, Kind, tool_env
+
+CLUSTER = "spindle-e2e"
+NAMESPACE = "spindle-e2e"
+# kind-up.sh builds whatever is not cached; CI builds first (scripts/test.sh), so this is the
+# cluster itself plus loading images and the helm install: 2-4 minutes here.
+KIND_UP_TIMEOUT = 45 * 60
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+@pytest.fixture(scope="session")
+def kind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kind]:
+    workdir = tmp_path_factory.mktemp("kind")
+    kubeconfig = workdir / "kubeconfig"
+    down = [str(ROOT / "scripts/kind-down.sh"), "--name", CLUSTER, "--kubeconfig", str(kubeconfig)]
+    env = tool_env()
+    docker_was_running = subprocess.run([str(ROOT / "scripts/dockerd.sh"), "status"], env=env,
+                                        capture_output=True, check=False).returncode == 0
+    # A cluster left behind by an interrupted run would carry its state into this one.
+    subprocess.run(down, env=env, capture_output=True, check=False, timeout=300)
+    log = workdir / "kind-up.log"
+    began = time.monotonic()
+    with open(log, "w") as out:
+        proc = subprocess.run([str(ROOT / "scripts/kind-up.sh"), "--name", CLUSTER, "--kubeconfig", str(kubeconfig)],
+                              stdout=out, stderr=subprocess.STDOUT, env=env, check=False, timeout=KIND_UP_TIMEOUT)
+    cluster = Kind(CLUSTER, kubeconfig, env)
+    try:
+        if proc.returncode != 0:
+            tail = "\n".join(log.read_text().splitlines()[-60:])
+            pytest.fail(f"scripts/kind-up.sh failed (exit {proc.returncode}); last lines of {log}:\n{tail}")
+        print(f"\nkind cluster {CLUSTER} up in {time.monotonic() - began:.0f}s", file=sys.stderr)
+        cluster.kubectl("create", "namespace", NAMESPACE)
+        yield cluster
+    finally:
+        subprocess.run(down, env=env, capture_output=True, check=False, timeout=300)
+        if not docker_was_running:
+            subprocess.run([str(ROOT / "scripts/dockerd.sh"), "stop"], env=env, capture_output=True, check=False,
+                           timeout=120)
+
+
+@pytest.fixture(autouse=True)
+def print_diagnostics_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    failed = any(getattr(getattr(request.node, f"report_{w}", None), "failed", False) for w in ("setup", "call"))
+    if failed and "kind" in request.fixturenames:
+        cluster: Kind = request.getfixturevalue("kind")
+        sys.stderr.write(f"\n{cluster.diagnostics(NAMESPACE)}\n")
+
