@@ -67,7 +67,7 @@ wheels_for() {  # <name> <source dirs...>: prints a wheel directory holding <nam
 build() {  # <image name> <context dir under images/> <wheel dir> <extra context dirs...>
     local name=$1 ctxsrc=$2 wheels=$3; shift 3
     local hash ctx
-    hash=$( { echo "$base"; tree_hash "images/$ctxsrc" "$@"; ls "$wheels"; } | sha256sum | cut -c1-16)
+    hash=$( { echo "$base"; tree_hash "images/$ctxsrc" "$@"; sha256sum "$wheels"/*.whl; } | sha256sum | cut -c1-16)
     if [[ $(docker image inspect -f '{{index .Config.Labels "dev.spindle.content-hash"}}' \
             "$name:$hash" 2>/dev/null) == "$hash" ]]; then
         docker tag "$name:$hash" "$name:$version"
@@ -88,6 +88,9 @@ build() {  # <image name> <context dir under images/> <wheel dir> <extra context
         -t "$name:$hash" -t "$name:$version" "$ctx" >/dev/null \
         || { rm -rf "$ctx"; die "docker build of $name failed"; }
     rm -rf "$ctx"
+    # Older builds of this image go (their layers are shared or garbage).
+    docker images --format '{{.Repository}}:{{.Tag}}' "$name" | grep -E ":[0-9a-f]{16}$" | grep -v ":$hash$" \
+        | xargs -r docker rmi >/dev/null 2>&1 || true
     log "built $name:$version ($(docker image inspect -f '{{.Size}}' "$name:$version" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 
