@@ -19,6 +19,28 @@ NAMESPACE = "spindle-e2e"
 # kind-up.sh builds whatever is not cached; CI builds first (scripts/test.sh), so this is the
 # cluster itself plus loading images and the helm install: 2-4 minutes here.
 KIND_UP_TIMEOUT = 45 * 60
+_started_docker = [False]  # this session started Spindle's dockerd, so it stops it at the end
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build (or load from ~/.cache) the node image and Spindle's images before any e2e test starts, so the
+    long first build counts against no test's timeout; a no-op when no e2e test was selected."""
+    if not any(item.get_closest_marker("e2e") for item in session.items):
+        return
+    env = tool_env()
+    status = subprocess.run([str(ROOT / "scripts/dockerd.sh"), "status"], env=env, capture_output=True, check=False)
+    _started_docker[0] = status.returncode != 0
+    for script in ("dockerd.sh start", "build-kind-node.sh", "build-images.sh"):
+        name, *args = script.split()
+        proc = subprocess.run([str(ROOT / "scripts" / name), *args], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, check=False)
+        if proc.returncode != 0:
+            raise pytest.UsageError(f"scripts/{script} failed before the e2e tests:\n{proc.stderr[-4000:]}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:  # noqa: ARG001 - pytest hook signature
+    if _started_docker[0]:
+        subprocess.run([str(ROOT / "scripts/dockerd.sh"), "stop"], capture_output=True, check=False, timeout=120)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -34,8 +56,6 @@ def kind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kind]:
     kubeconfig = workdir / "kubeconfig"
     down = [str(ROOT / "scripts/kind-down.sh"), "--name", CLUSTER, "--kubeconfig", str(kubeconfig)]
     env = tool_env()
-    docker_was_running = subprocess.run([str(ROOT / "scripts/dockerd.sh"), "status"], env=env,
-                                        capture_output=True, check=False).returncode == 0
     # A cluster left behind by an interrupted run would carry its state into this one.
     subprocess.run(down, env=env, capture_output=True, check=False, timeout=300)
     log = workdir / "kind-up.log"
@@ -53,9 +73,6 @@ def kind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kind]:
         yield cluster
     finally:
         subprocess.run(down, env=env, capture_output=True, check=False, timeout=300)
-        if not docker_was_running:
-            subprocess.run([str(ROOT / "scripts/dockerd.sh"), "stop"], env=env, capture_output=True, check=False,
-                           timeout=120)
 
 
 @pytest.fixture(autouse=True)
