@@ -25,12 +25,16 @@ _started_docker = [False]  # this session started Spindle's dockerd, so it stops
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Build (or load from ~/.cache) the node image and Spindle's images before any e2e test starts, so the
     long first build counts against no test's timeout; a no-op when no e2e test was selected."""
-    if not any(item.get_closest_marker("e2e") for item in session.items):
+    e2e = [item for item in session.items if item.get_closest_marker("e2e")]
+    if not e2e:
         return
+    scripts = ["dockerd.sh start", "build-images.sh"]
+    if any("kind" in getattr(item, "fixturenames", ()) for item in e2e):
+        scripts.insert(1, "build-kind-node.sh")
     env = tool_env()
     status = subprocess.run([str(ROOT / "scripts/dockerd.sh"), "status"], env=env, capture_output=True, check=False)
     _started_docker[0] = status.returncode != 0
-    for script in ("dockerd.sh start", "build-kind-node.sh", "build-images.sh"):
+    for script in scripts:
         name, *args = script.split()
         proc = subprocess.run([str(ROOT / "scripts" / name), *args], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True, check=False)
