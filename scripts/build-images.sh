@@ -60,7 +60,7 @@ wheels_for() {  # <name> <source dirs...>: prints a wheel directory holding <nam
         for s in "$@"; do sources+=("$REPO/$s"); done
         "$PYTHON" -m pip wheel -q --wheel-dir "$dir" "${sources[@]}" pip >&2 || die "pip wheel for $name failed"
         touch "$dir/.complete"
-        find "$CACHE/wheels" -mindepth 1 -maxdepth 1 -name "$name-*" ! -name "$name-$key" -exec rm -rf {} +
+        find "$CACHE/wheels" -mindepth 1 -maxdepth 1 -name "$name-????????????????" ! -name "$name-$key" -exec rm -rf {} +
     fi
     echo "$dir"
 }
