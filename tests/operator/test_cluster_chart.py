@@ -67,7 +67,7 @@ def test_the_default_values_render_a_cluster_the_api_server_and_the_operator_acc
 def test_extra_worker_groups_take_the_default_groups_values_unless_they_set_their_own(kube_api: Any) -> None:
     cluster = render(kube_api, "--set", "additionalWorkerGroups.big.replicas=2",
                      "--set", "additionalWorkerGroups.big.startParams.num-cpus=4",
-                     "--set", "worker.startParams.resources={\"a\": 1}", "--set", "head.startParams.num-cpus=0")
+                     "--set-json", 'worker.startParams={"resources": "{\\"a\\": 1}"}', "--set", "head.startParams.num-cpus=0")
     default, big = cluster["spec"]["workerGroupSpecs"]
     assert big["groupName"] == "big" and big["replicas"] == 2 and big["maxReplicas"] == default["maxReplicas"]
     assert big["startParams"] == {"num-cpus": "4", "resources": '{"a": 1}'}
