@@ -35,6 +35,9 @@ def test_the_image_runs_as_its_non_root_user_with_version_and_commit_labels_and_
     history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
     assert not any("TOKEN" in text for text in [*config.get("Env", []), history])
     assert docker("run", "--rm", image, "id", "-u").stdout.strip() == IMAGES[image].split(":")[0]
+    # The user has a passwd entry: getpass.getuser() (kopf's peering identity, among others) works.
+    named = docker("run", "--rm", image, "python", "-c", "import getpass; print(getpass.getuser())")
+    assert named.stdout.strip() in {"spindle", "spindle-operator"}
 
 
 def test_sigterm_stops_a_blocking_head_in_the_runtime_image_promptly_and_cleanly() -> None:
