@@ -226,6 +226,19 @@ def test_hyperband_pauses_trials_and_resumes_the_best_from_their_checkpoints(tmp
     assert [by_q[q].last_result["training_iteration"] for q in (4, 5, 6, 7, 8)] == [3, 3, 3, 9, 9]
     assert [r["step"] for r in by_q[8].metric_history] == list(range(1, 10))
     assert analysis.get_best_config()["q"] == 8
+    assert analysis.best_config["q"] == 8 and analysis.best_result is not None
+
+
+def test_the_schedulers_metric_and_mode_are_the_analysis_defaults(tmp_path: Path) -> None:
+    from spindle.tune.schedulers import ASHAScheduler
+
+    def objective(config: dict[str, Any]) -> None:
+        for step in range(3):
+            tune.report(score=config["a"] * step)
+
+    analysis = tune.run(objective, config={"a": tune.grid_search([1, 3, 2])}, storage_path=str(tmp_path), verbose=0,
+                        scheduler=ASHAScheduler(metric="score", mode="max", max_t=3, grace_period=3))
+    assert analysis.best_config == {"a": 3} and analysis.best_result["score"] == 6
 
 
 def test_tuner_writes_params_results_and_progress_per_trial(tmp_path: Path) -> None:

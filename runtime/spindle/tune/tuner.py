@@ -76,7 +76,7 @@ def _resources_fn(trainable: Any, resources_per_trial: Any) -> Any:
 
 
 def _execute(trainable: Any, param_space: dict[str, Any], tc: TuneConfig, rc: RunConfig,
-             resources_per_trial: Any = None) -> tuple[list[Trial], str]:
+             resources_per_trial: Any = None) -> tuple[list[Trial], str, str | None, str | None]:
     import spindle
 
     if not callable(trainable):
@@ -106,7 +106,7 @@ def _execute(trainable: Any, param_space: dict[str, Any], tc: TuneConfig, rc: Ru
         tc.num_samples, tc.max_concurrent_trials, rc.failure_config.max_failures, rc.failure_config.fail_fast,
         ck.checkpoint_frequency, bool(ck.checkpoint_at_end), ck.num_to_keep, tc.time_budget_s, reporter,
         tc.trial_dirname_creator)
-    return runner.run(), path
+    return runner.run(), path, metric, mode
 
 
 class Tuner:
@@ -116,8 +116,8 @@ class Tuner:
         self.tune_config, self.run_config = tune_config or TuneConfig(), run_config or RunConfig()
 
     def fit(self) -> ResultGrid:
-        trials, path = _execute(self.trainable, self.param_space, self.tune_config, self.run_config)
-        return ResultGrid(trials, path, self.tune_config.metric, self.tune_config.mode)
+        trials, path, metric, mode = _execute(self.trainable, self.param_space, self.tune_config, self.run_config)
+        return ResultGrid(trials, path, metric, mode)
 
 
 def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None = None, mode: str | None = None,
@@ -141,9 +141,10 @@ def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None =
     rc = RunConfig(name=name, storage_path=storage_path or local_dir, stop=stop, verbose=verbose,
                    failure_config=FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
                    checkpoint_config=ck, progress_reporter=progress_reporter)
-    trials, path = _execute(run_or_experiment, config or {}, tc, rc, resources_per_trial)
+    trials, path, default_metric, default_mode = _execute(run_or_experiment, config or {}, tc, rc,
+                                                          resources_per_trial)
     failed = [t for t in trials if t.status == ERROR]
     if failed and raise_on_failed_trial:
         raise TuneError(f"{len(failed)} trial(s) did not complete: {', '.join(map(str, failed))}; "
                         f"first error:\n{failed[0].error_msg}")
-    return ExperimentAnalysis(trials, path, metric or tc.metric, mode)
+    return ExperimentAnalysis(trials, path, default_metric, default_mode)
