@@ -69,6 +69,13 @@ def run_spindle(runs: int) -> dict[str, Any]:
 
 
 def run_ray(runs: int) -> dict[str, Any]:
+    import secrets
+
+    # Ray >= 2.5x's dashboard refuses requests without a token: use its token mode (as Spindle always does),
+    # set before Ray is imported (it reads the mode at import)
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
+    # `python` in the entrypoint must be this venv's (Spindle's head puts its own interpreter first itself)
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     import ray
     from ray.job_submission import JobSubmissionClient
 
