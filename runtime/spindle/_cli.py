@@ -142,7 +142,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"Cluster at {address}: {len(alive)} node(s) alive, {len(nodes) - len(alive)} dead")
     for n in nodes:
         state = "alive" if n["Alive"] else "dead"
-        print(f"  {n['NodeID'][:8]}  {n['NodeManagerAddress']:<15} {state:<5}  {n['Resources']}")
+        why = f"  ({n['DeathReason']})" if n.get("DeathReason") else ""
+        print(f"  {n['NodeID'][:8]}  {n['NodeManagerAddress']:<15} {state:<5}  {n['Resources']}{why}")
     print("Resources (used / total):")
     for k in sorted(total):
         used, whole = total[k] - avail.get(k, 0.0), total[k]

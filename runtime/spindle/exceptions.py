@@ -76,6 +76,10 @@ class WorkerCrashedError(SpindleError):
     """The worker process running the task died before it finished."""
 
 
+class NodeDiedError(SpindleError):
+    """The node is dead or unreachable, and no live node could take over the work."""
+
+
 class TaskCancelledError(SpindleError):
     """The task was cancelled with `cancel()`."""
 
@@ -150,6 +154,7 @@ __all__ = [
     "ActorUnschedulableError",
     "CrossLanguageError",
     "GetTimeoutError",
+    "NodeDiedError",
     "ObjectLostError",
     "ObjectStoreFullError",
     "OwnerDiedError",

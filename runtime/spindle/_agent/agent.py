@@ -26,6 +26,7 @@ from spindle import _ids, _store
 from spindle._agent import live_actors
 from spindle._agent.object_store import ObjectStore, OwnerProbe, StoreFullError, store_capacity
 from spindle._agent.worker_pool import WorkerPool, WorkerRecord
+from spindle._membership import HEARTBEAT_S
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
 from spindle._rpc.transfer import add_agent_servicer, fetch_stream
@@ -33,7 +34,6 @@ from spindle._scheduling import NodeView, Placer, Strategy, add, fits, subtract
 
 log = logging.getLogger("spindle.agent")
 
-HEARTBEAT_S = 0.2
 LEASE_CONFIRM_S = 5.0
 CHUNK = 4 * 1024 * 1024
 
@@ -135,8 +135,11 @@ class Agent:
                                               metadata=self.channels.metadata, timeout=5)
                 nodes = [NodeView(n.node_id, n.address, dict(n.total.amounts), dict(n.available.amounts), n.alive)
                          for n in view.nodes]
-                if not any(n.node_id == self.node_id for n in nodes):
+                me = next((n for n in view.nodes if n.node_id == self.node_id), None)
+                if me is None:
                     self._register()  # the head restarted or forgot us
+                elif not me.alive:
+                    self._declared_dead(me.death_reason)
                 with self.cond:
                     self.view = nodes
                 failures = 0
@@ -146,6 +149,20 @@ class Agent:
                 if failures == 50:
                     log.warning("the head at %s is not answering heartbeats", self.head_address)
             time.sleep(HEARTBEAT_S)
+
+    def _declared_dead(self, reason: str) -> None:
+        """The head gave us up (we were silent too long) and restarted our actors elsewhere.
+
+        Our actor workers are now duplicates: stop them (as Ray's raylet does when the GCS marks its node
+        dead), then join again as a live node. Leased workers keep running: their holders still see them.
+        """
+        log.error("the head marked this node dead (%s): stopping its actors and registering again", reason)
+        self.kill_all_actor_workers()
+        assert self.pool is not None
+        deadline = time.monotonic() + 5.0  # reaped before we register, so we do not report them as live
+        while any(w.actor_id for w in list(self.pool.by_id.values())) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._register()
 
     def shutdown(self) -> None:
         self.stopping = True
@@ -324,6 +341,13 @@ class Agent:
             with self.cond:
                 add(self.available, placement)
                 self.cond.notify_all()
+
+    def kill_all_actor_workers(self) -> None:
+        assert self.pool is not None
+        for w in list(self.pool.by_id.values()):
+            if w.actor_id:
+                w.intended_exit = True
+                self.pool.kill(w)
 
     def kill_actor_worker(self, actor_id: bytes) -> None:
         assert self.pool is not None

@@ -51,6 +51,9 @@ class Conn:
     out: Any = None
     death: pb.ObjectValue | None = None
     seq: int = 0
+    node_id: str = ""  # where the stream goes (the actor's node at connect time)
+    call: Any = None
+    doomed: list[ActorCall] = field(default_factory=list)  # died in flight, no retries: fail once we know why
 
 
 class ActorClient:
@@ -154,6 +157,8 @@ class ActorClient:
                 # still the incarnation whose stream just broke: the head has not heard of its death
                 # yet (the agent reports it asynchronously); connecting to it again would lose calls
                 continue
+            if info.incarnation >= conn.incarnation:  # it restarted: the calls lost in flight are known dead
+                self._fail_doomed(conn, info, restarted=True)
             if self._serve(conn, info):
                 delay = 0.02
             else:
@@ -171,10 +176,13 @@ class ActorClient:
             conn.out = out
             conn.state = "ALIVE"
             conn.incarnation = info.incarnation
+            conn.node_id, conn.call = info.node_id, call
         self._flush(conn)
         got_any = False
         try:
             for batch in call:
+                if not got_any and conn.doomed:  # the same incarnation answers: it was the connection that broke
+                    self._fail_doomed(conn, info, restarted=False)
                 got_any = True
                 if batch.logs:
                     self.cw.emit_log(batch.logs)
@@ -200,22 +208,43 @@ class ActorClient:
                     failed.append(c)
             conn.inflight.clear()
             conn.queue.extendleft(reversed(retry))
-        err = self.cw.error_value(b"", ActorDiedError(
-            "The actor died while running this call (its process exited); set max_task_retries to retry."))
-        for c in failed:
+            conn.doomed.extend(failed)  # failed by _connect_loop once the head says what happened
+
+    def _fail_doomed(self, conn: Conn, info: pb.ActorInfo, restarted: bool) -> None:
+        """Fail the calls that died in flight, with the head's verdict on the actor (restarted or dead)."""
+        with self.lock:
+            doomed, conn.doomed = conn.doomed, []
+        if not doomed:
+            return
+        if info.state == "DEAD":
+            err = self._death_value(info)
+        elif restarted:
+            err = self.cw.error_value(b"", ActorDiedError(
+                f"The actor died while running this call and has restarted (restart {info.num_restarts}); set "
+                "max_task_retries to retry such calls."))
+        else:
+            err = self.cw.error_value(b"", ActorDiedError(
+                "The connection to the actor broke while it ran this call, so its outcome is unknown; set "
+                "max_task_retries to retry such calls."))
+        for c in doomed:
             self._complete_error(c, err)
 
-    def _mark_dead(self, conn: Conn, info: pb.ActorInfo) -> None:
+    def _death_value(self, info: pb.ActorInfo) -> pb.ObjectValue:
         if info.death_cause:
             cause = cloudpickle.loads(info.death_cause)
             exc = ActorDiedError(f"The actor died because of an error raised in its creation task: {cause}", cause)
         else:
             exc = ActorDiedError(info.death_text or "The actor is dead.")
+        return self.cw.error_value(b"", exc)
+
+    def _mark_dead(self, conn: Conn, info: pb.ActorInfo) -> None:
+        death = self._death_value(info)
         with self.lock:
             conn.state = "DEAD"
-            conn.death = self.cw.error_value(b"", exc)
-            pending = list(conn.inflight.values())
+            conn.death = death
+            pending = list(conn.inflight.values()) + conn.doomed
             conn.inflight.clear()
+            conn.doomed = []
         for c in pending:
             self._complete_error(c, conn.death)
         self._flush(conn)
@@ -240,6 +269,17 @@ class ActorClient:
             ov.CopyFrom(err)
             ov.object_id = rid
             self.cw.store.put(rid, ov)
+
+    def has_streams(self) -> bool:
+        return any(c.call is not None and c.state == "ALIVE" for c in list(self.conns.values()))
+
+    def nodes_died(self, node_ids: set[str]) -> None:
+        """The head declared these nodes dead: break the streams to actors there (the head says what's next)."""
+        with self.lock:
+            calls = [c.call for c in self.conns.values()
+                     if c.call is not None and c.state == "ALIVE" and c.node_id in node_ids]
+        for call in calls:
+            call.cancel()
 
     def shutdown(self) -> None:
         self.closed = True

@@ -67,12 +67,18 @@ class CoreWorker:
         self.server.start()
         self.address = f"{ip}:{port}"
         from spindle._core.actor_client import ActorClient
+        from spindle._core.failover import Failover
         from spindle._core.submitter import TaskSubmitter
 
+        self.failover = Failover(self)
         self.submitter = TaskSubmitter(self)
         self.actors = ActorClient(self)
         self.closed = False
         threading.Thread(target=self._free_loop, daemon=True, name="spindle-free").start()
+        if mode == "driver":
+            from spindle._core.node_watch import NodeWatch
+
+            self.node_watch = NodeWatch(self)
         set_counter(self)
         if os.environ.get("SPINDLE_DEBUG"):
             signal.signal(signal.SIGUSR1, lambda *_: sys.stderr.write(
@@ -98,6 +104,7 @@ class CoreWorker:
 
     def _free(self, oid: bytes) -> None:
         value = self.store.delete(oid)
+        self.submitter.lineage.forget(oid)
         owned = oid in self.owned
         self.owned.discard(oid)
         if owned and value is not None and value.in_store:
@@ -128,15 +135,21 @@ class CoreWorker:
     def to_object_value(self, oid: bytes, value: Any, owner: str = "") -> pb.ObjectValue:
         """``value`` as it travels; a large one is written to the store for ``owner`` (default: this process)."""
         ser = serialize(value)
-        if ser.size <= INLINE_MAX or not self.node_id:
-            return pb.ObjectValue(object_id=oid, inline=ser.to_bytes())
-        try:
-            size = self.shm.write(oid, ser, owner or self.address)
-        except AgentUnreachable as e:  # keep it here, as a driver without a node does; readers ask us for it
-            log.warning("%s: keeping object %s (%d bytes) in this process", e, oid.hex(), ser.size)
-            return pb.ObjectValue(object_id=oid, inline=ser.to_bytes())
-        loc = pb.ObjectLocation(node_id=self.node_id, agent_address=self.agent_address, size=size)
-        return pb.ObjectValue(object_id=oid, location=loc, in_store=True)
+        while True:
+            if ser.size <= INLINE_MAX or not self.node_id:
+                return pb.ObjectValue(object_id=oid, inline=ser.to_bytes())
+            agent, node_id = self.agent_address, self.node_id
+            try:
+                size = self.shm.write(oid, ser, owner or self.address)
+            except AgentUnreachable as e:
+                self.agent_unreachable(agent)  # a driver whose node died moves to a live one and writes there
+                if self.agent_address != agent:
+                    continue
+                # no live node: keep it here, as a driver without a node does; readers ask us for it
+                log.warning("%s: keeping object %s (%d bytes) in this process", e, oid.hex(), ser.size)
+                return pb.ObjectValue(object_id=oid, inline=ser.to_bytes())
+            loc = pb.ObjectLocation(node_id=node_id, agent_address=agent, size=size)
+            return pb.ObjectValue(object_id=oid, location=loc, in_store=True)
 
     @staticmethod
     def error_value(oid: bytes, err: BaseException) -> pb.ObjectValue:
@@ -163,8 +176,17 @@ class CoreWorker:
         if loc.node_id == self.node_id and self.node_id:
             return self.shm.map(ov.object_id)
         if self.node_id:
-            reply = self.agent().PullObject(pb.PullRequest(object_id=ov.object_id, location=loc),
-                                            metadata=self.md, timeout=600)
+            agent = self.agent_address
+            try:
+                reply = self.agent(agent).PullObject(pb.PullRequest(object_id=ov.object_id, location=loc),
+                                                     metadata=self.md, timeout=600)
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or self.mode != "driver":
+                    raise ObjectLostError(ov.object_id.hex(), f"this node's agent failed ({e.code().name})") from None
+                self.agent_unreachable(agent)  # our node died: fetch through a live one
+                if self.agent_address == agent:
+                    raise ObjectLostError(ov.object_id.hex(), f"this node's agent at {agent} is gone") from None
+                return self._map(ov)
             if reply.store_full:
                 raise ObjectStoreFullError(reply.message)
             if not reply.ok:
@@ -224,17 +246,14 @@ class CoreWorker:
                 self.set_blocked(False)
 
     def agent_unreachable(self, address: str) -> None:
-        """A driver with no node of its own talks to some node's agent; if that node died, pick a live one."""
-        if self.node_id or address != self.agent_address:
-            return  # a node's own agent: when it is gone, this process is going too
-        try:
-            view = self.head().GetClusterView(pb.Empty(), metadata=self.md, timeout=10)
-        except grpc.RpcError:
-            return
-        alive = [n.address for n in view.nodes if n.alive and n.address != address]
-        if alive:
-            log.info("node agent %s is unreachable; using %s", address, alive[0])
-            self.agent_address = alive[0]
+        """The agent at ``address`` is gone: a driver moves to a live node (see ``failover``)."""
+        self.failover.unreachable(address)
+
+    def switch_node(self, agent_address: str, node_id: str) -> None:
+        """Use another node's agent; ``node_id`` empty: no store of our own (values are streamed)."""
+        self.agent_address, self.node_id = agent_address, node_id
+        old, self.shm = self.shm, StoreClient(self)
+        old.close()
 
     def lease_started(self, lease_id: bytes) -> None:
         try:
@@ -242,10 +261,15 @@ class CoreWorker:
         except grpc.RpcError:
             pass
 
-    def holder_gone(self, lease_id: bytes) -> None:
-        """Our lease holder closed its stream (returned the lease, or died): make sure the lease is back."""
+    def holder_gone(self, lease_id: bytes, busy: bool = False) -> None:
+        """Our lease holder closed its stream (returned the lease, or died): make sure the lease is back.
+
+        ``busy``: a task of that holder still runs here, so this worker must not be lent out again: the
+        agent kills it (and so the task, whose result nobody can receive any more).
+        """
         try:
-            self.agent().ReturnLease(pb.ReturnLeaseRequest(lease_id=lease_id), metadata=self.md, timeout=10)
+            self.agent().ReturnLease(pb.ReturnLeaseRequest(lease_id=lease_id, kill_worker=busy), metadata=self.md,
+                                     timeout=10)
         except grpc.RpcError:
             pass
 
@@ -263,11 +287,26 @@ class CoreWorker:
                                   f"{len(refs)} objects not ready")
         out = []
         for r in refs:
-            ov = self.store.get(r.binary())
-            if ov is None:  # freed between wait and here: cannot happen while the ref is alive
-                raise ObjectLostError(r.hex())
-            out.append(self.materialize(ov))
+            out.append(self._value(r, timeout))
         return out
+
+    def _value(self, ref: ObjectRef, timeout: float | None) -> Any:
+        oid = ref.binary()
+        while True:
+            ov = self.store.get(oid)
+            if ov is None:  # being reconstructed
+                if not self.store.wait([oid], 1, timeout):
+                    raise GetTimeoutError(f"get() timed out after {timeout}s while object {ref.hex()} was being "
+                                          "reconstructed")
+                continue
+            try:
+                return self.materialize(ov)
+            except ObjectLostError as e:
+                if oid not in self.owned or not ov.in_store:
+                    raise
+                why_not = self.submitter.reconstruct(oid)
+                if why_not:
+                    raise ObjectLostError(oid.hex(), f"{e.reason}; it cannot be reconstructed: {why_not}") from None
 
     def get_one(self, ref: ObjectRef, timeout: float | None) -> Any:
         return self.get([ref], timeout)[0]

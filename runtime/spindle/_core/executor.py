@@ -32,7 +32,7 @@ import cloudpickle
 from spindle import _dispatch
 from spindle._proto import pb
 from spindle._serialization import deserialize, pickle_error
-from spindle.exceptions import ActorDiedError, ObjectStoreFullError, RayTaskError, TaskCancelledError
+from spindle.exceptions import ActorDiedError, ObjectLostError, ObjectStoreFullError, RayTaskError, TaskCancelledError
 
 if TYPE_CHECKING:
     from spindle._core.core_worker import CoreWorker
@@ -47,6 +47,7 @@ class Sink:
 
     def __init__(self) -> None:
         self.q: queue.SimpleQueue[pb.TaskResult | pb.LogLine | None] = queue.SimpleQueue()
+        self.closed = False  # the caller is gone: its queued tasks are dropped
 
     def batches(self) -> Iterator[pb.ResultBatch]:
         while True:
@@ -82,6 +83,7 @@ class Executor:
         self.ctx = TaskContext()
         self.main_ident = threading.get_ident()
         self.running: dict[bytes, int] = {}  # task id -> thread ident
+        self.running_sinks: dict[bytes, Sink] = {}  # task id -> the stream it came from
         self.lock = threading.Condition()
         self.pending: dict[bytes, Sink] = {}  # tasks queued here that have not started (not actor calls)
         self.skip: set[bytes] = set()  # queued tasks already answered (handed back or cancelled)
@@ -121,9 +123,12 @@ class Executor:
             except Exception:
                 pass
             finally:
+                sink.closed = True
                 sink.q.put(None)
                 if lease_id:
-                    self.cw.holder_gone(lease_id)
+                    # a holder that left (or died) while its task runs: this worker is not free, the agent
+                    # kills it rather than lend it out busy (as Ray's raylet does when a lease's owner dies)
+                    self.cw.holder_gone(lease_id, busy=self._busy_for(sink))
 
         threading.Thread(target=reader, daemon=True, name="spindle-push").start()
         return sink.batches()
@@ -248,14 +253,21 @@ class Executor:
                 pos.append(v)
         return pos, kw
 
+    def _busy_for(self, sink: Sink) -> bool:
+        with self.lock:
+            return any(s is sink for s in self.running_sinks.values())
+
     def _begin(self, spec: pb.TaskSpec, sink: Sink) -> bool:
         with self.lock:
             if spec.task_id in self.skip:
                 self.skip.discard(spec.task_id)
                 return False
             self.pending.pop(spec.task_id, None)
+            if sink.closed and not spec.actor_id:
+                return False  # nobody is waiting for this result any more
             ident = threading.get_ident()
             self.running[spec.task_id] = ident
+            self.running_sinks[spec.task_id] = sink
             if ident == self.main_ident:
                 self.current_started = time.monotonic()
         self.ctx.task_id, self.ctx.sink = spec.task_id, sink
@@ -266,6 +278,7 @@ class Executor:
     def _end(self, spec: pb.TaskSpec) -> None:
         with self.lock:
             self.running.pop(spec.task_id, None)
+            self.running_sinks.pop(spec.task_id, None)
             self.cancelling.discard(spec.task_id)
             if threading.get_ident() == self.main_ident:
                 self.current_started = 0.0
@@ -289,6 +302,10 @@ class Executor:
                 result = self._error_result(spec, e, start)
         except ActorExit:
             result = self._exit_result(spec)
+        except ObjectLostError as e:  # an argument's value died with its node: its owner may rebuild it
+            result = self._error_result(spec, e, start)
+            if e.object_id_hex and any(a.value.object_id.hex() == e.object_id_hex for a in spec.args):
+                result.lost_object_ids.append(bytes.fromhex(e.object_id_hex))
         except BaseException as e:  # noqa: BLE001 - any user error is reported, never kills the worker
             result = self._error_result(spec, e, start)
         finally:

@@ -25,11 +25,13 @@ import grpc
 
 from spindle import _dispatch, _ids
 from spindle._core import args as _args
+from spindle._core.failover import NO_NODE_TIMEOUT_S
+from spindle._core.lineage import Lineage
 from spindle._core.task_records import KeyQueue, Lease, Task, cancelled_error, load_error, resources_of, strategy_of
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import batched
 from spindle._scheduling import task_should_retry
-from spindle.exceptions import WorkerCrashedError
+from spindle.exceptions import NodeDiedError, WorkerCrashedError
 
 if TYPE_CHECKING:
     from spindle._core.core_worker import CoreWorker
@@ -47,6 +49,7 @@ class TaskSubmitter:
         self.queues: dict[tuple[Any, ...], KeyQueue] = {}
         self.by_return: dict[bytes, Task] = {}
         self.children: dict[bytes, list[bytes]] = {}  # running task id -> first return id of each child
+        self.lineage = Lineage()
         self.estimates: dict[bytes, float] = {}  # function id -> expected run time (seconds)
         self.delayed: list[tuple[float, int, Task]] = []  # retries waiting out their backoff (heap)
         self._seq = itertools.count()
@@ -150,18 +153,30 @@ class TaskSubmitter:
                 with self.lock:
                     if not q.tasks:
                         return
+                if not address:  # no live node known: look for one, give up after a while
+                    cw.agent_unreachable("")
+                    address = cw.agent_address
+                    if not address:
+                        if self._no_node(q):
+                            return
+                        time.sleep(delay)
+                        delay = min(delay * 2, 1.0)
+                        continue
                 req = pb.LeaseRequest(resources=pb.Resources(amounts=q.resources), strategy=q.strategy,
                                       job_id=cw.job_id, grant_or_reject=spilled, timeout_s=1.0)
                 try:
                     reply = cw.agent(address).RequestLease(req, metadata=cw.md, timeout=30)
                 except grpc.RpcError as e:
                     log.debug("lease request to %s failed: %s", address, e.code())
-                    if address == cw.agent_address:
+                    if e.code() == grpc.StatusCode.UNAVAILABLE:
                         cw.agent_unreachable(address)
+                    if self._no_node(q):
+                        return
                     address, spilled = cw.agent_address, False
                     time.sleep(delay)
                     delay = min(delay * 2, 1.0)
                     continue
+                cw.failover.ok()
                 if reply.status == "GRANTED":
                     self._granted(q, reply, address)
                     return
@@ -179,16 +194,43 @@ class TaskSubmitter:
             with self.lock:
                 q.requesting -= 1
 
+    def _no_node(self, q: KeyQueue) -> bool:
+        """Fail the queue's waiting tasks once no node has been left for too long; True if it did."""
+        fo = self.cw.failover
+        if fo.lost_for() <= NO_NODE_TIMEOUT_S:
+            return False
+        with self.lock:
+            doomed = list(q.tasks)
+            q.tasks.clear()
+        err = NodeDiedError(fo.error_text())
+        for t in doomed:
+            self._finish_error_exc(t, err)
+        return True
+
     def _granted(self, q: KeyQueue, reply: pb.LeaseReply, agent_address: str) -> None:
         lease = Lease(reply.lease_id, reply.worker_address, agent_address, q.key)
         stub = rpc.CoreWorkerStub(self.cw.channels.get(reply.worker_address))
         call = stub.PushTasks(batched(lease.out),
                               metadata=(*self.cw.md, ("x-spindle-lease", reply.lease_id.hex())))
+        lease.call = call
         threading.Thread(target=self._read, args=(q, lease, call), daemon=True, name="spindle-results").start()
         with self.lock:
             lease.idle_since = time.monotonic()
             q.leases.append(lease)
             self._pump(q)
+
+    def has_leases(self) -> bool:
+        return any(q.leases for q in list(self.queues.values()))
+
+    def nodes_died(self, agent_addresses: set[str]) -> None:
+        """The head declared these nodes dead: give up their leases now (their tasks are retried elsewhere)."""
+        with self.lock:
+            doomed = [(q, lease) for q in self.queues.values() for lease in q.leases
+                      if lease.agent_address in agent_addresses]
+        for q, lease in doomed:
+            self._lease_failed(q, lease, f"its node at {lease.agent_address} was declared dead")
+            if lease.call is not None:
+                lease.call.cancel()
 
     # ---------------------------------------------------------------- results
     def _read(self, q: KeyQueue, lease: Lease, call: Any) -> None:
@@ -206,6 +248,8 @@ class TaskSubmitter:
             self._lease_failed(q, lease, "the worker closed the stream")
 
     def _on_results(self, q: KeyQueue, lease: Lease, results: Any) -> None:
+        if any(r.lost_object_ids for r in results):  # arguments lost with their node: rebuild, then run again
+            results = [r for r in results if not (r.lost_object_ids and self._rebuild_args(q, lease, r))]
         errors: dict[bytes, tuple[BaseException | None, bytes]] = {}
         for r in results:  # unpickle user exceptions outside the lock; a class that can't be rebuilt is no crash
             if r.failed and r.app_error:
@@ -256,6 +300,36 @@ class TaskSubmitter:
             else:
                 self._finish(task, list(r.returns))
 
+    def _rebuild_args(self, q: KeyQueue, lease: Lease, r: pb.TaskResult) -> bool:
+        """The worker could not fetch arguments we own (their node died): rebuild them, then send the task again."""
+        with self.lock:
+            task = lease.inflight.get(r.task_id)
+            if task is None or task.cancelled or not all(oid in self.cw.owned for oid in r.lost_object_ids):
+                return False
+        if any(self.reconstruct(oid) for oid in r.lost_object_ids):
+            return False  # some cannot be rebuilt: the task fails with the ObjectLostError it reported
+        with self.lock:
+            lease.inflight.pop(r.task_id, None)
+            if not lease.inflight:
+                lease.idle_since, lease.exclusive = time.monotonic(), False
+            task.lease = None
+            del task.spec.args[:]
+            self._pump(q)
+
+        def ready(err: pb.ObjectValue | None) -> None:
+            if err is not None:
+                self._finish_error(task, err)
+                return
+            task.spec.args.extend(task.prepared.args)
+            with self.lock:
+                if task.cancelled:
+                    return
+                q.tasks.append(task)
+                self._pump(q)
+
+        _args.resolve(self.cw, task.prepared, ready)
+        return True
+
     def _lease_failed(self, q: KeyQueue, lease: Lease, why: str) -> None:
         with self.lock:
             if lease.dead:
@@ -291,6 +365,7 @@ class TaskSubmitter:
 
     def _finish(self, task: Task, returns: list[pb.ObjectValue]) -> None:
         self._forget(task)
+        self.lineage.record(task, any(ov.in_store for ov in returns))
         for ov in returns:
             self.cw.store.put(ov.object_id, ov)
 
@@ -310,6 +385,34 @@ class TaskSubmitter:
             for rid in task.spec.return_ids:
                 self.by_return.pop(rid, None)
         _args.release(self.cw, task.prepared)
+
+    # ---------------------------------------------------------------- reconstruction
+    def reconstruct(self, oid: bytes) -> str:
+        """Run again the task that made ``oid`` (its value died with a node); "" if started, else why not."""
+        task = self.lineage.get(oid)
+        if task is None:
+            return "it has no lineage to recompute it from (values made by put() cannot be reconstructed)"
+        with self.lock:
+            if any(rid in self.by_return for rid in task.spec.return_ids):
+                return ""  # already running again
+            if task.retries_left == 0:
+                return (f"the task {task.spec.name!r} that made it was already re-run {task.reconstructions} "
+                        "time(s) and has no retries left (max_retries)")
+            task.retries_left -= 1 if task.retries_left > 0 else 0
+            task.reconstructions += 1
+            task.lease, task.cancelled = None, False
+            lost = self.cw.store.get(oid)
+            for rid in task.spec.return_ids:
+                self.by_return[rid] = task
+                self.cw.store.delete(rid)
+            q = self.queues[task.key]
+            if lost is not None and lost.in_store:  # leases on the dead node may not have noticed yet
+                for lease in [le for le in q.leases if le.agent_address == lost.location.agent_address]:
+                    self._lease_failed(q, lease, "its node died")
+            q.tasks.append(task)
+            self._pump(q)
+        log.info("reconstructing %s: re-running task %r", oid.hex(), task.spec.name)
+        return ""
 
     # ---------------------------------------------------------------- cancel and leases
     def cancel(self, oid: bytes, force: bool, recursive: bool = True) -> bool:

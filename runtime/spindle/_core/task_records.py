@@ -30,6 +30,7 @@ class Task:
     cancelled: bool = False
     lease: Lease | None = None
     attempts: int = 0  # retries so far (for the backoff)
+    reconstructions: int = 0  # times re-run because its output died with a node
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Lease:
     dead: bool = False
     exclusive: bool = False  # runs a task that must not have others queued behind it
     head_since: float = 0.0  # when the first task in ``inflight`` started (estimated)
+    call: Any = None  # the PushTasks stream, cancelled when the head declares the node dead
 
     @property
     def queued(self) -> int:

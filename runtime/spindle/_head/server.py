@@ -8,18 +8,22 @@ nodes are alive (heartbeats), where each actor lives and whether it restarts, an
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
 from spindle import _ids, _sessions
+from spindle import _membership as membership
 from spindle._head.recovery import Recovery
 from spindle._head.tables import Tables, open_tables
 from spindle._local_cluster import announce, service_setup
@@ -28,8 +32,6 @@ from spindle._rpc.channels import Channels, make_server
 from spindle._scheduling import NodeView, Placer, Strategy, actor_restart_decision, subtract
 
 log = logging.getLogger("spindle.head")
-
-NODE_TIMEOUT_S = float(os.environ.get("SPINDLE_NODE_TIMEOUT_S", "10"))
 
 
 def res_dict(r: pb.Resources) -> dict[str, float]:
@@ -92,12 +94,14 @@ class HeadState:
         self._job_counter = 0
         self.recovery = Recovery(self, tables or open_tables(None))
         self.recovery.load()
+        self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="node-probe")
 
     # ---------------------------------------------------------------- nodes
     def register_node(self, info: pb.NodeInfo, actors: list[pb.LiveActor] | None = None,
                       rejoining: bool = False) -> None:
         with self.lock:
             info.alive = True
+            info.death_reason = ""
             view = NodeView(info.node_id, info.address, res_dict(info.total), res_dict(info.available))
             self.nodes[info.node_id] = NodeRecord(info, view)
             stale = self.recovery.adopt(info.node_id, actors or [], rejoining)
@@ -123,21 +127,42 @@ class HeadState:
             n.alive = rec.view.alive
         return out
 
-    def check_nodes(self) -> None:
+    def check_nodes(self, timing: membership.Timing = membership.Timing()) -> None:
+        """Mark nodes dead (see ``membership``) and restart or fail the actors they hosted."""
         now = time.monotonic()
-        dead: list[str] = []
+        dead: list[tuple[str, str]] = []
+        probes: list[tuple[str, str, float]] = []
         with self.lock:
             for nid, rec in self.nodes.items():
-                if rec.view.alive and now - rec.last_seen > NODE_TIMEOUT_S:
-                    rec.view.alive = False
-                    rec.info.alive = False
-                    dead.append(nid)
-        for nid in dead:
-            log.warning("node %s missed heartbeats for %.0fs: marking it dead", nid[:8], NODE_TIMEOUT_S)
-            with self.lock:
-                victims = [a for a in self.actors.values() if a.node_id == nid and a.state == "ALIVE"]
-            for a in victims:
-                self.actor_exited(a.spec.actor_id, a.incarnation, f"node {nid[:8]} died", intended=False)
+                if not rec.view.alive:
+                    continue
+                silent = now - rec.last_seen
+                v = membership.verdict(silent, timing)
+                if v == "dead":
+                    dead.append((nid, membership.death_reason(silent, refused=False)))
+                elif v == "probe":
+                    probes.append((nid, rec.info.address, silent))
+        refused = list(self._probe_pool.map(_refuses_connections, [address for _, address, _ in probes]))
+        for (nid, _, silent), gone in zip(probes, refused, strict=True):
+            if membership.after_probe(gone) == "dead":
+                dead.append((nid, membership.death_reason(silent, refused=True)))
+        for nid, reason in dead:
+            self.node_died(nid, reason)
+
+    def node_died(self, node_id: str, reason: str) -> None:
+        with self.lock:
+            rec = self.nodes.get(node_id)
+            if rec is None or not rec.view.alive:
+                return
+            rec.view.alive = rec.info.alive = False
+            rec.info.death_reason = reason
+            address = rec.info.address
+            victims = [a for a in self.actors.values() if a.node_id == node_id and a.state == "ALIVE"]
+            self.lock.notify_all()
+        log.warning("node %s at %s is dead: %s", node_id[:8], address, reason)
+        for a in victims:
+            self.actor_exited(a.spec.actor_id, a.incarnation, f"its node {node_id[:8]} at {address} died ({reason})",
+                              intended=False)
 
     # ---------------------------------------------------------------- jobs
     def register_job(self, req: pb.RegisterJobRequest) -> bytes:
@@ -376,6 +401,18 @@ class HeadServicer(rpc.HeadServicer):
         return pb.KvReply(found=v is not None, value=v or b"")
 
 
+def _refuses_connections(address: str, timeout: float = 0.5) -> bool:
+    """True when nothing listens at host:port any more (a dead process on a live machine)."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError as e:
+        return e.errno == errno.ECONNREFUSED
+
+
 def serve(host: str, port: int, token: str, storage: str | None = None) -> tuple[grpc.Server, HeadState, int]:
     state = HeadState(Channels(token), session=_ids.new_id().hex()[:12], tables=open_tables(storage))
     server, bound = make_server(token, host, port, max_workers=64)
@@ -384,9 +421,13 @@ def serve(host: str, port: int, token: str, storage: str | None = None) -> tuple
     state.recovery.start()
 
     def monitor() -> None:
+        interval = max(0.05, min(0.5, membership.NODE_TIMEOUT_S / 8))
         while True:
-            time.sleep(1.0)
-            state.check_nodes()
+            time.sleep(interval)
+            try:
+                state.check_nodes()
+            except Exception:  # the monitor must outlive any one bad check
+                log.exception("node check failed")
 
     threading.Thread(target=monitor, daemon=True, name="node-monitor").start()
     return server, state, bound

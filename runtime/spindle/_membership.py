@@ -1,0 +1,48 @@
+"""Deciding when a node agent is dead: a pure policy over heartbeat ages, unit-tested on plain data.
+
+Agents heartbeat every ``SPINDLE_HEARTBEAT_S``. A node whose heartbeats stop for
+``SPINDLE_NODE_TIMEOUT_S`` is dead (that bounds detection when a whole machine vanishes). Most
+deaths on Kubernetes are processes that exit (OOM kill, eviction, rollout) while the machine's
+network stays up: those are found sooner, because a node that has been silent for a few
+heartbeats (``suspect_after``) is probed with a TCP connect, and a refused connection means no
+agent listens there any more. A slow but live agent still accepts connections, so a busy node is
+never declared dead before the full timeout.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+HEARTBEAT_S = float(os.environ.get("SPINDLE_HEARTBEAT_S", "0.2"))
+NODE_TIMEOUT_S = float(os.environ.get("SPINDLE_NODE_TIMEOUT_S", "4"))
+SUSPECT_AFTER_S = float(os.environ.get("SPINDLE_NODE_SUSPECT_S", str(max(1.0, 5 * HEARTBEAT_S))))
+
+Verdict = Literal["alive", "probe", "dead"]
+
+
+@dataclass(frozen=True)
+class Timing:
+    timeout_s: float = NODE_TIMEOUT_S
+    suspect_after_s: float = SUSPECT_AFTER_S
+
+
+def verdict(silent_s: float, timing: Timing = Timing()) -> Verdict:
+    """What to do about a node that has not heartbeated for ``silent_s`` seconds."""
+    if silent_s > timing.timeout_s:
+        return "dead"
+    if silent_s > min(timing.suspect_after_s, timing.timeout_s):
+        return "probe"
+    return "alive"
+
+
+def after_probe(refused: bool) -> Verdict:
+    """A refused connection means no agent listens there: dead. Anything else: wait for the timeout."""
+    return "dead" if refused else "alive"
+
+
+def death_reason(silent_s: float, refused: bool) -> str:
+    if refused:
+        return f"its agent stopped heartbeating {silent_s:.1f} s ago and refuses connections (the process exited)"
+    return f"it missed heartbeats for {silent_s:.1f} s"

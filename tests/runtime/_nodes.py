@@ -1,0 +1,112 @@
+"""A real cluster whose nodes a test can kill: an embedded ``init()`` plus extra node agents on loopback.
+
+Each extra agent runs in its own process group, so killing the group takes its workers with it
+(a pod's whole process tree dying). The driver's own node can be killed too (agent and workers).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+import spindle
+from spindle import _ids
+from spindle._core import api
+from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+
+@spindle.remote(num_cpus=0)
+def _node_of() -> str:
+    return str(spindle.get_runtime_context().get_node_id())
+
+
+def wait_until(pred: Any, timeout: float = 30.0, what: str = "condition") -> float:
+    """Poll ``pred`` with backoff; return the seconds it took, fail the test after ``timeout``."""
+    start = time.monotonic()
+    delay = 0.02
+    while not pred():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+    return time.monotonic() - start
+
+
+@dataclass
+class Node:
+    node_id: str
+    proc: subprocess.Popen[bytes] | None  # None: the driver's own node (its agent is in api's local cluster)
+
+
+def _kill_tree(pid: int) -> None:
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+class Cluster:
+    def __init__(self, num_cpus: float = 1, **init_kwargs: Any):
+        spindle.init(num_cpus=num_cpus, **init_kwargs)
+        self.local = api._state["local"]
+        self.nodes: list[Node] = [Node(self.local.node_id, None)]
+
+    @property
+    def head_address(self) -> str:
+        return str(self.local.head_address)
+
+    def add_node(self, num_cpus: float = 1, resources: dict[str, float] | None = None) -> Node:
+        node_id = _ids.new_id().hex()
+        argv = [sys.executable, "-m", "spindle._agent", "--head", self.head_address, "--node-id", node_id,
+                "--num-cpus", str(num_cpus), "--node-ip", "127.0.0.1"]
+        if resources:
+            import json
+
+            argv += ["--resources", json.dumps(resources)]
+        env = {**os.environ, "SPINDLE_TOKEN": self.local.token}
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        node = Node(node_id, proc)
+        self.nodes.append(node)
+        wait_until(lambda: self.alive(node_id), 60, f"node {node_id[:8]} to join")
+        # agents learn of a new node on their next heartbeat: until then soft affinity to it runs elsewhere
+        wait_until(lambda: spindle.get(_node_of.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node_id=node_id, soft=True)).remote(), timeout=60) == node_id, 60, f"work to be placed on {node_id[:8]}")
+        return node
+
+    def alive(self, node_id: str) -> bool:
+        return any(n["NodeID"] == node_id and n["Alive"] for n in spindle.nodes())
+
+    def kill(self, node: Node) -> float:
+        """Kill the node's agent and every worker of it (SIGKILL); return the monotonic time of the kill."""
+        if node.proc is None:
+            _kill_tree(self.local.procs[-1].pid)
+        else:
+            _kill_tree(node.proc.pid)
+            node.proc.wait()
+        return time.monotonic()
+
+    def wait_dead(self, node: Node, timeout: float = 30.0) -> float:
+        return wait_until(lambda: not self.alive(node.node_id), timeout, f"node {node.node_id[:8]} marked dead")
+
+    def close(self) -> None:
+        for n in self.nodes:
+            if n.proc is not None and n.proc.poll() is None:
+                try:
+                    os.killpg(n.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                n.proc.wait()
+        spindle.shutdown()

@@ -1,0 +1,79 @@
+"""A node cut off from the network (its processes alive, its connections silent), in network namespaces.
+
+Unlike a killed process, a vanished machine closes no connection: only the head's heartbeat
+timeout notices it. The driver (root namespace, no node of its own) must then move the node's
+task and actor elsewhere on the head's word, not wait for TCP keepalive.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import spindle
+from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tests.runtime._nodes import wait_until
+
+TOKEN = "node-loss-multinode-token"
+
+
+def _start(host: Any, args: list[str], tmp: Path) -> Any:
+    env = {**os.environ, "SPINDLE_TOKEN": TOKEN, "SPINDLE_TEMP_DIR": str(tmp / host.name)}
+    env.pop("SPINDLE_ADDRESS", None)
+    return host.popen([sys.executable, "-m", "spindle._cli", "start", *args, "--node-ip", host.ip, "--block"],
+                      env=env, stdout=open(tmp / f"{host.name}.out", "w"), stderr=open(tmp / f"{host.name}.err", "w"))
+
+
+@pytest.fixture
+def three_hosts(netns_hosts: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    head, a, b = netns_hosts(3)
+    _start(head, ["--head", "--port", "6380", "--num-cpus", "0"], tmp_path)
+    address = f"{head.ip}:6380"
+    _start(a, ["--address", address, "--num-cpus", "1"], tmp_path)
+    _start(b, ["--address", address, "--num-cpus", "1"], tmp_path)
+    os.environ["SPINDLE_TOKEN"] = TOKEN
+    try:
+        spindle.init(address=address)
+        wait_until(lambda: len([n for n in spindle.nodes() if n["Alive"]]) == 3, 60, "three live nodes")
+        nodes = {n["NodeManagerAddress"]: n["NodeID"] for n in spindle.nodes()}
+        yield {"a": nodes[a.ip], "b": nodes[b.ip], "b_host": b}
+    finally:
+        spindle.shutdown()
+        os.environ.pop("SPINDLE_TOKEN", None)
+
+
+@spindle.remote(max_retries=2)
+def flagged(flag: str, delay: float) -> str:
+    Path(flag).write_text("started")
+    time.sleep(delay)
+    return spindle.get_runtime_context().get_node_id()
+
+
+@spindle.remote(max_restarts=1, max_task_retries=1)
+class Where:
+    def node(self) -> str:
+        return spindle.get_runtime_context().get_node_id()
+
+
+def test_work_on_a_node_cut_off_from_the_network_moves_to_a_live_node(three_hosts: dict[str, Any],
+                                                                     tmp_path: Path) -> None:
+    b = three_hosts["b"]
+    soft_b = NodeAffinitySchedulingStrategy(node_id=b, soft=True)
+    actor = Where.options(scheduling_strategy=soft_b).remote()
+    assert spindle.get(actor.node.remote(), timeout=60) == b
+    flag = tmp_path / "flag"
+    wait_until(lambda: spindle.get(flagged.options(scheduling_strategy=soft_b).remote(str(flag), 0), timeout=60) == b,
+               60, "a task to be placed on b")
+    flag.unlink()
+    ref = flagged.options(scheduling_strategy=soft_b).remote(str(flag), 5.0)
+    wait_until(flag.exists, 60, "the task to start on b")
+    three_hosts["b_host"].run(["ip", "link", "set", "eth0", "down"], check=True)  # b vanishes from the network
+    wait_until(lambda: any(n["NodeID"] == b and not n["Alive"] for n in spindle.nodes()), 60, "b declared dead")
+    assert spindle.get(ref, timeout=120) == three_hosts["a"]
+    assert spindle.get(actor.node.remote(), timeout=120) == three_hosts["a"]
