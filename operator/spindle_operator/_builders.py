@@ -159,6 +159,9 @@ def _agent_env(cluster: Mapping[str, Any], settings: OperatorSettings) -> list[O
     ]
 
 
+SHM_VOLUME = "spindle-shm"
+
+
 def build_pod(
     cluster: Mapping[str, Any], node_type: str, group_spec: Mapping[str, Any], settings: OperatorSettings
 ) -> Obj:
@@ -196,10 +199,14 @@ def build_pod(
     ports = settings.ports
     if "command" not in main and "args" not in main:
         if node_type == HEAD:
-            main["command"] = [*settings.node.agent_command, "--head", "--port", str(ports.gcs), "--block"]
+            # every address of the pod: the Service reaches the pod IP, `kubectl port-forward` reaches its
+            # loopback; the pod's network namespace is its own and every endpoint checks the token
+            main["command"] = [*settings.node.agent_command, "--head", "--host", "0.0.0.0", "--port", str(ports.gcs),
+                               "--block"]
         else:
             main["command"] = [*settings.node.agent_command, "--address", "$(SPINDLE_ADDRESS)", "--block"]
         main["command"] += flags
+    _mount_shared_memory(spec, main)
     if node_type == HEAD:
         declared = {p.get("containerPort") for p in main.get("ports", [])}
         main["ports"] = list(main.get("ports", [])) + [
@@ -227,6 +234,22 @@ def build_pod(
                 wait["securityContext"] = copy.deepcopy(main["securityContext"])
             spec["initContainers"] = [wait, *inits]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+def _mount_shared_memory(spec: Obj, main: Obj) -> None:
+    """A memory-backed /dev/shm for the object store, unless the template brings its own.
+
+    A container's default /dev/shm is 64 MiB, so without this almost every object would spill to disk;
+    memory-backed emptyDir pages count against the pod's memory limit, which the store's default budget
+    (30% of memory) already follows.
+    """
+    mounts: list[Obj] = main.setdefault("volumeMounts", [])
+    if any(m.get("mountPath") == "/dev/shm" for m in mounts):
+        return
+    volumes: list[Obj] = spec.setdefault("volumes", [])
+    if not any(v.get("name") == SHM_VOLUME for v in volumes):
+        volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}})
+    mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
 
 
 def service_spec(cluster: Mapping[str, Any], settings: OperatorSettings) -> Obj:

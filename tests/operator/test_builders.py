@@ -75,7 +75,7 @@ def test_the_head_pod_runs_the_head_and_declares_its_ports_and_readiness():
     assert pod["metadata"]["generateName"] == "c-head-"
     assert pod["metadata"]["labels"]["spindle.dev/node-type"] == "head"
     main = pod["spec"]["containers"][0]
-    assert main["command"] == ["spindle", "start", "--head", "--port", "6380", "--block"]
+    assert main["command"] == ["spindle", "start", "--head", "--host", "0.0.0.0", "--port", "6380", "--block"]
     assert [(p["name"], p["containerPort"]) for p in main["ports"]] == [
         ("gcs", 6380),
         ("dashboard", 8265),
@@ -185,3 +185,20 @@ def test_cpu_and_gpu_counts_come_from_the_container_resources_unless_start_param
 
 def test_cpu_quantities_parse_like_kubernetes():
     assert [cpu_quantity(q) for q in ("2", "500m", 1.5, "bogus")] == ["2", "0.5", "1.5", None]
+
+
+def test_every_pod_gets_a_memory_backed_dev_shm_for_the_object_store():
+    c = cluster()
+    for node_type, spec in ((HEAD, c["spec"]["headGroupSpec"]), (WORKER, group())):
+        pod = build_pod(c, node_type, spec, SETTINGS)
+        assert pod["spec"]["volumes"] == [{"name": "spindle-shm", "emptyDir": {"medium": "Memory"}}]
+        assert pod["spec"]["containers"][0]["volumeMounts"] == [{"name": "spindle-shm", "mountPath": "/dev/shm"}]
+
+
+def test_a_template_that_mounts_its_own_dev_shm_keeps_it():
+    g = group()
+    g["template"]["spec"]["volumes"] = [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}]
+    g["template"]["spec"]["containers"][0]["volumeMounts"] = [{"name": "shm", "mountPath": "/dev/shm"}]
+    pod = build_pod(cluster(), WORKER, g, SETTINGS)
+    assert [v["name"] for v in pod["spec"]["volumes"]] == ["shm"]
+    assert pod["spec"]["containers"][0]["volumeMounts"] == [{"name": "shm", "mountPath": "/dev/shm"}]
