@@ -50,7 +50,9 @@ def test_a_new_cluster_gets_head_service_secret_and_workers_and_becomes_ready(ad
         assert env["SPINDLE_ADDRESS"].value == f"c-head-svc.{admin.ns}.svc:6380"
         assert env["SPINDLE_TOKEN"].value_from.secret_key_ref.name == "c-spindle-token"
         assert pod.spec.init_containers[0].name == "wait-for-head"
-    assert heads[0].spec.containers[0].command == ["spindle", "start", "--head", "--port", "6380", "--block"]
+    assert heads[0].spec.containers[0].command == [
+        "spindle", "start", "--head", "--host", "0.0.0.0", "--port", "6380", "--block",
+    ]  # fmt: skip
 
     assert state(admin, "Pending")["reason"] == "WaitingForHead"
     admin.make_ready(*heads)
