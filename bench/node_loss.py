@@ -28,12 +28,12 @@ from spindle._core import api
 from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 
-def _until(pred: Callable[[], bool], timeout: float = 60.0) -> None:
+def _until(pred: Callable[[], bool], timeout: float = 60.0, pause: float = 0.01) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached")
-        time.sleep(0.01)
+        time.sleep(pause)
 
 
 def _alive(node_id: str) -> bool:
@@ -58,7 +58,8 @@ def _add_node(procs: list[subprocess.Popen[bytes]]) -> tuple[str, subprocess.Pop
                             start_new_session=True)
     procs.append(proc)
     _until(lambda: _alive(node_id))
-    _until(lambda: spindle.get(_where.options(scheduling_strategy=_soft(node_id)).remote()) == node_id)
+    # probes spaced past the lease idle time, so a lease granted before the node was known is given back
+    _until(lambda: spindle.get(_where.options(scheduling_strategy=_soft(node_id)).remote()) == node_id, pause=0.3)
     return node_id, proc
 
 
@@ -86,7 +87,7 @@ def _big() -> np.ndarray:
     return np.ones(1_000_000)
 
 
-@spindle.remote(max_restarts=1)
+@spindle.remote(max_restarts=1, max_task_retries=1)
 class _Echo:
     def ping(self) -> str:
         return "pong"
