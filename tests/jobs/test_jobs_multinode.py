@@ -3,8 +3,6 @@ its driver runs tasks on both worker nodes and calls an actor, and its working_d
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 import pytest
 
 from spindle.job_submission import JobStatus, JobSubmissionClient
+from tests.netns_harness.spindle_nodes import start_node
 
 TOKEN = "jobs-multinode-token"
 
@@ -49,20 +48,13 @@ class Counter:
 '''
 
 
-def _start(host: Any, args: list[str], tmp: Path) -> Any:
-    env = {**os.environ, "SPINDLE_TOKEN": TOKEN, "SPINDLE_TEMP_DIR": str(tmp / host.name)}
-    env.pop("SPINDLE_ADDRESS", None)
-    return host.popen([sys.executable, "-m", "spindle._cli", "start", *args, "--node-ip", host.ip, "--block"],
-                      env=env, stdout=open(tmp / f"{host.name}.out", "w"), stderr=open(tmp / f"{host.name}.err", "w"))
-
-
 @pytest.fixture(scope="module")
 def cluster(netns_hosts_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("jobs-multinode")
     head, a, b = netns_hosts_module(3)
-    _start(head, ["--head", "--port", "6380", "--num-cpus", "0", "--dashboard-port", "8265"], tmp)
-    _start(a, ["--address", f"{head.ip}:6380", "--num-cpus", "2"], tmp)
-    _start(b, ["--address", f"{head.ip}:6380", "--num-cpus", "2"], tmp)
+    start_node(TOKEN, head, ["--head", "--port", "6380", "--num-cpus", "0", "--dashboard-port", "8265"], tmp)
+    start_node(TOKEN, a, ["--address", f"{head.ip}:6380", "--num-cpus", "2"], tmp)
+    start_node(TOKEN, b, ["--address", f"{head.ip}:6380", "--num-cpus", "2"], tmp)
     yield f"http://{head.ip}:8265"
 
 

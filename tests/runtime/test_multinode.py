@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,25 +19,19 @@ import pytest
 
 import spindle
 from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tests.netns_harness.spindle_nodes import start_node
 
 TOKEN = "multinode-test-token"
-
-
-def _start(host: Any, args: list[str], tmp: Path) -> Any:
-    env = {**os.environ, "SPINDLE_TOKEN": TOKEN, "SPINDLE_TEMP_DIR": str(tmp / host.name)}
-    env.pop("SPINDLE_ADDRESS", None)
-    return host.popen([sys.executable, "-m", "spindle._cli", "start", *args, "--node-ip", host.ip, "--block"],
-                      env=env, stdout=open(tmp / f"{host.name}.out", "w"), stderr=open(tmp / f"{host.name}.err", "w"))
 
 
 @pytest.fixture(scope="module")
 def three_hosts(netns_hosts_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("multinode")
     head, a, b = netns_hosts_module(3)
-    _start(head, ["--head", "--port", "6380", "--num-cpus", "0"], tmp)
+    start_node(TOKEN, head, ["--head", "--port", "6380", "--num-cpus", "0"], tmp)
     address = f"{head.ip}:6380"
-    _start(a, ["--address", address, "--num-cpus", "2"], tmp)
-    _start(b, ["--address", address, "--num-cpus", "2"], tmp)
+    start_node(TOKEN, a, ["--address", address, "--num-cpus", "2"], tmp)
+    start_node(TOKEN, b, ["--address", address, "--num-cpus", "2"], tmp)
     os.environ["SPINDLE_TOKEN"] = TOKEN
     try:
         spindle.init(address=address)

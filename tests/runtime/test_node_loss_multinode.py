@@ -8,7 +8,6 @@ task and actor elsewhere on the head's word, not wait for TCP keepalive.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,25 +17,19 @@ import pytest
 
 import spindle
 from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tests.netns_harness.spindle_nodes import start_node
 from tests.runtime._nodes import wait_until
 
 TOKEN = "node-loss-multinode-token"
 
 
-def _start(host: Any, args: list[str], tmp: Path) -> Any:
-    env = {**os.environ, "SPINDLE_TOKEN": TOKEN, "SPINDLE_TEMP_DIR": str(tmp / host.name)}
-    env.pop("SPINDLE_ADDRESS", None)
-    return host.popen([sys.executable, "-m", "spindle._cli", "start", *args, "--node-ip", host.ip, "--block"],
-                      env=env, stdout=open(tmp / f"{host.name}.out", "w"), stderr=open(tmp / f"{host.name}.err", "w"))
-
-
 @pytest.fixture
 def three_hosts(netns_hosts: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
     head, a, b = netns_hosts(3)
-    _start(head, ["--head", "--port", "6380", "--num-cpus", "0"], tmp_path)
+    start_node(TOKEN, head, ["--head", "--port", "6380", "--num-cpus", "0"], tmp_path)
     address = f"{head.ip}:6380"
-    _start(a, ["--address", address, "--num-cpus", "1"], tmp_path)
-    _start(b, ["--address", address, "--num-cpus", "1"], tmp_path)
+    start_node(TOKEN, a, ["--address", address, "--num-cpus", "1"], tmp_path)
+    start_node(TOKEN, b, ["--address", address, "--num-cpus", "1"], tmp_path)
     os.environ["SPINDLE_TOKEN"] = TOKEN
     try:
         spindle.init(address=address)
