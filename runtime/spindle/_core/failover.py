@@ -51,8 +51,12 @@ class Failover:
         since = self.no_node_since
         return 0.0 if since is None else time.monotonic() - since
 
-    def unreachable(self, address: str) -> None:
-        """The agent at ``address`` (``""``: none yet) is gone; if it is ours, pick a live one (rate-limited)."""
+    def unreachable(self, address: str, *, force: bool = False) -> None:
+        """The agent at ``address`` (``""``: none yet) is gone; if it is ours, pick a live one.
+
+        Rate-limited to one look at the head per RECHECK_S, unless ``force``: a caller about to fail tasks
+        for want of a node looks once more, so a node that joined since the last look is never missed.
+        """
         cw = self.cw
         if cw.mode != "driver" or (address and address != cw.agent_address):
             return
@@ -60,7 +64,7 @@ class Failover:
         with self.lock:
             if address:
                 self._dead[address] = now
-            if (address and address != cw.agent_address) or now - self._checked < RECHECK_S:
+            if (address and address != cw.agent_address) or (now - self._checked < RECHECK_S and not force):
                 return  # another caller switched already, or just looked
             self._checked = now
             try:

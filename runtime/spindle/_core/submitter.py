@@ -199,6 +199,9 @@ class TaskSubmitter:
         fo = self.cw.failover
         if fo.lost_for() <= NO_NODE_TIMEOUT_S:
             return False
+        fo.unreachable(self.cw.agent_address, force=True)  # a node may have joined since the last look
+        if fo.lost_for() <= NO_NODE_TIMEOUT_S:
+            return False
         with self.lock:
             doomed = list(q.tasks)
             q.tasks.clear()
