@@ -152,6 +152,27 @@ def _spec() -> Obj:
     }
 
 
+def conditions_schema() -> Obj:
+    """Kubernetes' standard ``status.conditions`` list (one entry per type), shared by every Spindle CRD."""
+    string = {"type": "string"}
+    return {
+        "type": "array",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+        "items": {
+            "type": "object",
+            "required": ["type", "status"],
+            "properties": {
+                "type": string,
+                "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+                "reason": string,
+                "message": string,
+                "lastTransitionTime": {"type": "string", "format": "date-time"},
+            },
+        },
+    }
+
+
 def _status() -> Obj:
     string = {"type": "string"}
     return {
@@ -167,22 +188,7 @@ def _status() -> Obj:
                 "properties": {k: string for k in ("podName", "podIP", "serviceName", "serviceIP")},
             },
             "endpoints": {"type": "object", "additionalProperties": string},
-            "conditions": {
-                "type": "array",
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-                "items": {
-                    "type": "object",
-                    "required": ["type", "status"],
-                    "properties": {
-                        "type": string,
-                        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-                        "reason": string,
-                        "message": string,
-                        "lastTransitionTime": {"type": "string", "format": "date-time"},
-                    },
-                },
-            },
+            "conditions": conditions_schema(),
         },
     }
 

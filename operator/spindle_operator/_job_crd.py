@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._builders import GROUP, VERSION, Obj
-from ._crd import DNS_LABEL, _pod_template, _spec
+from ._crd import DNS_LABEL, _pod_template, _spec, conditions_schema
 from ._job_builders import JOB_KIND, JOB_PLURAL, JOB_SHORT_NAMES, JOB_SINGULAR, MAX_JOB_NAME
 
 DEPLOYMENT_STATES = ["Initializing", "Running", "Complete", "Failed", "Suspended", "Retrying"]
@@ -83,22 +83,7 @@ def _job_status() -> Obj:
             "jobId": string, "clusterName": string, "dashboardURL": string, "reason": string, "message": string,
             "startTime": string, "endTime": string, "attempt": integer, "failed": integer,
             "observedGeneration": {"type": "integer", "format": "int64"},
-            "conditions": {
-                "type": "array",
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-                "items": {
-                    "type": "object",
-                    "required": ["type", "status"],
-                    "properties": {
-                        "type": string,
-                        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-                        "reason": string,
-                        "message": string,
-                        "lastTransitionTime": {"type": "string", "format": "date-time"},
-                    },
-                },
-            },
+            "conditions": conditions_schema(),
         },
     }
 
