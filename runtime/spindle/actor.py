@@ -77,6 +77,12 @@ class ActorMethod:
         m = ActorMethod(self._handle, self._name, int(options.get("num_returns", self._num_returns)))
         return m
 
+    def bind(self, *args: Any, **kwargs: Any) -> Any:
+        """A lazy call of this method on this actor, for a DAG (``spindle.dag``)."""
+        from spindle.dag.class_node import ClassMethodNode
+
+        return ClassMethodNode(self._handle, self._name, args, kwargs, {})
+
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         h = self._handle
         refs = core().actors.submit(h._actor_id, h._max_task_retries, self._name,
@@ -185,4 +191,7 @@ class ActorClass:
             ActorHandle(spec.actor_id, self.__name__, methods, spec.max_task_retries)
 
     def bind(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("Ray DAGs (bind) are not supported by Spindle yet")
+        """A lazy actor creation for a DAG (``spindle.dag``): created when the DAG is executed."""
+        from spindle.dag.class_node import ClassNode
+
+        return ClassNode(self, args, kwargs, {})

@@ -73,4 +73,7 @@ class RemoteFunction:
         return refs if n > 1 else None
 
     def bind(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("Ray DAGs (bind) are not supported by Spindle yet")
+        """A lazy call for a DAG (``spindle.dag``): runs when the DAG is executed."""
+        from spindle.dag.function_node import FunctionNode
+
+        return FunctionNode(self, args, kwargs, {})
