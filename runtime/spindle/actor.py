@@ -180,7 +180,7 @@ class ActorClass:
         spec = pb.ActorSpec(
             actor_id=_ids.new_id(), class_blob=self._blob, class_name=self.__name__, args=prepared.args,
             placement=pb.Resources(amounts=placement), hold=pb.Resources(amounts=hold),
-            strategy=strategy_of(opts.get("scheduling_strategy")), max_restarts=int(opts.get("max_restarts", 0)),
+            strategy=strategy_of(opts.get("scheduling_strategy"), opts, placement), max_restarts=int(opts.get("max_restarts", 0)),
             max_task_retries=int(opts.get("max_task_retries", 0)),
             max_concurrency=int(opts.get("max_concurrency") or (1000 if is_async else 1)),
             is_async=is_async, name=name, namespace=namespace, detached=lifetime == "detached",

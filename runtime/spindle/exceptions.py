@@ -148,14 +148,28 @@ class CrossLanguageError(SpindleError):
     """Kept for name compatibility with Ray; Spindle is Python only."""
 
 
+class TaskPlacementGroupRemoved(SpindleError):
+    """The placement group a task was scheduled into was removed before the task could run."""
+
+
+class ActorPlacementGroupRemoved(RayActorError):
+    """The placement group an actor was scheduled into was removed."""
+
+
+class ObjectRefStreamEndOfStreamError(SpindleError, StopIteration):
+    """A streaming generator has no more items."""
+
+
 __all__ = [
     "ActorDiedError",
+    "ActorPlacementGroupRemoved",
     "ActorUnavailableError",
     "ActorUnschedulableError",
     "CrossLanguageError",
     "GetTimeoutError",
     "NodeDiedError",
     "ObjectLostError",
+    "ObjectRefStreamEndOfStreamError",
     "ObjectStoreFullError",
     "OwnerDiedError",
     "RayActorError",
@@ -165,5 +179,6 @@ __all__ = [
     "RuntimeEnvSetupError",
     "SpindleError",
     "TaskCancelledError",
+    "TaskPlacementGroupRemoved",
     "WorkerCrashedError",
 ]

@@ -24,6 +24,7 @@ import grpc
 
 from spindle import _ids, _store
 from spindle._agent import live_actors
+from spindle._agent.bundles import Bundles, Key
 from spindle._agent.object_store import ObjectStore, OwnerProbe, StoreFullError, store_capacity
 from spindle._agent.worker_pool import WorkerPool, WorkerRecord
 from spindle._membership import HEARTBEAT_S
@@ -66,6 +67,7 @@ class Agent:
                                  OwnerProbe(token, ip), on_owner_dead=self.free)
         self.actor_specs: dict[str, pb.ActorSpec] = {}  # worker id -> spec of the actor it runs
         self.registered_once = False
+        self.bundles = Bundles(self)
         # reported like Ray's resource of that name: total = the budget, available = what is not in use
         self.total["object_store_memory"] = self.available["object_store_memory"] = float(self.store.budget.capacity)
 
@@ -185,6 +187,8 @@ class Agent:
 
     def _request_lease(self, req: pb.LeaseRequest) -> pb.LeaseReply:
         need = {k: v for k, v in req.resources.amounts.items() if v > 0}
+        if req.strategy.kind == "PLACEMENT_GROUP":
+            return self.bundles.request_lease(req, need)
         strategy = Strategy(req.strategy.kind or "DEFAULT", req.strategy.node_id, req.strategy.soft)
         deadline = time.monotonic() + (req.timeout_s or 1.0)
         with self.cond:
@@ -232,16 +236,19 @@ class Agent:
             return "wait", "", ""
         return pl.decision, pl.address, pl.reason
 
-    def _grant(self, need: dict[str, float], deadline: float) -> pb.LeaseReply:
+    def _grant(self, need: dict[str, float], deadline: float, bundle: Key | None = None) -> pb.LeaseReply:
+        """Lend a worker for ``need``, already taken from the node's pool (or from ``bundle``'s)."""
         assert self.pool is not None
         worker = self.pool.acquire(timeout=max(5.0, deadline - time.monotonic()))
         if worker is None:
             with self.cond:
-                add(self.available, need)
+                add(self.bundles.pool(bundle), need)
                 self.cond.notify_all()
             return pb.LeaseReply(status="BUSY")
         lease_id = _ids.new_id()
         with self.cond:
+            if bundle is not None:
+                self.bundles.lease_key[lease_id] = bundle
             self.leases[lease_id] = (worker, need)
             self.unconfirmed[lease_id] = time.monotonic()
             worker.lease_id = lease_id
@@ -271,7 +278,8 @@ class Agent:
                 return
             worker, need = entry
             if not worker.blocked:
-                add(self.available, need)
+                add(self.bundles.for_lease(lease_id), need)
+            self.bundles.forget_lease(lease_id)
             worker.lease_id = b""
             worker.blocked = False
             self.cond.notify_all()
@@ -291,10 +299,11 @@ class Agent:
             held = entry[1] if entry else worker.actor_hold
             cpu = {"CPU": held.get("CPU", 0.0)}
             worker.blocked = blocked
+            pool = self.bundles.for_lease(worker.lease_id) if entry else self.bundles.for_worker(worker_id)
             if blocked:
-                add(self.available, cpu)
+                add(pool, cpu)
             else:
-                subtract(self.available, cpu)
+                subtract(pool, cpu)
             self.cond.notify_all()
 
     # ---------------------------------------------------------------- actors
@@ -306,17 +315,26 @@ class Agent:
         for k, v in hold.items():
             both[k] = max(both.get(k, 0.0), v)
         deadline = time.monotonic() + 2.0
+        bundle: Key | None = None
         with self.cond:
-            ticket = self._enqueue(both)
-            try:
-                while not (fits(both, self.available) and self._first_in_line(ticket)):
+            if spec.strategy.kind == "PLACEMENT_GROUP":  # placed in its bundle's pool, not the node's
+                while (bundle := self.bundles.pick(spec.strategy, both)[0]) is None:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return pb.StartActorReply(ok=False)
                     self.cond.wait(min(left, 0.1))
-                subtract(self.available, placement)
-            finally:
-                self._dequeue(ticket)
+                subtract(self.bundles.pool(bundle), placement)
+            else:
+                ticket = self._enqueue(both)
+                try:
+                    while not (fits(both, self.available) and self._first_in_line(ticket)):
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            return pb.StartActorReply(ok=False)
+                        self.cond.wait(min(left, 0.1))
+                    subtract(self.available, placement)
+                finally:
+                    self._dequeue(ticket)
         assert self.pool is not None
         worker = self.pool.acquire(timeout=30.0, dedicated=True)
         try:
@@ -334,12 +352,14 @@ class Agent:
             with self.cond:
                 worker.actor_id, worker.incarnation, worker.actor_hold = spec.actor_id, req.incarnation, hold
                 live_actors.remember(self, worker.worker_id, spec)
-                subtract(self.available, hold)
+                if bundle is not None:
+                    self.bundles.worker_key[worker.worker_id] = bundle
+                subtract(self.bundles.pool(bundle), hold)
             reply.worker_id = worker.worker_id
             return reply
         finally:
             with self.cond:
-                add(self.available, placement)
+                add(self.bundles.pool(bundle), placement)
                 self.cond.notify_all()
 
     def kill_all_actor_workers(self) -> None:
@@ -361,9 +381,11 @@ class Agent:
             if worker.lease_id:
                 entry = self.leases.pop(worker.lease_id, None)
                 if entry is not None and not worker.blocked:
-                    add(self.available, entry[1])
+                    add(self.bundles.for_lease(worker.lease_id), entry[1])
+                self.bundles.forget_lease(worker.lease_id)
             if worker.actor_id and not worker.blocked:
-                add(self.available, worker.actor_hold)
+                add(self.bundles.for_worker(worker.worker_id), worker.actor_hold)
+            self.bundles.forget_worker(worker.worker_id)
             self.cond.notify_all()
         live_actors.forget(self, worker.worker_id)
         if worker.actor_id and not self.stopping:
@@ -494,3 +516,6 @@ class AgentServicer(rpc.NodeAgentServicer):
 
     def RestoreObject(self, request: pb.RestoreRequest, context: Any) -> pb.RestoreReply:
         return pb.RestoreReply(path=self.a.store.restore(request.object_id))
+
+    def Bundles(self, request: pb.BundleRequest, context: Any) -> pb.BundleReply:
+        return self.a.bundles.handle(request)

@@ -73,6 +73,7 @@ class TaskContext(threading.local):
     task_id: bytes = b""
     name: str = ""
     sink: Sink | None = None
+    placement: pb.SchedulingStrategy | None = None  # the placement group the task runs in
 
 
 class Executor:
@@ -272,6 +273,7 @@ class Executor:
                 self.current_started = time.monotonic()
         self.ctx.task_id, self.ctx.sink = spec.task_id, sink
         self.ctx.name = spec.name
+        self.ctx.placement = spec.placement if spec.HasField("placement") else None
         self.cw.job_id = spec.job_id
         return True
 

@@ -25,6 +25,7 @@ import grpc
 
 from spindle import _dispatch, _ids
 from spindle._core import args as _args
+from spindle._core import pg_client
 from spindle._core.failover import NO_NODE_TIMEOUT_S
 from spindle._core.lineage import Lineage
 from spindle._core.task_records import KeyQueue, Lease, Task, cancelled_error, load_error, resources_of, strategy_of
@@ -68,8 +69,11 @@ class TaskSubmitter:
                            return_ids=return_ids, job_id=cw.job_id, owner_address=cw.address,
                            env_vars=opts.get("env_vars") or {})
         resources = resources_of(opts)
-        strategy = strategy_of(opts.get("scheduling_strategy"))
-        key = (tuple(sorted(resources.items())), strategy.kind, strategy.node_id, strategy.soft)
+        strategy = strategy_of(opts.get("scheduling_strategy"), opts, resources)
+        key = (tuple(sorted(resources.items())), strategy.kind, strategy.node_id, strategy.soft,
+               strategy.placement_group_id, strategy.bundle_index)
+        if strategy.kind == "PLACEMENT_GROUP":
+            spec.placement.CopyFrom(strategy)
         retry_ex = opts.get("retry_exceptions", False)
         if isinstance(retry_ex, list):
             retry_ex = tuple(retry_ex)
@@ -149,6 +153,9 @@ class TaskSubmitter:
         cw = self.cw
         address, spilled, delay = cw.agent_address, False, 0.05
         try:
+            if q.strategy.kind == "PLACEMENT_GROUP":  # leased only where its bundle is
+                pg_client.acquire_lease(self, q)
+                return
             while not self.closed:
                 with self.lock:
                     if not q.tasks:

@@ -95,12 +95,23 @@ def resources_of(opts: dict[str, Any]) -> dict[str, float]:
     return res
 
 
-def strategy_of(s: Any) -> pb.SchedulingStrategy:
+def strategy_of(s: Any, opts: dict[str, Any] | None = None, request: dict[str, float] | None = None
+                ) -> pb.SchedulingStrategy:
+    """The wire strategy for the ``scheduling_strategy`` option (with ``opts``: also placement groups)."""
+    if opts is not None:
+        from spindle._core.pg_client import strategy_for
+
+        pg = strategy_for(opts, request or {})
+        if pg is not None:
+            return pg
     if s is None or s == "DEFAULT":
         return pb.SchedulingStrategy(kind="DEFAULT")
     if s == "SPREAD":
         return pb.SchedulingStrategy(kind="SPREAD")
+    if hasattr(s, "placement_group"):  # PlacementGroupSchedulingStrategy: see pg_client.strategy_for
+        return pb.SchedulingStrategy(kind="DEFAULT")
     node_id = getattr(s, "node_id", None)
     if node_id is not None:
         return pb.SchedulingStrategy(kind="NODE_AFFINITY", node_id=node_id, soft=bool(getattr(s, "soft", False)))
-    raise ValueError(f"Unknown scheduling_strategy {s!r}: use 'DEFAULT', 'SPREAD' or NodeAffinitySchedulingStrategy")
+    raise ValueError(f"Unknown scheduling_strategy {s!r}: use 'DEFAULT', 'SPREAD', NodeAffinitySchedulingStrategy "
+                     "or PlacementGroupSchedulingStrategy")

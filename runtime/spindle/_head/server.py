@@ -24,12 +24,13 @@ import grpc
 
 from spindle import _ids, _sessions
 from spindle import _membership as membership
+from spindle._head.placement_groups import PlacementGroups
 from spindle._head.recovery import Recovery
 from spindle._head.tables import Tables, open_tables
 from spindle._local_cluster import announce, service_setup
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
-from spindle._scheduling import NodeView, Placer, Strategy, actor_restart_decision, subtract
+from spindle._scheduling import NodeView, Placement, Placer, Strategy, actor_restart_decision, subtract
 
 log = logging.getLogger("spindle.head")
 
@@ -95,6 +96,7 @@ class HeadState:
         self.recovery = Recovery(self, tables or open_tables(None))
         self.recovery.load()
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="node-probe")
+        self.pgs = PlacementGroups(self)
 
     # ---------------------------------------------------------------- nodes
     def register_node(self, info: pb.NodeInfo, actors: list[pb.LiveActor] | None = None,
@@ -107,6 +109,7 @@ class HeadState:
             stale = self.recovery.adopt(info.node_id, actors or [], rejoining)
             self.lock.notify_all()
         log.info("node %s joined at %s with %s", info.node_id[:8], info.address, dict(info.total.amounts))
+        self.pgs.wake()
         for address, actor_id in stale:
             self._kill_worker(address, actor_id)
 
@@ -160,6 +163,7 @@ class HeadState:
             victims = [a for a in self.actors.values() if a.node_id == node_id and a.state == "ALIVE"]
             self.lock.notify_all()
         log.warning("node %s at %s is dead: %s", node_id[:8], address, reason)
+        self.pgs.node_died(node_id)
         for a in victims:
             self.actor_exited(a.spec.actor_id, a.incarnation, f"its node {node_id[:8]} at {address} died ({reason})",
                               intended=False)
@@ -191,6 +195,7 @@ class HeadState:
                      if a.spec.job_id == job_id and not a.spec.detached and a.state != "DEAD"]
         for a in owned:
             self.kill_actor(a.spec.actor_id, no_restart=True, reason="its owner (the driver) exited")
+        self.pgs.job_finished(job_id)
 
     # ---------------------------------------------------------------- actors
     def create_actor(self, req: pb.CreateActorRequest) -> pb.ActorInfo:
@@ -223,15 +228,23 @@ class HeadState:
         delay, warned = 0.02, False
         spec = rec.spec
         strategy = Strategy(spec.strategy.kind or "DEFAULT", spec.strategy.node_id, spec.strategy.soft)
+        attempt = 0
         try:
             while True:
+                if strategy.kind == "PLACEMENT_GROUP":
+                    attempt += 1
+                    pg_placement = self._pg_placement(rec, attempt)
+                    if pg_placement is None:
+                        return
+                    placement = pg_placement
                 with self.lock:
                     if rec.state == "DEAD":
                         return
                     incarnation = rec.incarnation
-                    placement = self.placer.place(res_dict(spec.placement), strategy,
-                                                  [n.view for n in self.nodes.values()], None)
-                    if placement.decision in ("remote", "local"):
+                    if strategy.kind != "PLACEMENT_GROUP":
+                        placement = self.placer.place(res_dict(spec.placement), strategy,
+                                                      [n.view for n in self.nodes.values()], None)
+                    if placement.decision in ("remote", "local") and strategy.kind != "PLACEMENT_GROUP":
                         subtract(self.nodes[placement.node_id].view.available, res_dict(spec.placement))
                 if placement.decision == "infeasible" and not warned:
                     log.warning("actor %s cannot be placed yet: %s", spec.class_name, placement.reason)
@@ -259,6 +272,21 @@ class HeadState:
                 delay = min(delay * 2, 0.5)
         finally:
             rec.scheduling = False
+
+    def _pg_placement(self, rec: ActorRecord, attempt: int) -> Placement | None:
+        """Where an actor in a placement group goes (its bundle's node); None: it cannot run (now DEAD)."""
+        verdict, node_id, detail = self.pgs.target(rec.spec.strategy, attempt)
+        if verdict == "place":
+            return Placement("remote", node_id, detail)
+        if verdict == "wait":
+            return Placement("wait", reason=detail)
+        with self.lock:
+            if rec.state != "DEAD":
+                rec.state, rec.death_text = "DEAD", f"The actor cannot be scheduled: {detail}."
+                self._free_name(rec)
+                self.recovery.save_actor(rec)
+                self.lock.notify_all()
+        return None
 
     def _start_on(self, address: str, spec: pb.ActorSpec, incarnation: int) -> pb.StartActorReply | None:
         stub = rpc.NodeAgentStub(self.channels.get(address))
@@ -399,6 +427,19 @@ class HeadServicer(rpc.HeadServicer):
         with self.s.lock:
             v = self.s.kv.get(request.key)
         return pb.KvReply(found=v is not None, value=v or b"")
+
+    def CreatePlacementGroup(self, request: pb.PlacementGroupSpec, context: Any) -> pb.PlacementGroupInfo:
+        return self.s.pgs.create(request)
+
+    def GetPlacementGroup(self, request: pb.GetPlacementGroupRequest, context: Any) -> pb.PlacementGroupInfo:
+        return self.s.pgs.get(request)
+
+    def RemovePlacementGroup(self, request: pb.GetPlacementGroupRequest, context: Any) -> pb.Empty:
+        self.s.pgs.remove(request.pg_id)
+        return pb.Empty()
+
+    def ListPlacementGroups(self, request: pb.Empty, context: Any) -> pb.PlacementGroupList:
+        return self.s.pgs.table()
 
 
 def _refuses_connections(address: str, timeout: float = 0.5) -> bool:

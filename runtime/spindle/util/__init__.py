@@ -1,10 +1,28 @@
 """Helpers built on Spindle's public API, mirroring `ray.util`.
 
-`ActorPool` is exported here; the distributed queue lives in `spindle.util.queue` (as in Ray, it is
-imported from its submodule: `from spindle.util.queue import Queue, Empty, Full`).
+`ActorPool` and the placement group functions are exported here; the distributed queue lives in
+`spindle.util.queue` (as in Ray, it is imported from its submodule: `from spindle.util.queue import Queue,
+Empty, Full`).
 """
 
 from spindle.util import queue
 from spindle.util.actor_pool import ActorPool
+from spindle.util.placement_group import (
+    PlacementGroup,
+    get_current_placement_group,
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
 
-__all__ = ["ActorPool", "queue"]
+__all__ = [
+    "ActorPool",
+    "PlacementGroup",
+    "get_current_placement_group",
+    "get_placement_group",
+    "placement_group",
+    "placement_group_table",
+    "queue",
+    "remove_placement_group",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -13,4 +14,17 @@ class NodeAffinitySchedulingStrategy:
     soft: bool = False
 
 
-__all__ = ["NodeAffinitySchedulingStrategy"]
+@dataclass(frozen=True)
+class PlacementGroupSchedulingStrategy:
+    """Run in a bundle of ``placement_group`` (index -1: any of its bundles), using the bundle's resources.
+
+    With ``placement_group_capture_child_tasks=True`` the tasks and actors this one submits go into the same
+    group unless they say otherwise.
+    """
+
+    placement_group: Any
+    placement_group_bundle_index: int = -1
+    placement_group_capture_child_tasks: bool | None = None
+
+
+__all__ = ["NodeAffinitySchedulingStrategy", "PlacementGroupSchedulingStrategy"]
