@@ -143,3 +143,12 @@ def test_tune_asha_prints_the_config_with_the_best_final_score_and_stops_most_tr
     total = sum(r["training_iteration"] for r in finals)
     assert total < 10 * 100 / 2, f"ASHA ran {total} iterations"  # most trials stop at the first rungs
     assert "TERMINATED" in out and "Tune finished" in out
+
+
+def test_placement_groups_reserves_bundles_and_runs_a_worker_in_each() -> None:
+    out = run_example("placement_groups.py", "--workers", "2", "--strategy", "STRICT_PACK", "--steps", "3")
+    assert "Placement group ready: 2 bundles, strategy STRICT_PACK" in out
+    assert grab(r"Totals after 3 steps: (.*)\n", out) == "[6, 12]"
+    assert "Every worker ran on its bundle's node: True" in out
+    assert grab(r"Nodes used: (\d+)", out) == "1"
+    assert "State after removal: REMOVED" in out
