@@ -33,6 +33,7 @@ LABEL_CLUSTER = "spindle.dev/cluster"
 LABEL_NODE_TYPE = "spindle.dev/node-type"
 LABEL_GROUP = "spindle.dev/group"
 LABEL_HASH = "spindle.dev/template-hash"
+LABEL_POD_NAME = "spindle.dev/pod-name"  # a Spindle node label (docs/CONVENTIONS.md), not a pod label
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "spindle-operator"
 
@@ -146,7 +147,15 @@ def _merge_env(container: Obj, env: Sequence[Obj]) -> None:
     container["env"] = [e for e in env if e["name"] not in existing] + list(container.get("env", []))
 
 
-def _agent_env(cluster: Mapping[str, Any], settings: OperatorSettings) -> list[Obj]:
+def node_labels_value(group: str) -> str:
+    """``SPINDLE_NODE_LABELS`` of a pod: how the head (and the autoscaler) map a Spindle node to its pod.
+
+    ``$(SPINDLE_POD_NAME)`` is expanded by the kubelet from the downward-API variable defined before it.
+    """
+    return json.dumps({LABEL_POD_NAME: "$(SPINDLE_POD_NAME)", LABEL_GROUP: group}, separators=(",", ":"))
+
+
+def _agent_env(cluster: Mapping[str, Any], settings: OperatorSettings, group: str) -> list[Obj]:
     name = cluster["metadata"]["name"]
     return [
         {"name": "SPINDLE_ADDRESS", "value": head_address(cluster, settings)},
@@ -156,6 +165,8 @@ def _agent_env(cluster: Mapping[str, Any], settings: OperatorSettings) -> list[O
         },
         {"name": "SPINDLE_NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "SPINDLE_CLUSTER_NAME", "value": name},
+        {"name": "SPINDLE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "SPINDLE_NODE_LABELS", "value": node_labels_value(group)},
     ]
 
 
@@ -193,7 +204,7 @@ def build_pod(
         metadata["annotations"] = dict(tmeta["annotations"])
 
     main = containers[MAIN_CONTAINER_INDEX]
-    env = _agent_env(cluster, settings)
+    env = _agent_env(cluster, settings, group)
     _merge_env(main, env)
     flags = start_flags(inferred_params(main, group_spec.get("startParams") or {}))
     ports = settings.ports

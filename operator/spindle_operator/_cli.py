@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import kopf
 
 from ._handlers import operate
-from ._settings import OperatorSettings, ReconcileSettings, WatchSettings
+from ._settings import AutoscalerSettings, OperatorSettings, ReconcileSettings, WatchSettings
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -36,6 +36,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster config)")
     parser.add_argument("--resync-seconds", type=float, default=ReconcileSettings.resync_seconds)
+    parser.add_argument("--autoscaler-interval", type=float, default=AutoscalerSettings.interval_seconds,
+                        metavar="SECONDS", help="seconds between two looks at an autoscaled cluster's head")
+    parser.add_argument("--head-url", default=AutoscalerSettings.head_url, metavar="TEMPLATE",
+                        help="a head's HTTP API; {service}, {namespace}, {domain} and {port} are filled in "
+                        "(default: %(default)s)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -46,6 +51,8 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
     return dataclasses.replace(
         base,
         reconcile=dataclasses.replace(base.reconcile, resync_seconds=args.resync_seconds),
+        autoscaler=dataclasses.replace(base.autoscaler, interval_seconds=args.autoscaler_interval,
+                                       head_url=args.head_url),
         watch=WatchSettings(
             namespaces=namespaces,
             clusterwide=not namespaces,

@@ -28,9 +28,13 @@ from typing import Any
 
 import kubernetes
 
-from ._builders import LABEL_CLUSTER, Obj, build_token_secret, head_service_name
+from . import _pods
+from ._builders import LABEL_CLUSTER, TOKEN_KEY, Obj, build_token_secret, head_service_name
+from ._drain import DRAINED_REASONS, AwaitDrain, DrainNode, HeadView, nodes_from_state
+from ._head_api import HeadAccess, HeadError
 from ._kube import ApiError, Kube, load_configuration
 from ._reconcile import (
+    Action,
     ClearWorkersToDelete,
     CreatePod,
     CreateService,
@@ -73,6 +77,27 @@ def _log_emit(cluster: Obj, type_: str, reason: str, message: str) -> None:
     )
 
 
+def _deletes_busy_candidates(actions: list[Action], observed: Observed) -> bool:
+    """Whether a pass would delete a ready worker by scaling: then the head is asked to drain it first."""
+    ready = {_pods.name(p) for p in observed.pods if _pods.is_ready(p)}
+    return any(isinstance(a, DeletePod) and a.reason in DRAINED_REASONS and a.name in ready for a in actions)
+
+
+def head_view(heads: HeadAccess, cluster: Obj) -> HeadView:
+    """The head's worker nodes by pod name, with ``drained`` filled in for the draining ones."""
+    client = heads.client(cluster)
+    try:
+        nodes = nodes_from_state(client.state())
+        for pod_name, node in list(nodes.items()):
+            if node.state == "DRAINING":
+                drained = bool(client.drain_status(node.node_id).get("drained"))
+                nodes[pod_name] = dataclasses.replace(node, drained=drained)
+    except HeadError as exc:
+        heads.forget(cluster, exc)
+        raise
+    return HeadView(nodes)
+
+
 def reconcile_once(
     kube: Kube,
     settings: OperatorSettings,
@@ -82,6 +107,7 @@ def reconcile_once(
     emit: Emit = _log_emit,
     secrets_ensured: set[str] | None = None,
     now: Callable[[], str] = utcnow,
+    heads: HeadAccess | None = None,
 ) -> PassResult:
     """One observe → decide → act → report pass."""
     ensured = set() if secrets_ensured is None else secrets_ensured
@@ -94,7 +120,16 @@ def reconcile_once(
     )
     uid = cluster["metadata"]["uid"]
     failure: str | None = None
-    for action in reconcile(cluster, observed, settings, secret_known=uid in ensured):
+    requeue: float | None = None
+    actions = reconcile(cluster, observed, settings, secret_known=uid in ensured)
+    if heads is not None and _deletes_busy_candidates(actions, observed):
+        try:
+            observed = dataclasses.replace(observed, head=head_view(heads, cluster))
+        except HeadError as exc:
+            emit(cluster, "Warning", "DrainUnavailable", f"deleting workers without draining them: {exc}")
+        else:
+            actions = reconcile(cluster, observed, settings, secret_known=uid in ensured)
+    for action in actions:
         if isinstance(action, EnsureTokenSecret):
             if kube.create(namespace, build_token_secret(cluster, secrets.token_urlsafe(32))) is not None:
                 emit(cluster, "Normal", "CreatedSecret", f"created token secret {action.name}")
@@ -127,6 +162,20 @@ def reconcile_once(
         elif isinstance(action, ClearWorkersToDelete):
             kube.patch_cluster(namespace, name, action.patch)
             emit(cluster, "Normal", "ClearedWorkersToDelete", "processed scaleStrategy.workersToDelete")
+        elif isinstance(action, DrainNode):
+            requeue = settings.autoscaler.drain_poll_seconds
+            assert heads is not None  # drains come only from a head view
+            try:
+                heads.client(cluster).drain(action.node_id, action.deadline_s, f"{action.reason}: {action.message}")
+            except HeadError as exc:
+                heads.forget(cluster, exc)
+                emit(cluster, "Warning", "DrainFailed", f"draining {action.pod_name}: {exc}")
+                continue
+            emit(cluster, "Normal", "DrainingWorker",
+                 f"draining {action.pod_name} (node {action.node_id}) before deleting it, at most "
+                 f"{action.deadline_s:g}s: {action.message}")
+        elif isinstance(action, AwaitDrain):
+            requeue = settings.autoscaler.drain_poll_seconds
     status = compute_status(cluster, observed, settings, now=now(), failure=failure)
     if status_changed(cluster, status):
         try:
@@ -135,7 +184,7 @@ def reconcile_once(
             if exc.status == 404:
                 return PassResult(exists=False)
             raise
-    return PassResult(exists=True, failure=failure)
+    return PassResult(exists=True, failure=failure, requeue_after=requeue)
 
 
 class Controller:
@@ -148,6 +197,7 @@ class Controller:
         self._wakeups: dict[tuple[str, str], asyncio.Event] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._secrets: set[str] = set()
+        self._heads: HeadAccess | None = None
 
     @property
     def kube(self) -> Kube:
@@ -155,6 +205,13 @@ class Controller:
             config = load_configuration(self.settings.watch.kubeconfig)
             self._kube = Kube(kubernetes.client.ApiClient(config))
         return self._kube
+
+    @property
+    def heads(self) -> HeadAccess:
+        if self._heads is None:
+            kube = self.kube
+            self._heads = HeadAccess(self.settings, lambda ns, secret: kube.get_secret_value(ns, secret, TOKEN_KEY))
+        return self._heads
 
     def poke(self, namespace: str, name: str) -> None:
         key = (namespace, name)
@@ -175,7 +232,8 @@ class Controller:
 
     async def _pass(self, key: tuple[str, str]) -> PassResult:
         return await asyncio.to_thread(
-            reconcile_once, self.kube, self.settings, *key, emit=self.emit, secrets_ensured=self._secrets
+            reconcile_once, self.kube, self.settings, *key, emit=self.emit, secrets_ensured=self._secrets,
+            heads=self.heads,
         )
 
     async def _worker(self, key: tuple[str, str], wake: asyncio.Event) -> None:

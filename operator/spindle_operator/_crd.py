@@ -21,6 +21,7 @@ from ._builders import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION, Obj
 MAX_CLUSTER_NAME = 48  # leaves room for "-head-svc" within a 63-character DNS label
 MAX_GROUPS = 32
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+UPSCALING_MODES = ("Conservative", "Default", "Aggressive")
 
 
 def _pod_template() -> Obj:
@@ -90,7 +91,8 @@ def _worker_group() -> Obj:
                         "type": "array",
                         "maxItems": 1000,
                         "items": {"type": "string", "maxLength": 253},
-                        "description": "Pods to delete first on the next pass; the operator clears it.",
+                        "description": "Pods to delete first on the next pass (each drained first when the "
+                        "head can drain it); the operator removes each name once its pod is deleted.",
                     },
                 },
             },
@@ -106,11 +108,51 @@ def _worker_group() -> Obj:
     }
 
 
+def autoscaler_options() -> Obj:
+    """``spec.autoscalerOptions`` (KubeRay's name; ``enabled`` plays ``enableInTreeAutoscaling``)."""
+    return {
+        "type": "object",
+        "description": "Demand-driven autoscaling of the worker groups within [minReplicas, maxReplicas]. The "
+        "operator polls the head and drains a worker before it deletes its pod.",
+        "properties": {
+            "enabled": {"type": "boolean", "default": False},
+            "idleTimeoutSeconds": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 86400,
+                "default": 60,
+                "description": "A worker idle this long is removed (down to minReplicas).",
+            },
+            "upscalingMode": {
+                "type": "string",
+                "enum": list(UPSCALING_MODES),
+                "default": "Default",
+                "description": "Conservative adds at most the pending demand, one step at a time; Default "
+                "what the demand needs; Aggressive up to maxReplicas at once.",
+            },
+            "drainTimeoutSeconds": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 86400,
+                "default": 600,
+                "description": "How long a worker being removed may keep running its tasks before its pod "
+                "is deleted anyway (also for scale-downs made by editing replicas).",
+            },
+        },
+    }
+
+
 def _spec() -> Obj:
     return {
         "type": "object",
         "required": ["headGroupSpec"],
         "properties": {
+            "enableInTreeAutoscaling": {
+                "type": "boolean",
+                "description": "KubeRay's switch, accepted so RayCluster manifests port: same as "
+                "autoscalerOptions.enabled.",
+            },
+            "autoscalerOptions": autoscaler_options(),
             "suspend": {
                 "type": "boolean",
                 "description": "Delete all pods while true; resume recreates them.",
@@ -173,6 +215,33 @@ def conditions_schema() -> Obj:
     }
 
 
+def _autoscaler_status() -> Obj:
+    string = {"type": "string"}
+    return {
+        "type": "object",
+        "description": "What the autoscaler last decided and the drains it waits for.",
+        "properties": {
+            "lastDecision": string,
+            "reason": string,
+            "time": {"type": "string", "format": "date-time"},
+            "headError": string,
+            "pendingDrains": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["podName", "nodeId", "group"],
+                    "properties": {
+                        "podName": string,
+                        "nodeId": string,
+                        "group": string,
+                        "since": {"type": "string", "format": "date-time"},
+                    },
+                },
+            },
+        },
+    }
+
+
 def _status() -> Obj:
     string = {"type": "string"}
     return {
@@ -188,6 +257,7 @@ def _status() -> Obj:
                 "properties": {k: string for k in ("podName", "podIP", "serviceName", "serviceIP")},
             },
             "endpoints": {"type": "object", "additionalProperties": string},
+            "autoscaler": _autoscaler_status(),
             "conditions": conditions_schema(),
         },
     }

@@ -11,6 +11,7 @@ same kubeconfig so both talk to the same server as the same identity.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from collections.abc import Callable
@@ -31,7 +32,8 @@ RBAC_RULES: list[dict[str, list[str]]] = [
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create", "delete"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "create", "delete"]},
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create", "patch"]},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+    # get: the cluster's token, to call its head (autoscaling, draining); never list or watch
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
 
@@ -209,6 +211,17 @@ class Kube:
             if exc.status == 409:
                 return None
             raise _api_error(exc) from exc
+
+    def get_secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        """One value of one Secret, decoded; None when the Secret or the key is missing."""
+        try:
+            secret = _json(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _api_error(exc) from exc
+        value = (secret.get("data") or {}).get(key)
+        return None if value is None else base64.b64decode(value).decode()
 
     def patch_service(self, namespace: str, name: str, patch: Obj) -> None:
         try:

@@ -41,6 +41,7 @@ from ._builders import (
     template_hash,
     token_secret_name,
 )
+from ._drain import AwaitDrain, DrainNode, HeadView, drain_timeout, gate, scale_down_order
 from ._settings import OperatorSettings
 
 MAX_REPLICAS = 2**31 - 1
@@ -86,7 +87,16 @@ class ClearWorkersToDelete:
     patch: Obj
 
 
-Action = EnsureTokenSecret | CreateService | PatchService | CreatePod | DeletePod | ClearWorkersToDelete
+Action = (
+    EnsureTokenSecret
+    | CreateService
+    | PatchService
+    | CreatePod
+    | DeletePod
+    | ClearWorkersToDelete
+    | DrainNode
+    | AwaitDrain
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +105,9 @@ class Observed:
 
     pods: Sequence[Mapping[str, Any]] = ()
     service: Mapping[str, Any] | None = None
+    # The head's nodes, when the controller asked it (only when a pass would delete a ready worker by
+    # scaling); None deletes such workers without draining them.
+    head: HeadView | None = None
 
 
 def desired_workers(group: Mapping[str, Any], cluster_suspended: bool) -> int:
@@ -141,7 +154,7 @@ def reconcile(
     groups = spec.get("workerGroupSpecs") or []
     for group in groups:
         group_pods = [p for p in pods if _pods.node_type(p) == WORKER and _pods.group(p) == group["groupName"]]
-        acts, settled = _group_actions(cluster, group, group_pods, suspended, budget, settings)
+        acts, settled = _group_actions(cluster, group, group_pods, suspended, budget, settings, observed.head)
         worker_actions += acts
         workers_settled = workers_settled and settled
     known = {g["groupName"] for g in groups}
@@ -160,7 +173,8 @@ def reconcile(
     actions += _head_actions(cluster, head_pods, suspended, budget, workers_settled, settings)
     actions += worker_actions
 
-    clear = _clear_workers_to_delete(cluster)
+    draining = {a.pod_name for a in worker_actions if isinstance(a, DrainNode | AwaitDrain)}
+    clear = _clear_workers_to_delete(cluster, draining)
     if clear is not None:
         actions.append(clear)
     if any(isinstance(a, CreatePod) for a in actions) or (not secret_known and not suspended):
@@ -251,15 +265,18 @@ def _group_actions(
     suspended: bool,
     budget: int | None,
     settings: OperatorSettings,
+    head: HeadView | None = None,
 ) -> tuple[list[Action], bool]:
     """Actions for one worker group, and whether it is settled: every worker current and ready."""
     gname = group["groupName"]
     want = desired_workers(group, suspended)
     current_hash = template_hash(group)
     actions: list[Action] = []
+    timeout = drain_timeout(cluster)
 
     def delete(pod: Mapping[str, Any], reason: str, message: str) -> None:
-        actions.append(DeletePod(_pods.name(pod), _pods.uid(pod), reason, message))
+        instead = gate(head, _pods.name(pod), _pods.is_ready(pod), reason, message, timeout)
+        actions.append(DeletePod(_pods.name(pod), _pods.uid(pod), reason, message) if instead is None else instead)
 
     def create(reason: str, message: str) -> None:
         actions.append(CreatePod(build_pod(cluster, WORKER, group, settings), reason, message))
@@ -280,8 +297,12 @@ def _group_actions(
 
     surplus = len(remaining) - want
     if surplus > 0:
-        # Least useful first: not ready (cannot be busy), then outdated, then newest.
-        victims = sorted(_pods.newest_first(remaining), key=lambda p: (_pods.is_ready(p), not outdated(p)))
+        # Least useful first: not ready (cannot be busy), then draining or idle (when the head was asked),
+        # then outdated, then newest.
+        victims = sorted(
+            _pods.newest_first(remaining),
+            key=lambda p: (_pods.is_ready(p), scale_down_order(head, _pods.name(p)), not outdated(p)),
+        )
         if suspended or group.get("suspend"):
             reason, why = "Suspend", "cluster is suspended" if suspended else f"group {gname} is suspended"
         else:
@@ -304,14 +325,19 @@ def _group_actions(
     return actions, not stale and all(_pods.is_ready(p) for p in remaining)
 
 
-def _clear_workers_to_delete(cluster: Mapping[str, Any]) -> ClearWorkersToDelete | None:
+def _clear_workers_to_delete(cluster: Mapping[str, Any], draining: set[str]) -> ClearWorkersToDelete | None:
+    """Remove every name from ``workersToDelete`` except pods still draining (deleted on a later pass)."""
     groups = (cluster.get("spec") or {}).get("workerGroupSpecs") or []
-    if not any((g.get("scaleStrategy") or {}).get("workersToDelete") for g in groups):
+
+    def listed(g: Mapping[str, Any]) -> list[str]:
+        return list((g.get("scaleStrategy") or {}).get("workersToDelete") or [])
+
+    if all(set(listed(g)) <= draining for g in groups):
         return None
     cleared = copy.deepcopy(list(groups))
     for g in cleared:
-        if (g.get("scaleStrategy") or {}).get("workersToDelete"):
-            g["scaleStrategy"]["workersToDelete"] = []
+        if listed(g):
+            g["scaleStrategy"]["workersToDelete"] = [n for n in listed(g) if n in draining]
     return ClearWorkersToDelete(
         {
             "metadata": {"resourceVersion": cluster["metadata"]["resourceVersion"]},

@@ -65,11 +65,27 @@ class NodeSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class AutoscalerSettings:
+    """How the operator talks to heads to autoscale and to drain workers before deleting them."""
+
+    # Seconds between two looks at an autoscaled cluster's head (KubeRay's autoscaler loop is 5-10 s).
+    interval_seconds: float = 5.0
+    # The head's HTTP API; {service}, {namespace}, {port} (the dashboard port) and {domain} are filled in.
+    # Tests point it at a head process on the host.
+    head_url: str = "http://{service}.{namespace}.svc{domain}:{port}"
+    # One HTTP call to a head; a head that does not answer in time counts as unreachable.
+    request_timeout_seconds: float = 5.0
+    # How often a pass looks again while a worker it wants to delete is draining.
+    drain_poll_seconds: float = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
 class OperatorSettings:
     ports: Ports = dataclasses.field(default_factory=Ports)
     reconcile: ReconcileSettings = dataclasses.field(default_factory=ReconcileSettings)
     watch: WatchSettings = dataclasses.field(default_factory=WatchSettings)
     node: NodeSettings = dataclasses.field(default_factory=NodeSettings)
+    autoscaler: AutoscalerSettings = dataclasses.field(default_factory=AutoscalerSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -87,4 +103,8 @@ class OperatorSettings:
                 liveness_endpoint=env.get("SPINDLE_OPERATOR_LIVENESS") or None,
             ),
             node=NodeSettings(cluster_domain=env.get("SPINDLE_OPERATOR_CLUSTER_DOMAIN", "")),
+            autoscaler=AutoscalerSettings(
+                interval_seconds=float(env.get("SPINDLE_OPERATOR_AUTOSCALER_INTERVAL", "5")),
+                head_url=env.get("SPINDLE_OPERATOR_HEAD_URL") or AutoscalerSettings.head_url,
+            ),
         )

@@ -33,7 +33,13 @@ AGENT_ENV = [
     {"name": "SPINDLE_TOKEN", "valueFrom": {"secretKeyRef": {"name": "c-spindle-token", "key": "token"}}},
     {"name": "SPINDLE_NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
     {"name": "SPINDLE_CLUSTER_NAME", "value": "c"},
+    {"name": "SPINDLE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
 ]
+
+
+def agent_env(group: str) -> list[dict[str, object]]:
+    labels = '{"spindle.dev/pod-name":"$(SPINDLE_POD_NAME)","spindle.dev/group":"' + group + '"}'
+    return [*AGENT_ENV, {"name": "SPINDLE_NODE_LABELS", "value": labels}]
 
 
 def test_a_worker_pod_is_named_labelled_owned_and_starts_an_agent_after_the_head_answers():
@@ -61,7 +67,7 @@ def test_a_worker_pod_is_named_labelled_owned_and_starts_an_agent_after_the_head
         "--num-cpus",
         "2",
     ]
-    assert main["env"] == AGENT_ENV
+    assert main["env"] == agent_env("cpu")
     [wait] = pod["spec"]["initContainers"]
     assert wait["name"] == "wait-for-head"
     assert wait["image"] == "spindle:test"

@@ -64,6 +64,7 @@
   - secrets
   verbs:
   - create
+  - get
 - apiGroups:
   - ''
   resources:
