@@ -27,6 +27,8 @@ if ! command -v ip >/dev/null 2>&1; then
   echo "==> installing iproute2 (network-namespace tests)"
   apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
 fi
+stage "Ray (its job client and CLI, for tests/jobs/test_ray_client.py; cached in ~/.cache/spindle-ray)"
+.venv/bin/python tests/jobs/ray_venv.py
 stage "Kubernetes test binaries"
 scripts/build-k8s.sh
 # A private dockerd (no iptables changes: the netns tests keep working); stopped again at exit if this

@@ -44,6 +44,13 @@ def test_every_endpoint_refuses_a_missing_or_wrong_token_with_a_json_error(head:
     assert head.get("/api/jobs/").status_code == 200
 
 
+def test_the_token_is_also_accepted_in_rays_proxy_header(head: Head) -> None:
+    ok = requests.get(head.url + "/api/jobs/", headers={"X-Ray-Authorization": f"Bearer {head.token}"}, timeout=30)
+    assert ok.status_code == 200
+    wrong = requests.get(head.url + "/api/jobs/", headers={"X-Ray-Authorization": "Bearer wrong"}, timeout=30)
+    assert wrong.status_code == 401
+
+
 def test_a_job_goes_from_pending_through_running_to_succeeded_with_its_output(head: Head) -> None:
     sid = submit(head, f"{PY} -c \"import time; print('hello from the job'); time.sleep(1)\"",
                  metadata={"owner": "tests"})

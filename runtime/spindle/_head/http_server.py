@@ -40,7 +40,10 @@ def _auth_middleware(token: str) -> Middleware:
         # checked from the headers alone: an unauthenticated body is never read
         given = request.headers.get("Authorization", "").encode()
         alt = request.headers.get("x-spindle-token", "").encode()
-        if not (hmac.compare_digest(given, expected) or (alt and hmac.compare_digest(alt, token.encode()))):
+        # Ray's fallback header for proxies that own Authorization (KubeRay, Ray's own clients behind one)
+        ray_alt = request.headers.get("X-Ray-Authorization", "").encode()
+        if not (hmac.compare_digest(given, expected) or (alt and hmac.compare_digest(alt, token.encode()))
+                or (ray_alt and hmac.compare_digest(ray_alt, expected))):
             why = "no 'Authorization: Bearer <token>' header" if not given else "the token was refused"
             return web.json_response(
                 {"error": f"Unauthorized: {why}. Pass the cluster token (SPINDLE_TOKEN, or the cluster's Secret) as "
