@@ -70,6 +70,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         if dashboard:
             print(f"  Submit a job:      SPINDLE_TOKEN={procs.token} spindle job submit --address {dashboard} "
                   "-- python script.py")
+            print(f"  Dashboard:         {dashboard}/#token={procs.token} (the link signs the browser in)")
     else:
         print(f"Spindle node agent started at {procs.agent_address}, joined {head_address}.")
     print(f"  Logs: {procs.session_dir}/logs", flush=True)

@@ -132,7 +132,7 @@ def test_the_address_comes_from_spindle_dashboard_address(head: Head, monkeypatc
     assert JobSubmissionClient().get_address() == head.url
 
 
-def test_init_starts_the_job_api_and_says_where_unless_include_dashboard_is_false(tmp_path: Path) -> None:
+def test_init_starts_the_job_api_and_dashboard_and_says_where_unless_include_dashboard_is_false(tmp_path: Path) -> None:
     script = (
         "import spindle, sys\n"
         "spindle.init(num_cpus=1)\n"
@@ -153,5 +153,7 @@ def test_init_starts_the_job_api_and_says_where_unless_include_dashboard_is_fals
     assert out.stdout.strip().endswith("SUCCEEDED embedded")
     assert out.stderr.count("Job API (Ray-compatible) at ") == 1
     assert f"Job API (Ray-compatible) at {addr}" in out.stderr
+    assert out.stderr.count("View the dashboard at ") == 1
+    assert f"View the dashboard at {addr}/#token=" in out.stderr
     with pytest.raises(requests.ConnectionError):
         requests.get(addr + "/api/version", timeout=5)

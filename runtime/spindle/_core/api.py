@@ -129,8 +129,10 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             head_address, token, agent_address, node_id = local.head_address, local.token, local.agent_address, local.node_id
             ip = "127.0.0.1"
             if local.dashboard_address:
-                print(f"Started a local Spindle cluster. Job API (Ray-compatible) at {local.dashboard_address}",
-                      file=sys.stderr, flush=True)
+                # the link carries the token in its fragment, which the browser never sends: the page signs in
+                # with it once (like Jupyter's token links)
+                print(f"Started a local Spindle cluster. View the dashboard at {local.dashboard_address}/#token={token}\n"
+                      f"  Job API (Ray-compatible) at {local.dashboard_address}", file=sys.stderr, flush=True)
         else:
             if num_cpus is not None or num_gpus is not None or resources or object_store_memory:
                 raise ValueError("When connecting to an existing cluster, num_cpus, num_gpus, resources and "

@@ -1,27 +1,33 @@
-"""The head's HTTP server (default port 8265): the Jobs REST API now, the dashboard later.
+"""The head's HTTP server (default port 8265): the Jobs REST API, the state API and the dashboard.
 
 One aiohttp application; each feature adds its routes from its own module (spindle._head.jobs.routes
-for jobs). Every request must carry the cluster token as ``Authorization: Bearer <token>``; every
-error is JSON ``{"error": "..."}``. The server runs on its own event loop in a thread of the head
-process, bound to the same host as the head's gRPC port.
+for jobs, spindle._head.dashboard.routes for the pages). Every API request must carry the cluster token
+as ``Authorization: Bearer <token>``, or, from a signed-in browser, the login cookie (the CSRF rules are
+in spindle._head.dashboard.auth); every error is JSON ``{"error": "..."}``. The server runs on its own
+event loop in a thread of the head process, bound to the same host as the head's gRPC port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import hmac
 import logging
 import socket
 import threading
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from spindle._head.dashboard import auth
+from spindle._head.dashboard import routes as dashboard_routes
 from spindle._head.jobs import routes as job_routes
 from spindle._head.jobs.manager import JobManager
 from spindle._head.jobs.packages import PackageStore
+
+if TYPE_CHECKING:
+    from spindle._head.server import HeadState
 
 log = logging.getLogger("spindle.head.http")
 
@@ -32,22 +38,19 @@ MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _auth_middleware(token: str) -> Middleware:
-    expected = f"Bearer {token}".encode()
+def _own_host(request: web.Request) -> str:
+    return request.host
 
+
+def _auth_middleware(token: str) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        # checked from the headers alone: an unauthenticated body is never read
-        given = request.headers.get("Authorization", "").encode()
-        alt = request.headers.get("x-spindle-token", "").encode()
-        # Ray's fallback header for proxies that own Authorization (KubeRay, Ray's own clients behind one)
-        ray_alt = request.headers.get("X-Ray-Authorization", "").encode()
-        if not (hmac.compare_digest(given, expected) or (alt and hmac.compare_digest(alt, token.encode()))
-                or (ray_alt and hmac.compare_digest(ray_alt, expected))):
-            why = "no 'Authorization: Bearer <token>' header" if not given else "the token was refused"
-            return web.json_response(
-                {"error": f"Unauthorized: {why}. Pass the cluster token (SPINDLE_TOKEN, or the cluster's Secret) as "
-                          "'Authorization: Bearer <token>'."}, status=401)
+        # checked from the headers alone: an unauthenticated body is never read (the public pages and the
+        # login form, which reads at most a few KiB, are the exceptions)
+        if not dashboard_routes.is_public(request.method, request.path):
+            refusal = _refusal(request, token)
+            if refusal is not None:
+                return refusal
         try:
             return await handler(request)
         except web.HTTPException as e:  # routing errors (404, 405, 413) as JSON too
@@ -60,10 +63,37 @@ def _auth_middleware(token: str) -> Middleware:
     return middleware
 
 
-def make_app(token: str, manager: JobManager, packages: PackageStore, session: str = "") -> web.Application:
+def _refusal(request: web.Request, token: str) -> web.Response | None:
+    """The 401/403 answer for a request that may not proceed, or None (Bearer header, or login cookie + CSRF rules)."""
+    by_header = auth.header_token_ok(request.headers, token)
+    if by_header:
+        return None
+    if by_header is None:
+        by_cookie = auth.cookie_ok(request.headers.get("Cookie", ""), token)
+        if by_cookie:
+            origin = request.headers.get("Origin")
+            origin_host = origin.split("://", 1)[-1] if origin and origin != "null" else origin
+            why = auth.csrf_refusal(request.method, origin_host, _own_host(request),
+                                    request.headers.get(auth.CSRF_HEADER),
+                                    request.headers.get("Upgrade", "").lower() == "websocket")
+            if why is None:
+                return None
+            return web.json_response({"error": f"Forbidden: {why}."}, status=403)
+        if by_cookie is False:
+            return web.json_response({"error": "Unauthorized: the dashboard login is no longer valid (the cluster "
+                                      "token changed): sign in again with the current token."}, status=401)
+    why = "no 'Authorization: Bearer <token>' header" if by_header is None else "the token was refused"
+    return web.json_response(
+        {"error": f"Unauthorized: {why}. Pass the cluster token (SPINDLE_TOKEN, or the cluster's Secret) as "
+                  "'Authorization: Bearer <token>'."}, status=401)
+
+
+def make_app(token: str, manager: JobManager, packages: PackageStore, session: str = "",
+             state: HeadState | None = None) -> web.Application:
     app = web.Application(middlewares=[_auth_middleware(token)], client_max_size=MAX_UPLOAD_BYTES)
     app[job_routes.MANAGER] = manager
     app[job_routes.PACKAGES] = packages
+    dashboard_routes.setup(app, token, state)
 
     async def version(request: web.Request) -> web.Response:
         from spindle import __version__

@@ -45,5 +45,5 @@ def start(*, host: str, port: int, fallback: bool, token: str, grpc_port: int, s
     manager = JobManager(records_dir or os.path.join(jobs_dir, "logs", "jobs"), packages,
                          cluster_env={"SPINDLE_ADDRESS": f"{ip}:{grpc_port}", "SPINDLE_TOKEN": token},
                          node_ip=ip, fits=_fits(state) if state is not None else None)  # type: ignore[arg-type]
-    server = HttpServer(make_app(token, manager, packages, session), host, port, fallback)
+    server = HttpServer(make_app(token, manager, packages, session, state), host, port, fallback)
     return server, manager
