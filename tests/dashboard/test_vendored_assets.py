@@ -8,8 +8,9 @@ import hashlib
 import json
 import os
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 import spindle
 from spindle._head.dashboard.routes import STATIC_DIR
