@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from spindle import _local_cluster, _sessions, _stop
+from spindle._agent.__main__ import parse_labels
 from spindle._agent.store_budget import fmt_bytes
 from spindle._core.api import _recorded_cluster
 from spindle._rpc.net import routable_ip
@@ -28,6 +29,11 @@ def cmd_start(args: argparse.Namespace) -> int:
         print("spindle start: pass --head to start a head, or --address HOST:PORT to join one", file=sys.stderr)
         return 2
     resources = json.loads(args.resources) if args.resources else None
+    try:
+        labels = parse_labels(args.labels)
+    except ValueError as e:
+        print(f"spindle start: {e}", file=sys.stderr)
+        return 2
     token = args.token or os.environ.get("SPINDLE_TOKEN")
     address = args.address or os.environ.get("SPINDLE_ADDRESS", "")
     node_ip = args.node_ip or os.environ.get("SPINDLE_NODE_IP") or routable_ip(None if args.head else address)
@@ -44,7 +50,7 @@ def cmd_start(args: argparse.Namespace) -> int:
                                      num_cpus=args.num_cpus, num_gpus=args.num_gpus, resources=resources,
                                      token=token, node_ip=node_ip, tie_to_parent=args.block, cli=True,
                                      object_store_memory=args.object_store_memory,
-                                     spill_dir=args.object_spilling_directory,
+                                     spill_dir=args.object_spilling_directory, labels=labels,
                                      head_args=["--storage", args.storage] if args.storage else None,
 
                                      dashboard_port=-1 if args.include_dashboard == "false" else (args.dashboard_port or 8265),
@@ -170,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "SPINDLE_NODE_IP, else the routable one)")
     s.add_argument("--host", default=None, help="address the head listens on (default: the node IP; 0.0.0.0 = "
                    "every address, e.g. for kubectl port-forward)")
+    s.add_argument("--labels", default=None, metavar="JSON",
+                   help='labels of this node as a JSON object, e.g. \'{"spindle.dev/group": "gpu"}\' (Ray\'s '
+                        "--labels; merged over SPINDLE_NODE_LABELS); shown by nodes() and the autoscaler")
     s.add_argument("--object-store-memory", type=int, default=None, metavar="BYTES",
                    help="shared memory for objects on this node (default: 30%% of memory, capped by /dev/shm); "
                         "objects above it spill to disk")

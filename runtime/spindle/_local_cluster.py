@@ -162,7 +162,8 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
           num_cpus: float | None = None, num_gpus: float | None = None, resources: dict[str, float] | None = None,
           token: str | None = None, node_ip: str | None = None, tie_to_parent: bool = True,
           cli: bool = False, head_args: list[str] | None = None, object_store_memory: int | None = None,
-          spill_dir: str | None = None, dashboard_port: int = 8265, dashboard_port_fallback: bool = True) -> Pending:
+          spill_dir: str | None = None, dashboard_port: int = 8265, dashboard_port_fallback: bool = True,
+          labels: dict[str, str] | None = None) -> Pending:
     """Start a head (when ``head``) and a node agent; ``cli`` marks a `spindle start` session for `spindle stop`.
 
     ``dashboard_port`` -1 starts no job API; with the fallback, a taken port means any free one.
@@ -201,6 +202,10 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
         argv += ["--resources", json.dumps(resources)]
     if node_ip:
         argv += ["--node-ip", node_ip]
+    if labels:
+        argv += ["--labels", json.dumps(labels)]
+    if head:
+        argv.append("--head-node")
     if object_store_memory:
         argv += ["--object-store-memory", str(int(object_store_memory))]
     argv += ["--object-spilling-directory", spill_dir or os.environ.get("SPINDLE_OBJECT_SPILLING_DIR") or session_dir]

@@ -25,6 +25,7 @@ class NodeView:
     total: dict[str, float]
     available: dict[str, float]
     alive: bool = True
+    schedulable: bool = True  # False while the autoscaler drains it: nothing new is placed there
 
 
 @dataclass
@@ -79,7 +80,7 @@ class Placer:
         nodes: Iterable[NodeView],
         local_node_id: str | None,
     ) -> Placement:
-        alive = [n for n in nodes if n.alive]
+        alive = [n for n in nodes if n.alive and n.schedulable]
         by_id = {n.node_id: n for n in alive}
         feasible = [n for n in alive if fits(request, n.total)]
         if strategy.kind == "NODE_AFFINITY":
@@ -87,7 +88,7 @@ class Placer:
             if target is not None and fits(request, target.total):
                 return self._at(target, local_node_id, wait=not fits(request, target.available))
             if not strategy.soft:
-                why = "is dead or unknown" if target is None else "lacks the resources"
+                why = "is dead, draining or unknown" if target is None else "lacks the resources"
                 return Placement("infeasible", reason=f"node {strategy.node_id} {why} (hard node affinity)")
         if not feasible:
             return Placement("infeasible", reason=f"no node has {dict(request)}")

@@ -67,7 +67,8 @@ class Cluster:
     def head_address(self) -> str:
         return str(self.local.head_address)
 
-    def add_node(self, num_cpus: float = 1, resources: dict[str, float] | None = None) -> Node:
+    def add_node(self, num_cpus: float = 1, resources: dict[str, float] | None = None,
+                 labels: dict[str, str] | None = None) -> Node:
         node_id = _ids.new_id().hex()
         argv = [sys.executable, "-m", "spindle._agent", "--head", self.head_address, "--node-id", node_id,
                 "--num-cpus", str(num_cpus), "--node-ip", "127.0.0.1"]
@@ -75,6 +76,10 @@ class Cluster:
             import json
 
             argv += ["--resources", json.dumps(resources)]
+        if labels:
+            import json
+
+            argv += ["--labels", json.dumps(labels)]
         env = {**os.environ, "SPINDLE_TOKEN": self.local.token}
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                                 start_new_session=True)

@@ -29,6 +29,26 @@ def parse_resources(num_cpus: float | None, num_gpus: float | None, resources: s
     return total
 
 
+def parse_labels(text: str | None, env: str | None = None) -> dict[str, str]:
+    """Node labels from ``--labels`` JSON merged over ``SPINDLE_NODE_LABELS`` (Ray's ``--labels``)."""
+    labels: dict[str, str] = {}
+    for source, raw in (("SPINDLE_NODE_LABELS", env), ("--labels", text)):
+        if not raw:
+            continue
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{source} is not valid JSON ({e}): pass an object such as "
+                             '\'{"spindle.dev/group": "cpu"}\'') from None
+        if not isinstance(value, dict):
+            raise ValueError(f"{source} must be a JSON object of string keys and values, got {raw!r}")
+        for k, v in value.items():
+            if not isinstance(v, (str, int, float, bool)):
+                raise ValueError(f"{source}: label {k!r} must be a string, got {v!r}")
+            labels[str(k)] = str(v)
+    return labels
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="spindle-agent", description="Run a Spindle node agent.")
     p.add_argument("--head", required=True, help="head address host:port")
@@ -42,7 +62,14 @@ def main(argv: list[str] | None = None) -> None:
                    help="bytes of shared memory for objects (default: 30%% of memory, capped by /dev/shm)")
     p.add_argument("--object-spilling-directory", default=None,
                    help="directory under which objects above the memory budget are spilled (default: the temp dir)")
+    p.add_argument("--labels", default=None,
+                   help='node labels as JSON, e.g. \'{"spindle.dev/group": "cpu"}\' (merged over SPINDLE_NODE_LABELS)')
+    p.add_argument("--head-node", action="store_true", help="this agent runs on the head's node (never drained)")
     args = p.parse_args(argv)
+    try:
+        labels = parse_labels(args.labels, os.environ.get("SPINDLE_NODE_LABELS"))
+    except ValueError as e:
+        sys.exit(f"spindle agent: {e}")
     token = service_setup("agent")
     ip = args.node_ip or os.environ.get("SPINDLE_NODE_IP") or routable_ip(args.head)
     total = parse_resources(args.num_cpus, args.num_gpus, args.resources)
@@ -57,8 +84,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from spindle._agent.agent import Agent  # gRPC and the rest load while the workers boot
 
-    store_args = {"object_store_memory": args.object_store_memory,
-                  "spill_dir": args.object_spilling_directory or os.environ.get("SPINDLE_OBJECT_SPILLING_DIR", "")}
+    store_args: dict[str, Any] = {
+        "object_store_memory": args.object_store_memory,
+        "spill_dir": args.object_spilling_directory or os.environ.get("SPINDLE_OBJECT_SPILLING_DIR", ""),
+        "labels": labels, "is_head": args.head_node}
     agent = Agent(args.head, token, ip, total, node_id, **store_args)
     try:
         server = agent.start(port, num_prestart, prestarted)

@@ -41,8 +41,13 @@ CHUNK = 4 * 1024 * 1024
 
 class Agent:
     def __init__(self, head_address: str, token: str, ip: str, total: dict[str, float], node_id: str,
-                 object_store_memory: int | None = None, spill_dir: str = ""):
+                 object_store_memory: int | None = None, spill_dir: str = "", labels: dict[str, str] | None = None,
+                 is_head: bool = False):
         self.head_address = head_address
+        self.is_head = is_head
+        self.labels = dict(labels or {})
+        self.draining = False  # the head is draining this node (learnt from its heartbeat replies)
+        self.starting = 0  # leases being granted and actors being started (busy, not yet in leases/actors)
         self.token = token
         self.ip = ip
         self.node_id = node_id
@@ -99,7 +104,8 @@ class Agent:
     def _info(self) -> pb.NodeInfo:
         return pb.NodeInfo(node_id=self.node_id, address=self.address, ip=self.ip,
                            total=pb.Resources(amounts=self.total), available=pb.Resources(amounts=self.available),
-                           alive=True, hostname=socket.gethostname())
+                           alive=True, hostname=socket.gethostname(), labels=self.labels,
+                           is_head=self.is_head)
 
     def _register(self) -> None:
         delay, start, warned = 0.02, time.monotonic(), False
@@ -123,9 +129,11 @@ class Agent:
     def _heartbeat_loop(self) -> None:
         failures = 0
         while not self.stopping:
+            primaries = self.store.primaries()  # outside our lock: the store takes its own
             with self.cond:
                 avail = dict(self.available)
                 avail["object_store_memory"] = float(self.store.free_memory())
+                usage, draining = self._usage(primaries), self.draining
                 if log.isEnabledFor(logging.DEBUG):
                     assert self.pool is not None
                     log.debug("available=%s leases=%s workers=%s", avail,
@@ -133,10 +141,11 @@ class Agent:
                               [(w.worker_id[:6], w.state, w.blocked, bool(w.lease_id)) for w in self.pool.by_id.values()])
             try:
                 view = self._head().Heartbeat(pb.HeartbeatRequest(node_id=self.node_id,
-                                                                  available=pb.Resources(amounts=avail)),
+                                                                  available=pb.Resources(amounts=avail),
+                                                                  usage=usage, draining=draining),
                                               metadata=self.channels.metadata, timeout=5)
-                nodes = [NodeView(n.node_id, n.address, dict(n.total.amounts), dict(n.available.amounts), n.alive)
-                         for n in view.nodes]
+                nodes = [NodeView(n.node_id, n.address, dict(n.total.amounts), dict(n.available.amounts), n.alive,
+                                  schedulable=not n.draining) for n in view.nodes]
                 me = next((n for n in view.nodes if n.node_id == self.node_id), None)
                 if me is None:
                     self._register()  # the head restarted or forgot us
@@ -144,6 +153,11 @@ class Agent:
                     self._declared_dead(me.death_reason)
                 with self.cond:
                     self.view = nodes
+                    if me is not None and me.draining != self.draining:
+                        log.warning("this node is %s", "draining: it takes no new work" if me.draining
+                                    else "no longer draining")
+                        self.draining = me.draining
+                        self.cond.notify_all()
                 failures = 0
                 self._reclaim_unconfirmed()
             except grpc.RpcError:
@@ -151,6 +165,13 @@ class Agent:
                 if failures == 50:
                     log.warning("the head at %s is not answering heartbeats", self.head_address)
             time.sleep(HEARTBEAT_S)
+
+    def _usage(self, primaries: tuple[int, int]) -> pb.NodeUsage:
+        """What keeps this node busy (lock held): the head's autoscaler drains only idle nodes."""
+        assert self.pool is not None
+        actors = sum(1 for w in list(self.pool.by_id.values()) if w.actor_id)
+        return pb.NodeUsage(leases=len(self.leases), actors=actors, starting=self.starting, bundles=len(self.bundles.pools),
+                            primary_objects=primaries[0], primary_bytes=primaries[1])
 
     def _declared_dead(self, reason: str) -> None:
         """The head gave us up (we were silent too long) and restarted our actors elsewhere.
@@ -174,7 +195,7 @@ class Agent:
 
     # ---------------------------------------------------------------- leases
     def _views(self) -> list[NodeView]:
-        local = NodeView(self.node_id, self.address, self.total, self.available)
+        local = NodeView(self.node_id, self.address, self.total, self.available, schedulable=not self.draining)
         return [local] + [n for n in self.view if n.node_id != self.node_id]
 
     def request_lease(self, req: pb.LeaseRequest, context: Any = None) -> pb.LeaseReply:
@@ -202,6 +223,7 @@ class Agent:
                         return pb.LeaseReply(status="SPILLBACK", spill_address=placement_addr)
                     if decision == "local":
                         subtract(self.available, need)
+                        self.starting += 1
                         break
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -209,7 +231,11 @@ class Agent:
                     self.cond.wait(min(left, 0.1))
             finally:
                 self._dequeue(ticket)
-        return self._grant(need, deadline)
+        try:
+            return self._grant(need, deadline)
+        finally:
+            with self.cond:
+                self.starting -= 1
 
     # Requests waiting for local resources are served first come, first served, so a stream of
     # task leases cannot starve an actor waiting to be placed (or a big request behind small ones).
@@ -228,6 +254,8 @@ class Agent:
     def _decide(self, req: pb.LeaseRequest, need: dict[str, float], strategy: Strategy,
                 ticket: int) -> tuple[str, str, str]:
         if req.grant_or_reject:
+            if self.draining:  # spilled here before the requester learnt we drain: it asks again from its node
+                return "wait", "", "this node is draining"
             if fits(need, self.available) and self._first_in_line(ticket):
                 return "local", "", ""
             return ("wait" if fits(need, self.total) else "infeasible"), "", "this node lacks the resources"
@@ -327,14 +355,24 @@ class Agent:
             else:
                 ticket = self._enqueue(both)
                 try:
-                    while not (fits(both, self.available) and self._first_in_line(ticket)):
+                    while not (fits(both, self.available) and self._first_in_line(ticket)) or self.draining:
                         left = deadline - time.monotonic()
                         if left <= 0:
-                            return pb.StartActorReply(ok=False)
+                            return pb.StartActorReply(ok=False)  # placed again by the head (elsewhere if we drain)
                         self.cond.wait(min(left, 0.1))
                     subtract(self.available, placement)
                 finally:
                     self._dequeue(ticket)
+            self.starting += 1
+        try:
+            return self._start_actor(req, placement, hold, bundle)
+        finally:
+            with self.cond:
+                self.starting -= 1
+
+    def _start_actor(self, req: pb.StartActorRequest, placement: dict[str, float], hold: dict[str, float],
+                     bundle: Key | None) -> pb.StartActorReply:
+        spec = req.spec
         assert self.pool is not None
         worker = self.pool.acquire(timeout=30.0, dedicated=True)
         try:

@@ -46,6 +46,8 @@ class Bundles:
         doomed: list[Any] = []
         with a.cond:
             if req.phase == "PREPARE":
+                if a.draining:
+                    return pb.BundleReply(ok=False, message="this node is draining (the autoscaler is removing it)")
                 new = [(k, dict(r.amounts)) for k, r in zip(keys, req.resources, strict=True) if k not in self.pools]
                 need: dict[str, float] = {}
                 for _, r in new:

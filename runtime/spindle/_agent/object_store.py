@@ -176,6 +176,12 @@ class ObjectStore:
             self.writers[oid] = (writer_pid if writer_pid and _pid_alive(writer_pid) else 0, now)
             return self._path(oid), self.budget.spare_ok() and where == "memory"
 
+    def primaries(self) -> tuple[int, int]:
+        """(count, bytes) of the objects made on this node and not freed by their owner (pulled copies excluded)."""
+        with self.lock:
+            owned = [e.size for e in self.budget.entries.values() if e.owner]
+        return len(owned), sum(owned)
+
     def free_memory(self) -> int:
         return max(0, self.budget.capacity - self.budget.used)
 

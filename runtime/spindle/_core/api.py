@@ -348,7 +348,8 @@ def nodes() -> list[dict[str, Any]]:
         out.append({"NodeID": n.node_id, "Alive": n.alive, "alive": n.alive, "State": "ALIVE" if n.alive else "DEAD",
                     "DeathReason": n.death_reason, "NodeManagerAddress": n.ip,
                     "NodeManagerHostname": n.hostname, "NodeName": n.ip, "AgentAddress": n.address,
-                    "Resources": dict(n.total.amounts), "Available": dict(n.available.amounts)})
+                    "Resources": dict(n.total.amounts), "Available": dict(n.available.amounts),
+                    "Labels": dict(n.labels), "IsHeadNode": n.is_head, "Draining": n.draining})
     return out
 
 

@@ -62,6 +62,9 @@ class RuntimeContext:
     def get_assigned_resources(self) -> dict[str, Any]:
         return {}
 
+    def get_node_labels(self) -> dict[str, str]:
+        return dict(getattr(self._cw, "node_labels", None) or {})
+
     @property
     def gcs_address(self) -> str:
         return self._cw.head_address

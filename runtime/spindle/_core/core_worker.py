@@ -84,6 +84,16 @@ class CoreWorker:
             signal.signal(signal.SIGUSR1, lambda *_: sys.stderr.write(
                 f"[{self.mode} {os.getpid()}] {self.submitter.debug_state()}\n"))
 
+    @property
+    def node_labels(self) -> dict[str, str]:
+        """This node's labels (``spindle start --labels``), as registered with the head (looked up once)."""
+        cached: dict[str, str] | None = getattr(self, "_node_labels", None)
+        if cached is None:
+            view = self.head().GetClusterView(pb.Empty(), metadata=self.md, timeout=10)
+            mine = next((n for n in view.nodes if n.node_id == self.node_id), None)
+            cached = self._node_labels = dict(mine.labels) if mine is not None else {}
+        return dict(cached)
+
     # ---------------------------------------------------------------- stubs
     def head(self) -> rpc.HeadStub:
         return rpc.HeadStub(self.channels.get(self.head_address))

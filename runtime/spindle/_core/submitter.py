@@ -56,6 +56,9 @@ class TaskSubmitter:
         self._seq = itertools.count()
         self.closed = False
         threading.Thread(target=self._idle_loop, daemon=True, name="spindle-leases").start()
+        from spindle._core.demand_report import DemandReporter
+
+        self.demand = DemandReporter(self)  # queued shapes -> the head (autoscaler demand)
 
     # ---------------------------------------------------------------- submission
     def submit(self, fn_id: bytes, fn_blob: bytes, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from spindle._head import autoscaler_api
 from spindle._head.dashboard import auth
 from spindle._head.dashboard import routes as dashboard_routes
 from spindle._head.jobs import routes as job_routes
@@ -94,6 +95,9 @@ def make_app(token: str, manager: JobManager, packages: PackageStore, session: s
     app[job_routes.MANAGER] = manager
     app[job_routes.PACKAGES] = packages
     dashboard_routes.setup(app, token, state)
+    if state is not None:  # the HeadState of this process (absent in job-API-only tests)
+        app[autoscaler_api.HEAD] = state
+        app.add_routes(autoscaler_api.routes)
 
     async def version(request: web.Request) -> web.Response:
         from spindle import __version__

@@ -202,7 +202,7 @@ class PlacementGroups:
             lost = [i for i, n in enumerate(rec.nodes) if not n]
             kept = {n for n in rec.nodes if n}
             bundles = rec.bundles()
-            alive = [r for r in h.nodes.values() if r.view.alive]
+            alive = [r for r in h.nodes.values() if r.view.alive and r.view.schedulable]  # not draining
             rooms = [NodeRoom(r.info.node_id, r.view.available) for r in alive
                      if not (rec.spec.strategy == "STRICT_SPREAD" and r.info.node_id in kept)]
             if rec.spec.strategy == "STRICT_PACK" and kept:

@@ -24,6 +24,7 @@ import grpc
 
 from spindle import _ids, _sessions
 from spindle import _membership as membership
+from spindle._head.autoscaling import AutoscalerBook
 from spindle._head.placement_groups import PlacementGroups
 from spindle._head.recovery import Recovery
 from spindle._head.tables import Tables, open_tables
@@ -52,6 +53,7 @@ class ActorRecord:
     incarnation: int = 0
     no_restart: bool = False
     scheduling: bool = False
+    waiting: bool = False  # no node can take it now (pending demand for the autoscaler)
 
     def info(self) -> pb.ActorInfo:
         spec = pb.ActorSpec()
@@ -92,11 +94,13 @@ class HeadState:
         self.named: dict[tuple[str, str], bytes] = {}
         self.kv: dict[str, bytes] = {}
         self.placer = Placer()
+        self.autoscaler = AutoscalerBook()
         self._job_counter = 0
         self.recovery = Recovery(self, tables or open_tables(None))
         self.recovery.load()
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="node-probe")
         self.pgs = PlacementGroups(self)
+        self.autoscaler.demand_hooks.append(self.pgs.pending_demand)  # gang demand
 
     # ---------------------------------------------------------------- nodes
     def register_node(self, info: pb.NodeInfo, actors: list[pb.LiveActor] | None = None,
@@ -104,8 +108,11 @@ class HeadState:
         with self.lock:
             info.alive = True
             info.death_reason = ""
-            view = NodeView(info.node_id, info.address, res_dict(info.total), res_dict(info.available))
+            info.draining = info.node_id in self.autoscaler.drains
+            view = NodeView(info.node_id, info.address, res_dict(info.total), res_dict(info.available),
+                            schedulable=not info.draining)
             self.nodes[info.node_id] = NodeRecord(info, view)
+            self.autoscaler.node_joined(info.node_id)
             stale = self.recovery.adopt(info.node_id, actors or [], rejoining)
             self.lock.notify_all()
         log.info("node %s joined at %s with %s", info.node_id[:8], info.address, dict(info.total.amounts))
@@ -113,13 +120,16 @@ class HeadState:
         for address, actor_id in stale:
             self._kill_worker(address, actor_id)
 
-    def heartbeat(self, node_id: str, available: pb.Resources) -> pb.ClusterView:
+    def heartbeat(self, node_id: str, available: pb.Resources, usage: pb.NodeUsage | None = None,
+                  draining: bool = False) -> pb.ClusterView:
         with self.lock:
             rec = self.nodes.get(node_id)
             if rec is not None and rec.view.alive:
                 rec.last_seen = time.monotonic()
                 rec.view.available = res_dict(available)
                 rec.info.available.CopyFrom(available)
+                if usage is not None:
+                    self.autoscaler.heartbeat(node_id, usage, draining, rec.last_seen)
             return self.cluster_view()
 
     def cluster_view(self) -> pb.ClusterView:
@@ -244,6 +254,7 @@ class HeadState:
                     if strategy.kind != "PLACEMENT_GROUP":
                         placement = self.placer.place(res_dict(spec.placement), strategy,
                                                       [n.view for n in self.nodes.values()], None)
+                    rec.waiting = placement.decision not in ("remote", "local")  # pending demand
                     if placement.decision in ("remote", "local") and strategy.kind != "PLACEMENT_GROUP":
                         subtract(self.nodes[placement.node_id].view.available, res_dict(spec.placement))
                 if placement.decision == "infeasible" and not warned:
@@ -271,7 +282,7 @@ class HeadState:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
         finally:
-            rec.scheduling = False
+            rec.scheduling = rec.waiting = False
 
     def _pg_placement(self, rec: ActorRecord, attempt: int) -> Placement | None:
         """Where an actor in a placement group goes (its bundle's node); None: it cannot run (now DEAD)."""
@@ -384,7 +395,8 @@ class HeadServicer(rpc.HeadServicer):
         return pb.RegisterNodeReply(session=self.s.session)
 
     def Heartbeat(self, request: pb.HeartbeatRequest, context: Any) -> pb.ClusterView:
-        return self.s.heartbeat(request.node_id, request.available)
+        return self.s.heartbeat(request.node_id, request.available,
+                                request.usage if request.HasField("usage") else None, request.draining)
 
     def GetClusterView(self, request: pb.Empty, context: Any) -> pb.ClusterView:
         with self.s.lock:
@@ -428,6 +440,7 @@ class HeadServicer(rpc.HeadServicer):
             v = self.s.kv.get(request.key)
         return pb.KvReply(found=v is not None, value=v or b"")
 
+from spindle._head.autoscaling import AutoscalerBook
     def CreatePlacementGroup(self, request: pb.PlacementGroupSpec, context: Any) -> pb.PlacementGroupInfo:
         return self.s.pgs.create(request)
 
