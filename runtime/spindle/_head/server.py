@@ -440,7 +440,6 @@ class HeadServicer(rpc.HeadServicer):
             v = self.s.kv.get(request.key)
         return pb.KvReply(found=v is not None, value=v or b"")
 
-from spindle._head.autoscaling import AutoscalerBook
     def CreatePlacementGroup(self, request: pb.PlacementGroupSpec, context: Any) -> pb.PlacementGroupInfo:
         return self.s.pgs.create(request)
 
@@ -453,6 +452,16 @@ from spindle._head.autoscaling import AutoscalerBook
 
     def ListPlacementGroups(self, request: pb.Empty, context: Any) -> pb.PlacementGroupList:
         return self.s.pgs.table()
+
+    def ReportDemand(self, request: pb.DemandReport, context: Any) -> pb.Empty:
+        with self.s.lock:
+            self.s.autoscaler.report_demand(request.reporter, request.shapes, time.monotonic())
+        return pb.Empty()
+
+    def RequestResources(self, request: pb.ResourceRequest, context: Any) -> pb.Empty:
+        with self.s.lock:
+            self.s.autoscaler.request_resources(dict(b.amounts) for b in request.bundles)
+        return pb.Empty()
 
 
 def _refuses_connections(address: str, timeout: float = 0.5) -> bool:
