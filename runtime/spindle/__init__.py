@@ -17,6 +17,8 @@ _LAZY = {
     "cluster_resources": "_core.api",
     "get": "_core.api",
     "get_actor": "_core.api",
+    "get_gpu_ids": "_core.api",
+    "timeline": "_core.api",
     "get_runtime_context": "_core.api",
     "init": "_core.api",
     "is_initialized": "_core.api",
@@ -45,6 +47,7 @@ __all__ = [
     "exit_actor",
     "get",
     "get_actor",
+    "get_gpu_ids",
     "get_runtime_context",
     "init",
     "is_initialized",
@@ -54,6 +57,7 @@ __all__ = [
     "put",
     "remote",
     "shutdown",
+    "timeline",
     "util",
     "wait",
 ]
@@ -82,6 +86,7 @@ if TYPE_CHECKING:
         cluster_resources,
         get,
         get_actor,
+        get_gpu_ids,
         get_runtime_context,
         init,
         is_initialized,
@@ -90,6 +95,7 @@ if TYPE_CHECKING:
         put,
         remote,
         shutdown,
+        timeline,
         wait,
     )
     from spindle._core.object_ref import ObjectRef

@@ -121,7 +121,17 @@ FUNCTION_SIZE_ERROR = 100 * 1000 * 1000
 def pickle_function(fn: Any, what: str = "remote function", name: str = "") -> bytes:
     """Pickle a function or actor class, refusing one that captured a huge object (it would travel with every
     lease); the message names the size and the fix, like Ray's."""
-    blob = cloudpickle.dumps(fn, protocol=5)
+    try:
+        blob = cloudpickle.dumps(fn, protocol=5)
+    except Exception as e:
+        from spindle.util.check_serialize import describe
+
+        label = f"{getattr(fn, '__module__', '')}.{name}".lstrip(".")
+        detail = describe(fn, name)
+        raise TypeError(f"Could not serialize the {what} {label}: {type(e).__name__}: {e}. "
+                        + (f"Captured by it: {detail}. " if detail else "")
+                        + "Remote functions and actor classes must not capture unpicklable objects such as locks, "
+                          "sockets or open files: create them inside the function, or pass them differently.") from e
     size = len(blob)
     if size > FUNCTION_SIZE_WARN:
         mib = size / 2**20
@@ -135,8 +145,25 @@ def pickle_function(fn: Any, what: str = "remote function", name: str = "") -> b
 
 
 def pickle_error(err: BaseException) -> bytes:
-    """Pickle an exception; fall back to a plain RuntimeError carrying its text when it can't be pickled."""
+    """Pickle an exception so that the caller can rebuild it.
+
+    One that can't be pickled, or whose pickle can't be loaded back (a custom ``__init__`` whose
+    arguments differ from ``args``, a lock in an attribute, ...), becomes a plain RayTaskError that keeps
+    the original type name, message and traceback text, as Ray does.
+    """
+    step = "pickled"
     try:
-        return cloudpickle.dumps(err, protocol=5)
-    except Exception:
-        return cloudpickle.dumps(RuntimeError(f"{type(err).__name__}: {err}"), protocol=5)
+        blob = cloudpickle.dumps(err, protocol=5)
+        step = "unpickled"
+        cloudpickle.loads(blob)  # the caller must be able to rebuild it (only paid on the error path)
+        return blob
+    except Exception as e:  # noqa: BLE001 - any failure to round-trip
+        from spindle.exceptions import RayTaskError
+
+        cause = getattr(err, "cause", None) or err
+        tb = getattr(err, "traceback_str", "") or f"{type(cause).__name__}: {cause}"
+        note = (f"\n(The original exception {type(cause).__name__} could not be {step} ({type(e).__name__}: "
+                f"{e}), so it is raised as a RayTaskError carrying its message and traceback.)")
+        fallback = RayTaskError(getattr(err, "function_name", "") or "", tb + note)
+        fallback.cause_class_name = type(cause).__name__
+        return cloudpickle.dumps(fallback, protocol=5)

@@ -12,9 +12,9 @@ from typing import Any
 
 import cloudpickle
 
-from spindle import _ids
+from spindle import _ids, _signature
 from spindle._core.args import prepare
-from spindle._core.context import core
+from spindle._core.context import core_or_init
 from spindle._core.executor import ActorExit
 from spindle._core.task_records import resources_of, strategy_of
 from spindle._proto import pb
@@ -29,8 +29,11 @@ ACTOR_OPTIONS = {
 }
 
 
+BUILTIN_METHODS = {"__ray_ready__": 1, "__ray_call__": 1, "__ray_terminate__": 1}
+
+
 def method(*args: Any, **kwargs: Any) -> Any:
-    """``@spindle.method(num_returns=N)`` on an actor method."""
+    """``@spindle.method(num_returns=N, concurrency_group="io")`` on an actor method."""
     if args and callable(args[0]) and not kwargs:
         return args[0]
     unknown = set(kwargs) - {"num_returns", "concurrency_group", "max_task_retries", "retry_exceptions"}
@@ -39,6 +42,8 @@ def method(*args: Any, **kwargs: Any) -> Any:
 
     def deco(fn: Any) -> Any:
         fn.__spindle_num_returns__ = kwargs.get("num_returns", 1)
+        if kwargs.get("concurrency_group") is not None:
+            fn.__spindle_concurrency_group__ = str(kwargs["concurrency_group"])
         return fn
 
     return deco
@@ -49,8 +54,9 @@ def exit_actor() -> None:
     from spindle._core.context import maybe_core
 
     cw = maybe_core()
-    if cw is None or cw.executor is None or cw.executor.actor is None:
-        raise TypeError("exit_actor() can only be called inside an actor")
+    if cw is None or cw.executor is None or cw.executor.actor_spec is None:
+        raise TypeError("exit_actor API is called on a non-actor worker. Call this API inside an actor method "
+                        "if you'd like to exit the actor gracefully.")
     raise ActorExit()
 
 
@@ -60,21 +66,47 @@ def _methods(cls: type) -> dict[str, int]:
         if name.startswith("__") and name not in ("__call__",):
             continue
         out[name] = getattr(member, "__spindle_num_returns__", 1)
+    for name, n in BUILTIN_METHODS.items():
+        out.setdefault(name, n)
     return out
 
 
+MethodMeta = dict[str, tuple[Any, str]]  # method name -> (parameters or None, concurrency group)
+
+
+def _method_meta(cls: type, methods: dict[str, int]) -> MethodMeta:
+    meta: MethodMeta = {}
+    for name in methods:
+        fn = getattr(cls, name, None)
+        if fn is None:  # a built-in (__ray_ready__ ...): checked by the actor
+            continue
+        meta[name] = (_signature.method_params(cls, name), getattr(fn, "__spindle_concurrency_group__", ""))
+    return meta
+
+
+def _load_meta(blob: bytes) -> MethodMeta:
+    try:
+        meta = cloudpickle.loads(blob) if blob else {}
+    except Exception:  # a handle from an older client: no checks, default groups
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 class ActorMethod:
-    def __init__(self, handle: ActorHandle, name: str, num_returns: int):
+    def __init__(self, handle: ActorHandle, name: str, num_returns: int, concurrency_group: str | None = None):
         self._handle = handle
         self._name = name
         self._num_returns = num_returns
+        self._concurrency_group = concurrency_group
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "
                         f"'actor.{self._name}()', try 'actor.{self._name}.remote()'.")
 
     def options(self, **options: Any) -> ActorMethod:
-        m = ActorMethod(self._handle, self._name, int(options.get("num_returns", self._num_returns)))
+        group = options.get("concurrency_group", self._concurrency_group)
+        m = ActorMethod(self._handle, self._name, int(options.get("num_returns", self._num_returns)),
+                        None if group is None else str(group))
         return m
 
     def bind(self, *args: Any, **kwargs: Any) -> Any:
@@ -85,19 +117,25 @@ class ActorMethod:
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         h = self._handle
-        refs = core().actors.submit(h._actor_id, h._max_task_retries, self._name,
-                                    f"{h._class_name}.{self._name}", args, kwargs, self._num_returns)
+        params, default_group = h._meta.get(self._name, (None, ""))
+        _signature.check(params, args, kwargs, f"{h._class_name}.{self._name}")
+        group = default_group if self._concurrency_group is None else self._concurrency_group
+        refs = core_or_init().actors.submit(h._actor_id, h._max_task_retries, self._name,
+                                            f"{h._class_name}.{self._name}", args, kwargs, self._num_returns,
+                                            concurrency_group=group)
         if self._num_returns == 1:
             return refs[0]
         return refs if self._num_returns > 1 else None
 
 
 class ActorHandle:
-    def __init__(self, actor_id: bytes, class_name: str, methods: dict[str, int], max_task_retries: int):
+    def __init__(self, actor_id: bytes, class_name: str, methods: dict[str, int], max_task_retries: int,
+                 meta: MethodMeta | None = None):
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
         self._max_task_retries = max_task_retries
+        self._meta: MethodMeta = meta or {}
 
     def __getattr__(self, name: str) -> ActorMethod:
         methods = self.__dict__.get("_methods", {})
@@ -106,7 +144,7 @@ class ActorHandle:
         raise AttributeError(f"'{self.__dict__.get('_class_name', 'Actor')}' actor has no method '{name}'")
 
     def __reduce__(self) -> Any:
-        return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._max_task_retries))
+        return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._max_task_retries, self._meta))
 
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {self._actor_id.hex()})"
@@ -123,9 +161,13 @@ class ActorHandle:
 
 
 def handle_from_info(info: pb.ActorInfo) -> ActorHandle:
-    spec = info.spec
+    return handle_from_spec(info.spec, info.actor_id)
+
+
+def handle_from_spec(spec: pb.ActorSpec, actor_id: bytes = b"") -> ActorHandle:
     methods = cloudpickle.loads(spec.methods_blob) if spec.methods_blob else {}
-    return ActorHandle(info.actor_id, spec.class_name, methods, spec.max_task_retries)
+    return ActorHandle(actor_id or spec.actor_id, spec.class_name, methods, spec.max_task_retries,
+                       _load_meta(spec.method_meta_blob))
 
 
 class ActorClass:
@@ -151,11 +193,16 @@ class ActorClass:
         return clone
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
-        cw = core()
+        init = getattr(self._cls, "__init__", None)
+        init_params = () if init is object.__init__ else _signature.method_params(self._cls, "__init__")
+        _signature.check(init_params, args, kwargs, self.__name__)
+        cw = core_or_init()
         opts = self._options
         if self._blob is None:
             self._blob = pickle_function(self._cls, "actor class", self.__name__)
         methods = _methods(self._cls)
+        meta = _method_meta(self._cls, methods)
+        groups = concurrency_groups_of(opts.get("concurrency_groups"), meta)
         is_async = any(inspect.iscoroutinefunction(getattr(self._cls, m, None)) or
                        inspect.isasyncgenfunction(getattr(self._cls, m, None)) for m in methods)
         explicit_cpu = "num_cpus" in opts and opts["num_cpus"] is not None
@@ -185,13 +232,32 @@ class ActorClass:
             max_concurrency=int(opts.get("max_concurrency") or (1000 if is_async else 1)),
             is_async=is_async, name=name, namespace=namespace, detached=lifetime == "detached",
             job_id=cw.job_id, owner_address=cw.address, env_vars={**base_env, **env_vars_of(opts)},
-            methods_blob=cloudpickle.dumps(methods))
+            methods_blob=cloudpickle.dumps(methods), method_meta_blob=cloudpickle.dumps(meta),
+            concurrency_groups_blob=cloudpickle.dumps(groups))
         info = cw.actors.create(spec, bool(opts.get("get_if_exists")))
         return handle_from_info(info) if info.actor_id != spec.actor_id else \
-            ActorHandle(spec.actor_id, self.__name__, methods, spec.max_task_retries)
+            ActorHandle(spec.actor_id, self.__name__, methods, spec.max_task_retries, meta)
 
     def bind(self, *args: Any, **kwargs: Any) -> Any:
         """A lazy actor creation for a DAG (``spindle.dag``): created when the DAG is executed."""
         from spindle.dag.class_node import ClassNode
 
         return ClassNode(self, args, kwargs, {})
+
+
+def concurrency_groups_of(groups: Any, meta: MethodMeta) -> dict[str, int]:
+    """Validate ``concurrency_groups={"io": 2, ...}`` and the groups methods name (Ray's rules)."""
+    if groups is None:
+        groups = {}
+    if not isinstance(groups, dict):
+        raise TypeError(f"concurrency_groups must be a dict of group name to max concurrency, got {groups!r}")
+    out: dict[str, int] = {}
+    for name, n in groups.items():
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"concurrency_groups[{name!r}] must be a positive int, got {n!r}")
+        out[str(name)] = n
+    for method_name, (_, group) in meta.items():
+        if group and group not in out:
+            raise ValueError(f"Method {method_name!r} uses concurrency group {group!r}, which is not defined in "
+                             f"the actor's concurrency_groups ({sorted(out) or 'none'}).")
+    return out

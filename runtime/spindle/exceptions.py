@@ -19,10 +19,15 @@ class RayTaskError(SpindleError):
         self.function_name = function_name
         self.traceback_str = traceback_str
         self.cause = cause
+        self.cause_class_name = type(cause).__name__ if cause is not None else ""
         super().__init__(self._message())
 
+    def __reduce__(self) -> Any:
+        return (_rebuild_plain, (self.function_name, self.traceback_str, self.cause, self.cause_class_name))
+
     def _message(self) -> str:
-        return f"{type(self.cause).__name__ if self.cause else 'Error'} raised in task {self.function_name!r}:\n{self.traceback_str}"
+        what = type(self.cause).__name__ if self.cause else (getattr(self, "cause_class_name", "") or "Error")
+        return f"{what} raised in task {self.function_name!r}:\n{self.traceback_str}"
 
     def __str__(self) -> str:
         return self._message()
@@ -66,6 +71,13 @@ def _dual_class(cause_cls: type) -> type:
         )
         _DUAL_CACHE[cause_cls] = cls
     return cls
+
+
+def _rebuild_plain(function_name: str, traceback_str: str, cause: BaseException | None,
+                   cause_class_name: str) -> RayTaskError:
+    err = RayTaskError(function_name, traceback_str, cause)
+    err.cause_class_name = cause_class_name or err.cause_class_name
+    return err
 
 
 def _rebuild_task_error(function_name: str, traceback_str: str, cause: BaseException | None) -> BaseException:

@@ -6,8 +6,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from spindle import _ids
-from spindle._core.context import core
+from spindle import _ids, _signature
+from spindle._core.context import core_or_init
 from spindle._serialization import pickle_function
 
 TASK_OPTIONS = {
@@ -43,6 +43,7 @@ class RemoteFunction:
         self._fn_id = _ids.new_id()
         self._blob: bytes | None = None
         self._name: str = str(options.get("name") or getattr(fn, "__qualname__", getattr(fn, "__name__", "task")))
+        self._params = _signature.params_of(fn)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -60,7 +61,8 @@ class RemoteFunction:
         return clone
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        cw = core()
+        _signature.check(self._params, args, kwargs, self._name)
+        cw = core_or_init()
         if self._blob is None:
             self._blob = pickle_function(self._function, "remote function", self._name)
         opts = dict(self._options)

@@ -140,9 +140,13 @@ def test_a_worker_crash_without_retries_raises_worker_crashed_error() -> None:
 
 
 def test_an_unpicklable_argument_is_named_in_the_error() -> None:
+    @spindle.remote
+    def takes_two(a: int, b: object) -> int:
+        return a
+
     lock = threading.Lock()
     with pytest.raises(TypeError, match=r"argument 2 .*lock"):
-        square.remote(1, lock)
+        takes_two.remote(1, lock)
 
 
 def test_nested_tasks_do_not_deadlock_when_parents_fill_every_cpu() -> None:

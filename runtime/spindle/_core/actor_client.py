@@ -21,6 +21,7 @@ import grpc
 
 from spindle import _ids
 from spindle._core import args as _args
+from spindle._core import timeline as _timeline
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import batched
 from spindle.exceptions import ActorDiedError
@@ -52,6 +53,7 @@ class Conn:
     death: pb.ObjectValue | None = None
     seq: int = 0
     node_id: str = ""  # where the stream goes (the actor's node at connect time)
+    worker_address: str = ""
     call: Any = None
     doomed: list[ActorCall] = field(default_factory=list)  # died in flight, no retries: fail once we know why
 
@@ -83,7 +85,7 @@ class ActorClient:
             return conn
 
     def submit(self, actor_id: bytes, max_task_retries: int, method: str, name: str, args: tuple[Any, ...],
-               kwargs: dict[str, Any], num_returns: int) -> list[Any]:
+               kwargs: dict[str, Any], num_returns: int, concurrency_group: str = "") -> list[Any]:
         cw = self.cw
         conn = self._conn(actor_id, max_task_retries)
         task_id = _ids.new_id()
@@ -94,7 +96,7 @@ class ActorClient:
             conn.seq += 1
             spec = pb.TaskSpec(task_id=task_id, name=name, num_returns=num_returns, return_ids=return_ids,
                                job_id=cw.job_id, owner_address=cw.address, actor_id=actor_id, method=method,
-                               sequence=conn.seq, caller_id=cw.worker_id)
+                               sequence=conn.seq, caller_id=cw.worker_id, concurrency_group=concurrency_group)
             call = ActorCall(spec, prepared, max_task_retries)
             conn.queue.append(call)
 
@@ -177,6 +179,7 @@ class ActorClient:
             conn.state = "ALIVE"
             conn.incarnation = info.incarnation
             conn.node_id, conn.call = info.node_id, call
+            conn.worker_address = info.worker_address
         self._flush(conn)
         got_any = False
         try:
@@ -255,6 +258,7 @@ class ActorClient:
             c = conn.inflight.pop(r.task_id, None)
         if c is None:
             return
+        _timeline.record((r,), {r.task_id: c}, conn.worker_address)
         if r.failed:
             self._complete_error(c, pb.ObjectValue(inline=r.error, is_error=True))
             return

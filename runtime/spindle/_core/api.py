@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import inspect
 import json
 import logging
 import os
@@ -263,12 +264,12 @@ def _as_list(refs: Any, fn: str) -> tuple[list[ObjectRef], bool]:
 def get(object_refs: Any, *, timeout: float | None = None) -> Any:
     """Block until the value(s) are ready and return them (order kept); raise the task's error if it failed."""
     refs, single = _as_list(object_refs, "get")
-    values = _context.core().get(refs, timeout)
+    values = _context.core_or_init().get(refs, timeout)
     return values[0] if single else values
 
 
 def put(value: Any, **_ignored: Any) -> ObjectRef:
-    return _context.core().put(value)
+    return _context.core_or_init().put(value)
 
 
 def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: float | None = None,
@@ -279,6 +280,9 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(f"wait() expected a list of ObjectRef, got {type(object_refs).__name__}")
     refs, _ = _as_list(list(object_refs), "wait")
+    cw = _context.core_or_init()
+    if not refs:
+        return [], []
     ids = [r.binary() for r in refs]
     if len(set(ids)) != len(ids):
         raise ValueError("Wait requires a list of unique object refs.")
@@ -288,7 +292,7 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
         raise ValueError("num_returns cannot be greater than the number of objects provided to wait().")
     if timeout is not None and timeout < 0:
         raise ValueError(f"The 'timeout' argument must be >= 0, got {timeout}")
-    ready_ids = set(_context.core().wait_ready(refs, num_returns, timeout))
+    ready_ids = set(cw.wait_ready(refs, num_returns, timeout))
     ready: list[ObjectRef] = []
     pending: list[ObjectRef] = []
     for ref, oid in zip(refs, ids, strict=True):
@@ -304,7 +308,7 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     killed); ``recursive`` also cancels the tasks it submitted. Its refs raise TaskCancelledError."""
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel() expects an ObjectRef, got {type(object_ref).__name__}")
-    _context.core().submitter.cancel(object_ref.binary(), force, recursive)
+    _context.core_or_init().submitter.cancel(object_ref.binary(), force, recursive)
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
@@ -312,7 +316,7 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
 
     if not isinstance(actor, ActorHandle):
         raise ValueError(f"kill() expects an actor handle, got {type(actor).__name__}")
-    _context.core().actors.kill(actor._actor_id, no_restart)
+    _context.core_or_init().actors.kill(actor._actor_id, no_restart)
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
@@ -321,7 +325,7 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     from spindle._proto import pb
     from spindle.actor import handle_from_info
 
-    cw = _context.core()
+    cw = _context.core_or_init()
     ns = namespace if namespace is not None else _context.RuntimeContext(cw).namespace
     watch = _state.get("watch")
     if watch is not None:
@@ -367,11 +371,34 @@ def cluster_resources() -> dict[str, float]:
 
 
 def available_resources() -> dict[str, float]:
-    return {k: v for k, v in _sum("available").items() if v > 0}
+    """Free resources of the live nodes; "CPU" is always there (0.0 when every CPU is taken), as in Ray."""
+    free = {k: v for k, v in _sum("available").items() if v > 0}
+    free.setdefault("CPU", 0.0)
+    return free
 
 
 def get_runtime_context() -> _context.RuntimeContext:
-    return _context.RuntimeContext(_context.core())
+    return _context.RuntimeContext(_context.core_or_init())
+
+
+def get_gpu_ids() -> list[Any]:
+    """The GPU ids assigned to the running task or actor (empty in a driver or without GPUs)."""
+    _context.core_or_init()
+    from spindle._core.accelerators import gpu_ids
+
+    return gpu_ids()
+
+
+def timeline(filename: str | None = None) -> list[dict[str, Any]] | None:
+    """Recent task executions as Chrome trace events (chrome://tracing, Perfetto); written to ``filename`` if given."""
+    from spindle._core.timeline import chrome_trace
+
+    events = chrome_trace(_context.core())
+    if filename is None:
+        return events
+    with open(filename, "w") as f:
+        json.dump(events, f)
+    return None
 
 
 def remote(*args: Any, **options: Any) -> Any:
@@ -382,6 +409,9 @@ def remote(*args: Any, **options: Any) -> Any:
     def make(target: Any) -> Any:
         if isinstance(target, type):
             return ActorClass(target, options)
+        if inspect.iscoroutinefunction(target):
+            raise ValueError("'async def' should not be used for remote tasks. You can wrap the async function "
+                             "with `asyncio.run(f())`, or use an async actor method instead.")
         if callable(target):
             return RemoteFunction(target, options)
         raise TypeError("The @remote decorator must be applied to either a function or a class.")

@@ -1,13 +1,21 @@
-"""The process's one CoreWorker (driver or worker), and what ``get_runtime_context()`` reports."""
+"""The process's one CoreWorker (driver or worker), and what ``get_runtime_context()`` reports.
+
+``core_or_init()`` is what the APIs Ray auto-initialises on (``get``/``put``/``wait``/``.remote()``,
+...) call: a program that never called ``init()`` gets an embedded local cluster on first use, as
+Ray does (``RAY_ENABLE_AUTO_CONNECT=0`` / ``SPINDLE_ENABLE_AUTO_CONNECT=0`` turn that off).
+"""
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from spindle._core.core_worker import CoreWorker
 
 _core: list[CoreWorker | None] = [None]
+_auto_lock = threading.Lock()
 
 
 def set_core(cw: CoreWorker | None) -> None:
@@ -21,6 +29,25 @@ def core() -> CoreWorker:
     return cw
 
 
+def auto_connect_enabled() -> bool:
+    flag = os.environ.get("SPINDLE_ENABLE_AUTO_CONNECT", os.environ.get("RAY_ENABLE_AUTO_CONNECT", ""))
+    return flag != "0"
+
+
+def core_or_init() -> CoreWorker:
+    """The CoreWorker, starting ``init()`` (embedded cluster or ``SPINDLE_ADDRESS``) on first use as Ray does."""
+    cw = _core[0]
+    if cw is not None:
+        return cw
+    if auto_connect_enabled():
+        with _auto_lock:
+            if _core[0] is None:
+                from spindle._core.api import init
+
+                init(ignore_reinit_error=True)
+    return core()
+
+
 def maybe_core() -> CoreWorker | None:
     return _core[0]
 
@@ -30,6 +57,32 @@ class RuntimeContext:
 
     def __init__(self, cw: CoreWorker):
         self._cw = cw
+
+    def get(self) -> dict[str, Any]:
+        """Ray's dict form: job_id, node_id, namespace, and task_id/actor_id inside a task or actor."""
+        out: dict[str, Any] = {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
+                               "namespace": self.namespace}
+        if self.get_task_id() is not None:
+            out["task_id"] = self.get_task_id()
+        if self.get_actor_id() is not None:
+            out["actor_id"] = self.get_actor_id()
+        return out
+
+    @property
+    def job_id(self) -> str:
+        return self.get_job_id()
+
+    @property
+    def node_id(self) -> str:
+        return self.get_node_id()
+
+    @property
+    def task_id(self) -> str | None:
+        return self.get_task_id()
+
+    @property
+    def actor_id(self) -> str | None:
+        return self.get_actor_id()
 
     def get_job_id(self) -> str:
         return self._cw.job_id.hex()
@@ -44,6 +97,14 @@ class RuntimeContext:
         ex = self._cw.executor
         return ex.ctx.task_id.hex() if ex is not None and ex.ctx.task_id else None
 
+    def get_task_name(self) -> str | None:
+        ex = self._cw.executor
+        return (ex.ctx.name or None) if ex is not None and ex.ctx.task_id else None
+
+    def get_task_function_name(self) -> str | None:
+        ex = self._cw.executor
+        return (ex.ctx.function_name or None) if ex is not None and ex.ctx.task_id else None
+
     def get_actor_id(self) -> str | None:
         ex = self._cw.executor
         return ex.actor_spec.actor_id.hex() if ex is not None and ex.actor_spec is not None else None
@@ -53,14 +114,39 @@ class RuntimeContext:
         return (ex.actor_spec.name or None) if ex is not None and ex.actor_spec is not None else None
 
     @property
+    def current_actor(self) -> Any:
+        """A handle to the actor this code runs in (Ray raises outside an actor)."""
+        ex = self._cw.executor
+        if ex is None or ex.actor_spec is None:
+            raise RuntimeError("This method is only available in an actor.")
+        from spindle.actor import handle_from_spec
+
+        return handle_from_spec(ex.actor_spec)
+
+    @property
     def namespace(self) -> str:
         ex = self._cw.executor
         if ex is not None and ex.actor_spec is not None:
             return ex.actor_spec.namespace
+        if ex is not None and ex.ctx.sink is not None and ex.ctx.sink.namespace:
+            return str(ex.ctx.sink.namespace)
         return self._cw.namespace
 
-    def get_assigned_resources(self) -> dict[str, Any]:
-        return {}
+    def get_assigned_resources(self) -> dict[str, float]:
+        """The resources the running task or actor holds (empty in a driver)."""
+        ex = self._cw.executor
+        if ex is None:
+            return {}
+        return dict(ex.assigned_resources())
+
+    def get_accelerator_ids(self) -> dict[str, list[str]]:
+        """The accelerator ids assigned to this worker, by resource name (Ray's shape)."""
+        from spindle._core.accelerators import accelerator_ids
+
+        return accelerator_ids()
+
+    def get_node_labels(self) -> dict[str, str]:
+        return dict(getattr(self._cw, "node_labels", None) or {})
 
     def get_node_labels(self) -> dict[str, str]:
         return dict(getattr(self._cw, "node_labels", None) or {})
@@ -70,4 +156,17 @@ class RuntimeContext:
         return self._cw.head_address
 
     def was_current_actor_reconstructed(self) -> bool:
+        ex = self._cw.executor
+        return bool(ex is not None and ex.actor_spec is not None and ex.actor_incarnation > 0)
+
+    def get_runtime_env_string(self) -> str:
+        import json
+
+        return json.dumps({"env_vars": dict(self._cw.runtime_env_vars)} if self._cw.runtime_env_vars else {})
+
+    @property
+    def runtime_env(self) -> dict[str, Any]:
+        return {"env_vars": dict(self._cw.runtime_env_vars)} if self._cw.runtime_env_vars else {}
+
+    def should_capture_child_tasks_in_placement_group(self) -> bool:
         return False

@@ -238,7 +238,8 @@ class CoreWorker:
             with self._fetch_lock:
                 self._fetching.discard(oid)
 
-    def wait_ready(self, refs: list[ObjectRef], num: int, timeout: float | None) -> list[bytes]:
+    def wait_ready(self, refs: list[ObjectRef], num: int, timeout: float | None,
+                   fail_fast: bool = False) -> list[bytes]:
         oids = [r.binary() for r in refs]
         have = self.store.ready
         done = [o for o in oids if o in have]
@@ -250,7 +251,7 @@ class CoreWorker:
         if blocked:
             self.set_blocked(True)
         try:
-            return self.store.wait(oids, num, timeout)
+            return self.store.wait(oids, num, timeout, fail_fast)
         finally:
             if blocked:
                 self.set_blocked(False)
@@ -291,8 +292,13 @@ class CoreWorker:
             pass
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
-        ready = self.wait_ready(refs, len(refs), timeout)
+        ready = self.wait_ready(refs, len(refs), timeout, fail_fast=len(refs) > 1)
         if len(ready) < len(refs):
+            by_id = {r.binary(): r for r in refs}
+            for oid in ready:  # one of them failed: raise its error now, as Ray does, not after the others
+                ov = self.store.get(oid)
+                if ov is not None and ov.is_error:
+                    self._value(by_id[oid], timeout)
             raise GetTimeoutError(f"get() timed out after {timeout}s with {len(refs) - len(ready)} of "
                                   f"{len(refs)} objects not ready")
         out = []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import inspect
+import json
 import os
 import queue
 import signal
@@ -48,6 +49,8 @@ class Sink:
     def __init__(self) -> None:
         self.q: queue.SimpleQueue[pb.TaskResult | pb.LogLine | None] = queue.SimpleQueue()
         self.closed = False  # the caller is gone: its queued tasks are dropped
+        self.resources: dict[str, float] = {}  # what the lease behind this stream holds (get_assigned_resources)
+        self.namespace = ""  # the submitting job's namespace
 
     def batches(self) -> Iterator[pb.ResultBatch]:
         while True:
@@ -72,6 +75,7 @@ class Sink:
 class TaskContext(threading.local):
     task_id: bytes = b""
     name: str = ""
+    function_name: str = ""
     sink: Sink | None = None
     placement: pb.SchedulingStrategy | None = None  # the placement group the task runs in
 
@@ -96,10 +100,13 @@ class Executor:
         self.actor: Any = None
         self.actor_spec: pb.ActorSpec | None = None
         self.actor_pool: ThreadPoolExecutor | None = None
+        self.group_pools: dict[str, ThreadPoolExecutor] = {}  # concurrency group -> its threads
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_sem: asyncio.Semaphore | None = None
+        self.group_sems: dict[str, asyncio.Semaphore] = {}  # async actors: concurrency group -> its slots
         self.last_sink: Sink | None = None
         self.exiting = False
+        self.actor_incarnation = 0
         threading.Thread(target=self._give_back_loop, daemon=True, name="spindle-give-back").start()
 
     # ---------------------------------------------------------------- streams
@@ -109,6 +116,10 @@ class Executor:
         for key, value in context.invocation_metadata() or ():
             if key == "x-spindle-lease":
                 lease_id = bytes.fromhex(value)
+            elif key == "x-spindle-resources":
+                sink.resources = _parse_resources(value)
+            elif key == "x-spindle-namespace":
+                sink.namespace = value
         if lease_id:
             self.cw.io_pool.submit(self.cw.lease_started, lease_id)
 
@@ -231,7 +242,8 @@ class Executor:
             spec, sink = item
             self.last_sink = sink
             if self.actor_pool is not None:
-                self.actor_pool.submit(self.execute, spec, sink)
+                pool = self.group_pools.get(spec.concurrency_group, self.actor_pool)
+                pool.submit(self.execute, spec, sink)
             elif self.loop is not None:
                 asyncio.run_coroutine_threadsafe(self._execute_async(spec, sink), self.loop)
             else:
@@ -274,8 +286,26 @@ class Executor:
         self.ctx.task_id, self.ctx.sink = spec.task_id, sink
         self.ctx.name = spec.name
         self.ctx.placement = spec.placement if spec.HasField("placement") else None
+        self.ctx.function_name = spec.name
         self.cw.job_id = spec.job_id
         return True
+
+    def _function_name(self, spec: pb.TaskSpec) -> str:
+        """Ray's ``get_task_function_name()``: module.qualname of the function or method that runs."""
+        if spec.actor_id and self.actor is not None:
+            cls = type(self.actor)
+            return f"{cls.__module__}.{cls.__qualname__}.{spec.method}"
+        fn = self.functions.get(spec.function_id)
+        if fn is None:
+            return spec.name
+        return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', spec.name)}".lstrip(".")
+
+    def assigned_resources(self) -> dict[str, float]:
+        """What the running task holds (its lease's resources), or the actor's held resources."""
+        if self.actor_spec is not None:
+            return {k: v for k, v in self.actor_spec.hold.amounts.items() if v > 0}
+        sink = self.ctx.sink
+        return dict(sink.resources) if sink is not None and self.ctx.task_id else {}
 
     def _end(self, spec: pb.TaskSpec) -> None:
         with self.lock:
@@ -294,7 +324,8 @@ class Executor:
         saved_env = _apply_env(spec.env_vars)
         try:
             args, kwargs = self._resolve(spec.args)
-            fn = getattr(self.actor, spec.method) if spec.actor_id else self._function(spec)
+            fn = self._actor_method(spec.method) if spec.actor_id else self._function(spec)
+            self.ctx.function_name = self._function_name(spec)
             value = self._call(spec.task_id, fn, args, kwargs)
             result = self._result(spec, value, start)
         except (KeyboardInterrupt, TaskCancelledError) as e:
@@ -318,14 +349,30 @@ class Executor:
         if self.exiting:
             self._exit_now()
 
+    def _actor_method(self, name: str) -> Any:
+        """The actor's method, or one of the methods every actor has (``__ray_ready__``, ``__ray_call__``,
+        ``__ray_terminate__``) unless the class defines its own."""
+        fn = getattr(self.actor, name, None)
+        if fn is not None:
+            return fn
+        if name == "__ray_ready__":
+            return lambda: True
+        if name == "__ray_call__":
+            return lambda f, *a, **k: f(self.actor, *a, **k)
+        if name == "__ray_terminate__":
+            return _terminate
+        return getattr(self.actor, name)  # raises the AttributeError the caller should see
+
     async def _execute_async(self, spec: pb.TaskSpec, sink: Sink) -> None:
-        assert self.async_sem is not None
-        async with self.async_sem:
+        sem = self.group_sems.get(spec.concurrency_group, self.async_sem)
+        assert sem is not None
+        async with sem:
             start = time.perf_counter()
             self.ctx.task_id, self.ctx.sink, self.ctx.name = spec.task_id, sink, spec.name
             try:
                 args, kwargs = self._resolve(spec.args)
-                value = getattr(self.actor, spec.method)(*args, **kwargs)
+                self.ctx.function_name = self._function_name(spec)
+                value = self._actor_method(spec.method)(*args, **kwargs)
                 if inspect.isawaitable(value):
                     value = await value
                 result = self._result(spec, value, start)
@@ -357,7 +404,7 @@ class Executor:
         return pb.TaskResult(task_id=spec.task_id, returns=returns, exec_seconds=time.perf_counter() - start)
 
     def _error_result(self, spec: pb.TaskSpec, e: BaseException, start: float) -> pb.TaskResult:
-        tb = traceback.format_exc()
+        tb = _user_traceback(e)
         err = RayTaskError(spec.name, tb, e).as_instanceof_cause()
         return pb.TaskResult(task_id=spec.task_id, failed=True, app_error=True, error=pickle_error(err),
                              error_text=tb, exec_seconds=time.perf_counter() - start)
@@ -390,11 +437,15 @@ class Executor:
                 cls = cloudpickle.loads(spec.class_blob)
                 args, kwargs = self._resolve(spec.args)
                 self.actor_spec = spec
+                self.actor_incarnation = req.incarnation
                 self.actor = cls(*args, **kwargs)
+                groups = cloudpickle.loads(spec.concurrency_groups_blob) if spec.concurrency_groups_blob else {}
                 if spec.is_async:
-                    self._start_loop(spec.max_concurrency or 1000)
-                elif spec.max_concurrency > 1:
-                    self.actor_pool = ThreadPoolExecutor(spec.max_concurrency, thread_name_prefix="actor")
+                    self._start_loop(spec.max_concurrency or 1000, groups)
+                elif spec.max_concurrency > 1 or groups:
+                    self.actor_pool = ThreadPoolExecutor(spec.max_concurrency or 1, thread_name_prefix="actor")
+                    self.group_pools = {g: ThreadPoolExecutor(n, thread_name_prefix=f"actor-{g}")
+                                        for g, n in groups.items()}
                 reply.append(pb.StartActorReply(ok=True, worker_address=self.cw.address))
             except BaseException as e:  # noqa: BLE001
                 tb = traceback.format_exc()
@@ -409,19 +460,41 @@ class Executor:
         done.wait()
         return reply[0]
 
-    def _start_loop(self, concurrency: int) -> None:
+    def _start_loop(self, concurrency: int, groups: dict[str, int]) -> None:
         loop = asyncio.new_event_loop()
         ready = threading.Event()
 
         def run() -> None:
             asyncio.set_event_loop(loop)
             self.async_sem = asyncio.Semaphore(concurrency)
+            self.group_sems = {g: asyncio.Semaphore(n) for g, n in groups.items()}
             ready.set()
             loop.run_forever()
 
         threading.Thread(target=run, daemon=True, name="actor-loop").start()
         ready.wait()
         self.loop = loop
+
+
+def _user_traceback(e: BaseException) -> str:
+    """The traceback from the user's code down, without Spindle's own frames above it (as Ray shows it)."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(e), e, tb))
+
+
+def _terminate() -> None:
+    """``__ray_terminate__``: end the actor gracefully once the calls queued before it have run."""
+    raise ActorExit()
+
+
+def _parse_resources(text: str) -> dict[str, float]:
+    try:
+        data = json.loads(text)
+        return {str(k): float(v) for k, v in data.items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
 
 
 def _apply_env(env: Any) -> dict[str, str | None]:

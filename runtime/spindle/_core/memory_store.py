@@ -19,11 +19,12 @@ Callback = Callable[[bytes, pb.ObjectValue], None]
 class _Waiter:
     """One blocked wait(): counts down as the objects it needs arrive, so no re-scan per arrival."""
 
-    __slots__ = ("remaining", "event")
+    __slots__ = ("remaining", "event", "fail_fast")
 
-    def __init__(self, remaining: int):
+    def __init__(self, remaining: int, fail_fast: bool = False):
         self.remaining = remaining
         self.event = threading.Event()
+        self.fail_fast = fail_fast  # wake as soon as one of the objects is an error (get() raises it)
 
 
 class MemoryStore:
@@ -42,7 +43,7 @@ class MemoryStore:
             if ws:
                 for w in ws:
                     w.remaining -= 1
-                    if w.remaining <= 0:
+                    if w.remaining <= 0 or (w.fail_fast and value.is_error):
                         w.event.set()
         if cbs:
             for cb in cbs:
@@ -63,8 +64,11 @@ class MemoryStore:
         with self.cond:
             return self.ready.pop(oid, None)
 
-    def wait(self, oids: Iterable[bytes], num: int, timeout: float | None) -> list[bytes]:
-        """Block until ``num`` of ``oids`` are ready (or timeout); return the ready ones, in order."""
+    def wait(self, oids: Iterable[bytes], num: int, timeout: float | None, fail_fast: bool = False) -> list[bytes]:
+        """Block until ``num`` of ``oids`` are ready (or timeout); return the ready ones, in order.
+
+        ``fail_fast``: also return as soon as one of them is an error (what ``get()`` of a list needs).
+        """
         oids = list(oids)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.cond:
@@ -72,7 +76,9 @@ class MemoryStore:
             need = num - (len(oids) - len(missing))
             if need <= 0 or not missing:
                 return [o for o in oids if o in self.ready]
-            waiter = _Waiter(need)
+            if fail_fast and any(self.ready[o].is_error for o in oids if o in self.ready):
+                return [o for o in oids if o in self.ready]
+            waiter = _Waiter(need, fail_fast)
             for o in missing:
                 self.waiters.setdefault(o, []).append(waiter)
         try:

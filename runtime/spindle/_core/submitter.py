@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import logging
 import sys
 import threading
@@ -26,6 +27,7 @@ import grpc
 from spindle import _dispatch, _ids
 from spindle._core import args as _args
 from spindle._core import pg_client
+from spindle._core import timeline as _timeline
 from spindle._core.failover import NO_NODE_TIMEOUT_S
 from spindle._core.lineage import Lineage
 from spindle._core.task_records import KeyQueue, Lease, Task, cancelled_error, load_error, resources_of, strategy_of
@@ -224,7 +226,9 @@ class TaskSubmitter:
         lease = Lease(reply.lease_id, reply.worker_address, agent_address, q.key)
         stub = rpc.CoreWorkerStub(self.cw.channels.get(reply.worker_address))
         call = stub.PushTasks(batched(lease.out),
-                              metadata=(*self.cw.md, ("x-spindle-lease", reply.lease_id.hex())))
+                              metadata=(*self.cw.md, ("x-spindle-lease", reply.lease_id.hex()),
+                                        ("x-spindle-resources", json.dumps(q.resources)),
+                                        ("x-spindle-namespace", self.cw.namespace)))
         lease.call = call
         threading.Thread(target=self._read, args=(q, lease, call), daemon=True, name="spindle-results").start()
         with self.lock:
@@ -261,6 +265,7 @@ class TaskSubmitter:
             self._lease_failed(q, lease, "the worker closed the stream")
 
     def _on_results(self, q: KeyQueue, lease: Lease, results: Any) -> None:
+        _timeline.record(results, lease.inflight, lease.worker_address)
         if any(r.lost_object_ids for r in results):  # arguments lost with their node: rebuild, then run again
             results = [r for r in results if not (r.lost_object_ids and self._rebuild_args(q, lease, r))]
         errors: dict[bytes, tuple[BaseException | None, bytes]] = {}

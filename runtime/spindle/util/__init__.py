@@ -7,6 +7,7 @@ Empty, Full`).
 
 from spindle.util import queue
 from spindle.util.actor_pool import ActorPool
+from spindle.util.check_serialize import inspect_serializability
 from spindle.util.placement_group import (
     PlacementGroup,
     get_current_placement_group,
@@ -21,6 +22,7 @@ __all__ = [
     "PlacementGroup",
     "get_current_placement_group",
     "get_placement_group",
+    "inspect_serializability",
     "placement_group",
     "placement_group_table",
     "queue",
