@@ -148,9 +148,6 @@ class RuntimeContext:
     def get_node_labels(self) -> dict[str, str]:
         return dict(getattr(self._cw, "node_labels", None) or {})
 
-    def get_node_labels(self) -> dict[str, str]:
-        return dict(getattr(self._cw, "node_labels", None) or {})
-
     @property
     def gcs_address(self) -> str:
         return self._cw.head_address
