@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -163,8 +164,6 @@ def test_an_unknown_id_is_a_404_everywhere(head: Head) -> None:
     ({"entrypoint": "true", "runtime_env": []}, "runtime_env must be a JSON object"),
     ({"entrypoint": "true", "submission_id": "../etc"}, "submission_id '../etc' must be"),
     ({"entrypoint": "true", "entrypoint_num_cpus": -1}, "entrypoint_num_cpus must be a non-negative number"),
-    ({"entrypoint": "true", "entrypoint_resources": {"unicorn": 1}}, "no node in the cluster offers"),
-    ({"entrypoint": "true", "entrypoint_num_cpus": 64}, "no node in the cluster offers"),
     ([1, 2], "must be a JSON object"),
 ])
 def test_bad_submissions_are_refused_with_a_clear_json_error_and_run_nothing(head: Head, body: object,
@@ -174,6 +173,52 @@ def test_bad_submissions_are_refused_with_a_clear_json_error_and_run_nothing(hea
     assert r.status_code == 400
     assert expected in r.json()["error"]
     assert len(head.get("/api/jobs/").json()) == before
+
+
+@pytest.mark.parametrize("resources", [{"entrypoint_resources": {"unicorn": 1}}, {"entrypoint_num_cpus": 64}])
+def test_a_job_whose_entrypoint_fits_no_node_stays_pending_saying_why_until_stopped(head: Head,
+                                                                                     resources: dict) -> None:
+    sid = submit(head, "echo never", **resources)
+    info = head.wait_for(sid, lambda i: "no node in the cluster offers" in (i["message"] or ""))
+    assert info["status"] == "PENDING"
+    assert "entrypoint resources" in info["message"] and "add a node that has them" in info["message"]
+    assert head.post(f"/api/jobs/{sid}/stop").json() == {"stopped": True}
+    info = head.wait_terminal(sid)
+    assert info["status"] == "STOPPED" and head.get(f"/api/jobs/{sid}/logs").json()["logs"] == ""
+
+
+def test_an_entrypoint_with_resources_runs_on_a_node_that_fits_and_holds_them_while_it_runs(head: Head,
+                                                                                           tmp_path: Path) -> None:
+    script = ("import spindle, time\nspindle.init()\nprint('available CPU', spindle.available_resources().get('CPU'))\n"
+              "print('task', spindle.get(spindle.remote(lambda: 6 * 7).remote()))\n")
+    (tmp_path / "probe.py").write_text(script)
+    from spindle.job_submission import JobSubmissionClient  # it uploads the working_dir
+
+    sid = JobSubmissionClient(head.url, token=head.token).submit_job(
+        entrypoint=f"{PY} probe.py", entrypoint_num_cpus=1, runtime_env={"working_dir": str(tmp_path)})
+    info = head.wait_terminal(sid)
+    logs = head.get(f"/api/jobs/{sid}/logs").json()["logs"]
+    assert info["status"] == "SUCCEEDED", f"{info}\n{logs}"
+    assert "available CPU 1.0\ntask 42\n" in logs  # of the head's 2 CPUs, the entrypoint holds one
+    assert info["driver_node_id"] and info["driver_info"]["node_ip_address"] == "127.0.0.1"
+    assert info["driver_exit_code"] == 0
+
+
+def test_stopping_a_placed_entrypoint_ends_its_process_on_its_node(head: Head) -> None:
+    sid = submit(head, f"{PY} -c \"import time; print('up', flush=True); time.sleep(300)\"", entrypoint_num_cpus=1)
+    info = head.wait_for(sid, lambda i: i["status"] == "RUNNING")
+    pid = int(info["driver_info"]["pid"])
+    head.wait_for(sid, lambda i: head.get(f"/api/jobs/{sid}/logs").json()["logs"] == "up\n")
+    assert head.post(f"/api/jobs/{sid}/stop").json() == {"stopped": True}
+    assert head.wait_terminal(sid)["status"] == "STOPPED"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, f"the placed entrypoint's launcher {pid} outlived the stop"
+        time.sleep(0.1)
 
 
 def test_a_body_that_is_not_json_is_refused(head: Head) -> None:

@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from spindle._head.jobs import placement as _placement
 from spindle._head.jobs import runtime_env as _runtime_env
 from spindle._head.jobs.packages import PackageStore
 from spindle._head.jobs.requests import SubmitRequest
@@ -146,11 +147,6 @@ class JobManager:
 
     # ------------------------------------------------------------------ submit
     def submit(self, req: SubmitRequest) -> str:
-        resources = req.resources()
-        if self.fits is not None and resources:
-            problem = self.fits(resources)
-            if problem:
-                raise JobError(400, problem)
         details = JobDetails(
             submission_id=req.submission_id, status=JobStatus.PENDING, entrypoint=req.entrypoint,
             message="Job has not started yet.", start_time=_now_ms(), metadata=req.metadata,
@@ -185,8 +181,14 @@ class JobManager:
 
     def _supervise(self, job: _Job) -> None:
         d = job.details
+        resources = _placement.resources(d)
+        if resources and not self._wait_for_a_fitting_node(job, resources):
+            return  # stopped while pending
         try:
-            prepared = _runtime_env.prepare(d.runtime_env or {}, self.packages, job.directory)
+            if resources:
+                prepared = _placement.prepare(d, self.packages, job.directory, self.cluster_env, _LAUNCHER, resources)
+            else:
+                prepared = _runtime_env.prepare(d.runtime_env or {}, self.packages, job.directory)
         except _runtime_env.RuntimeEnvSetupError as e:
             self._finish(job, JobStatus.FAILED, f"Failed to set up the job's runtime_env: {e}",
                          "RUNTIME_ENV_SETUP_FAILED")
@@ -203,8 +205,8 @@ class JobManager:
                 return  # stop() already recorded STOPPED
             try:
                 with open(job.log_path, "ab") as out:
-                    job.proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _LAUNCHER, d.entrypoint,
-                                                 str(os.getpid())], env=env,
+                    job.proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _LAUNCHER,
+                                                 prepared.command or d.entrypoint, str(os.getpid())], env=env,
                                                 cwd=prepared.cwd or job.directory, stdout=out, stderr=subprocess.STDOUT,
                                                 stdin=subprocess.DEVNULL, start_new_session=True)
             except OSError as e:
@@ -212,13 +214,19 @@ class JobManager:
                 start_error: OSError | None = e
             else:
                 start_error = None
-                d.status, d.message = JobStatus.RUNNING, "Job is currently running."
-                d.driver_info = DriverInfo(id="", node_ip_address=self.node_ip, pid=str(job.proc.pid))
+                if resources:
+                    d.message = (f"Waiting for the entrypoint resources {resources} on a node: the cluster has "
+                                 "them, but they are in use.")
+                else:
+                    d.status, d.message = JobStatus.RUNNING, "Job is currently running."
+                    d.driver_info = DriverInfo(id="", node_ip_address=self.node_ip, pid=str(job.proc.pid))
                 self._save(job)
         if start_error is not None or job.proc is None:
             self._finish(job, JobStatus.FAILED, f"Failed to start the entrypoint: {start_error}",
                          "JOB_ENTRYPOINT_COMMAND_START_ERROR")
             return
+        if resources:
+            self._wait_placed(job, job.proc)
         code = job.proc.wait()
         if job.stop_requested:
             self._finish(job, JobStatus.STOPPED, "Job was intentionally stopped.", exit_code=code)
@@ -229,6 +237,42 @@ class JobManager:
             self._finish(job, JobStatus.FAILED,
                          f"Job entrypoint command failed with exit code {code}, last available logs (truncated to "
                          f"{LOG_TAIL_CHARS:,} chars):\n{tail}", "JOB_ENTRYPOINT_COMMAND_ERROR", exit_code=code)
+
+    def _wait_for_a_fitting_node(self, job: _Job, resources: dict[str, float]) -> bool:
+        """PENDING, saying why, until some node could ever fit ``resources`` (as Ray); False if stopped meanwhile."""
+        delay = 0.05
+        while True:
+            problem = self.fits(resources) if self.fits is not None else None
+            with self._lock:
+                if job.stop_requested or job.details.status.is_terminal():
+                    return False
+                if problem is None:
+                    return True
+                message = f"Job is pending: {problem}."
+                if job.details.message != message:
+                    job.details.message = message
+                    self._save(job)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _wait_placed(self, job: _Job, proc: subprocess.Popen[bytes]) -> None:
+        """RUNNING once the placed entrypoint has started on its node (see spindle._head.jobs.placed)."""
+        path = _placement.placed_file(job.directory)
+        delay = 0.01
+        while proc.poll() is None:
+            where = _placement.read_placed(path)
+            if where is not None:
+                with self._lock:
+                    d = job.details
+                    if not d.status.is_terminal():
+                        d.status, d.message = JobStatus.RUNNING, "Job is currently running."
+                        d.driver_info = DriverInfo(id="", node_ip_address=where["node_ip_address"],
+                                                   pid=str(where["pid"]))
+                        d.driver_node_id = where["node_id"]
+                        self._save(job)
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
     # ------------------------------------------------------------------ stop / delete
     def stop(self, submission_id: str) -> bool:

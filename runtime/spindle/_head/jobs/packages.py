@@ -59,6 +59,15 @@ class PackageStore:
             f.write(data)
         os.replace(tmp, path)  # atomic: a concurrent reader sees the whole archive or none
 
+    def archive(self, uri: str) -> str:
+        """The uploaded archive's path (to ship it to another node); PackageError if it was never uploaded."""
+        protocol, _, name = uri.partition("://")
+        src = self._path(protocol, name)
+        if not os.path.exists(src):
+            raise PackageError(f"package {uri} was not uploaded to this head: submit with a local directory so the "
+                               "client uploads it")
+        return src
+
     def unpack(self, uri: str) -> str:
         """The directory holding ``uri``'s files (unpacked once); PackageError if it was never uploaded."""
         protocol, _, name = uri.partition("://")

@@ -29,6 +29,7 @@ class Prepared:
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
     python_path: list[str] = field(default_factory=list)
+    command: str | None = None  # what the head runs instead of the entrypoint (a placed job's relay)
 
 
 def _pip_packages(pip: Any) -> list[str]:
