@@ -41,7 +41,8 @@ def method(*args: Any, **kwargs: Any) -> Any:
         raise ValueError(f"Invalid option(s) for @method: {sorted(unknown)}")
 
     def deco(fn: Any) -> Any:
-        fn.__spindle_num_returns__ = kwargs.get("num_returns", 1)
+        if "num_returns" in kwargs:
+            fn.__spindle_num_returns__ = kwargs["num_returns"]
         if kwargs.get("concurrency_group") is not None:
             fn.__spindle_concurrency_group__ = str(kwargs["concurrency_group"])
         return fn
@@ -60,12 +61,13 @@ def exit_actor() -> None:
     raise ActorExit()
 
 
-def _methods(cls: type) -> dict[str, int]:
-    out: dict[str, int] = {}
+def _methods(cls: type) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for name, member in inspect.getmembers(cls, predicate=lambda m: inspect.isfunction(m) or inspect.ismethod(m)):
         if name.startswith("__") and name not in ("__call__",):
             continue
-        out[name] = getattr(member, "__spindle_num_returns__", 1)
+        default = "streaming" if inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member) else 1
+        out[name] = getattr(member, "__spindle_num_returns__", default)
     for name, n in BUILTIN_METHODS.items():
         out.setdefault(name, n)
     return out
@@ -93,11 +95,13 @@ def _load_meta(blob: bytes) -> MethodMeta:
 
 
 class ActorMethod:
-    def __init__(self, handle: ActorHandle, name: str, num_returns: int, concurrency_group: str | None = None):
+    def __init__(self, handle: ActorHandle, name: str, num_returns: Any, concurrency_group: str | None = None,
+                 backpressure: int = -1):
         self._handle = handle
         self._name = name
         self._num_returns = num_returns
         self._concurrency_group = concurrency_group
+        self._backpressure = backpressure
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "
@@ -105,9 +109,10 @@ class ActorMethod:
 
     def options(self, **options: Any) -> ActorMethod:
         group = options.get("concurrency_group", self._concurrency_group)
-        m = ActorMethod(self._handle, self._name, int(options.get("num_returns", self._num_returns)),
-                        None if group is None else str(group))
-        return m
+        nr = options.get("num_returns", self._num_returns)
+        validate_options({"num_returns": nr}, {"num_returns"}, f"actor method {self._name!r}")
+        return ActorMethod(self._handle, self._name, nr, None if group is None else str(group),
+                           int(options.get("_generator_backpressure_num_objects", self._backpressure) or -1))
 
     def bind(self, *args: Any, **kwargs: Any) -> Any:
         """A lazy call of this method on this actor, for a DAG (``spindle.dag``)."""
@@ -122,10 +127,11 @@ class ActorMethod:
         group = default_group if self._concurrency_group is None else self._concurrency_group
         refs = core_or_init().actors.submit(h._actor_id, h._max_task_retries, self._name,
                                             f"{h._class_name}.{self._name}", args, kwargs, self._num_returns,
-                                            concurrency_group=group)
-        if self._num_returns == 1:
+                                            concurrency_group=group, backpressure=self._backpressure)
+        n = 1 if isinstance(self._num_returns, str) else int(self._num_returns)
+        if n == 1:
             return refs[0]
-        return refs if self._num_returns > 1 else None
+        return refs if n > 1 else None
 
 
 class ActorHandle:

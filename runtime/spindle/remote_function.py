@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ TASK_OPTIONS = {
     "num_cpus", "num_gpus", "resources", "num_returns", "max_retries", "retry_exceptions", "name",
     "scheduling_strategy", "memory", "runtime_env", "max_calls", "accelerator_type", "label_selector",
     "_metadata", "enable_task_events", "placement_group", "placement_group_bundle_index",
+    "placement_group_capture_child_tasks", "_generator_backpressure_num_objects",
 }
 
 
@@ -26,8 +28,8 @@ def validate_options(opts: dict[str, Any], allowed: set[str], what: str) -> None
         if v is not None and (not isinstance(v, (int, float)) or v < 0):
             raise ValueError(f"{key} must be a non-negative number, got {v!r}")
     nr = opts.get("num_returns")
-    if nr is not None and (not isinstance(nr, int) or nr < 0):
-        raise ValueError(f"num_returns must be a non-negative int, got {nr!r}")
+    if nr is not None and nr not in ("streaming", "dynamic") and (not isinstance(nr, int) or nr < 0):
+        raise ValueError(f"num_returns must be a non-negative int, 'streaming' or 'dynamic', got {nr!r}")
 
 
 def env_vars_of(opts: dict[str, Any]) -> dict[str, str]:
@@ -68,8 +70,10 @@ class RemoteFunction:
         opts = dict(self._options)
         base_env = cw.runtime_env_vars
         opts["env_vars"] = {**base_env, **env_vars_of(opts)}
+        # a generator function streams its items by default, as in Ray
+        opts["num_returns"] = opts.get("num_returns", "streaming" if inspect.isgeneratorfunction(self._function) else 1)
         refs = cw.submitter.submit(self._fn_id, self._blob, self._name, args, kwargs, opts)
-        n = int(opts.get("num_returns", 1))
+        n = 1 if isinstance(opts["num_returns"], str) else int(opts["num_returns"])
         if n == 1:
             return refs[0]
         return refs if n > 1 else None

@@ -22,6 +22,7 @@ import grpc
 from spindle import _ids
 from spindle._core import args as _args
 from spindle._core import timeline as _timeline
+from spindle._core import generators as _gen
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import batched
 from spindle.exceptions import ActorDiedError
@@ -85,10 +86,12 @@ class ActorClient:
             return conn
 
     def submit(self, actor_id: bytes, max_task_retries: int, method: str, name: str, args: tuple[Any, ...],
-               kwargs: dict[str, Any], num_returns: int, concurrency_group: str = "") -> list[Any]:
+               kwargs: dict[str, Any], num_returns: Any, concurrency_group: str = "",
+               backpressure: int = -1) -> list[Any]:
         cw = self.cw
         conn = self._conn(actor_id, max_task_retries)
         task_id = _ids.new_id()
+        generator, num_returns = _gen.kind_of(num_returns, False)
         prepared = _args.prepare(cw, args, kwargs, f"actor method {name!r}")
         return_ids = [_ids.return_id(task_id, i) for i in range(num_returns)]
         refs = [cw.new_ref(rid) for rid in return_ids]
@@ -96,9 +99,13 @@ class ActorClient:
             conn.seq += 1
             spec = pb.TaskSpec(task_id=task_id, name=name, num_returns=num_returns, return_ids=return_ids,
                                job_id=cw.job_id, owner_address=cw.address, actor_id=actor_id, method=method,
-                               sequence=conn.seq, caller_id=cw.worker_id, concurrency_group=concurrency_group)
+                               sequence=conn.seq, caller_id=cw.worker_id, concurrency_group=concurrency_group,
+                               generator=generator, generator_backpressure=backpressure)
             call = ActorCall(spec, prepared, max_task_retries)
             conn.queue.append(call)
+        if generator == "streaming":
+            state = _gen.register(cw, task_id, lambda n: self._generator_ack(conn, task_id, n, backpressure))
+            refs = [_gen.ObjectRefGenerator(state, refs[0])]  # type: ignore[list-item]
 
         def ready(err: pb.ObjectValue | None) -> None:
             call.spec.args.extend(prepared.args)
@@ -108,6 +115,14 @@ class ActorClient:
 
         _args.resolve(cw, prepared, ready)
         return refs
+
+    def _generator_ack(self, conn: Conn, task_id: bytes, consumed: int, backpressure: int) -> None:
+        if backpressure <= 0:
+            return
+        with self.lock:
+            out = conn.out if conn.state == "ALIVE" and task_id in conn.inflight else None
+        if out is not None:
+            out.put(pb.TaskBatch(generator_acks=[pb.GeneratorAck(task_id=task_id, consumed=consumed)]))
 
     # ---------------------------------------------------------------- sending
     def _flush(self, conn: Conn) -> None:
@@ -254,6 +269,9 @@ class ActorClient:
 
     # ---------------------------------------------------------------- results
     def _on_result(self, conn: Conn, r: pb.TaskResult) -> None:
+        if r.generator_item:
+            _gen.deliver(r)
+            return
         with self.lock:
             c = conn.inflight.pop(r.task_id, None)
         if c is None:
@@ -264,10 +282,16 @@ class ActorClient:
             return
         _args.release(self.cw, c.prepared)
         for ov in r.returns:
+            if c.spec.generator:
+                self.cw.owned.add(ov.object_id)
             self.cw.store.put(ov.object_id, ov)
+        if c.spec.generator:
+            _gen.finished(c.spec.task_id, None)
 
     def _complete_error(self, c: ActorCall, err: pb.ObjectValue) -> None:
         _args.release(self.cw, c.prepared)
+        if c.spec.generator:
+            _gen.finished(c.spec.task_id, err)
         for rid in c.spec.return_ids:
             ov = pb.ObjectValue()
             ov.CopyFrom(err)

@@ -306,8 +306,12 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
     """Cancel a task: a queued one never runs; a running one gets KeyboardInterrupt (``force``: its worker is
     killed); ``recursive`` also cancels the tasks it submitted. Its refs raise TaskCancelledError."""
+    from spindle._core.generators import ObjectRefGenerator
+
+    if isinstance(object_ref, ObjectRefGenerator):  # cancels the generator task: its stream stops
+        object_ref = object_ref.completed()
     if not isinstance(object_ref, ObjectRef):
-        raise TypeError(f"cancel() expects an ObjectRef, got {type(object_ref).__name__}")
+        raise TypeError(f"cancel() expects an ObjectRef or ObjectRefGenerator, got {type(object_ref).__name__}")
     _context.core_or_init().submitter.cancel(object_ref.binary(), force, recursive)
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from spindle import _dispatch
+from spindle._core import gen_exec
 from spindle._proto import pb
 from spindle._serialization import deserialize, pickle_error
 from spindle.exceptions import ActorDiedError, ObjectLostError, ObjectStoreFullError, RayTaskError, TaskCancelledError
@@ -107,6 +108,7 @@ class Executor:
         self.last_sink: Sink | None = None
         self.exiting = False
         self.actor_incarnation = 0
+        self.gen_acks = gen_exec.Acks()
         threading.Thread(target=self._give_back_loop, daemon=True, name="spindle-give-back").start()
 
     # ---------------------------------------------------------------- streams
@@ -126,6 +128,8 @@ class Executor:
         def reader() -> None:
             try:
                 for batch in requests:
+                    if batch.generator_acks:
+                        self.gen_acks.update(batch.generator_acks)
                     if batch.tasks:
                         self._track(batch.tasks, sink)
                     for t in batch.tasks:
@@ -326,8 +330,12 @@ class Executor:
             args, kwargs = self._resolve(spec.args)
             fn = self._actor_method(spec.method) if spec.actor_id else self._function(spec)
             self.ctx.function_name = self._function_name(spec)
-            value = self._call(spec.task_id, fn, args, kwargs)
-            result = self._result(spec, value, start)
+            if spec.generator:  # the generator's body runs (and can be cancelled) while it streams
+                result = self._call(spec.task_id, lambda: gen_exec.run(self, spec, fn(*args, **kwargs), sink, start),
+                                    [], {})
+            else:
+                value = self._call(spec.task_id, fn, args, kwargs)
+                result = self._result(spec, value, start)
         except (KeyboardInterrupt, TaskCancelledError) as e:
             if spec.task_id in self.cancelling or isinstance(e, TaskCancelledError):
                 result = pb.TaskResult(task_id=spec.task_id, failed=True, cancelled=True)
@@ -373,9 +381,12 @@ class Executor:
                 args, kwargs = self._resolve(spec.args)
                 self.ctx.function_name = self._function_name(spec)
                 value = self._actor_method(spec.method)(*args, **kwargs)
-                if inspect.isawaitable(value):
-                    value = await value
-                result = self._result(spec, value, start)
+                if spec.generator:
+                    result = await gen_exec.run_async(self, spec, value, sink, start)
+                else:
+                    if inspect.isawaitable(value):
+                        value = await value
+                    result = self._result(spec, value, start)
             except (TaskCancelledError, asyncio.CancelledError):
                 result = pb.TaskResult(task_id=spec.task_id, failed=True, cancelled=True)
             except ActorExit:

@@ -26,6 +26,7 @@ import grpc
 
 from spindle import _dispatch, _ids
 from spindle._core import args as _args
+from spindle._core import generators as _gen
 from spindle._core import pg_client
 from spindle._core import timeline as _timeline
 from spindle._core.failover import NO_NODE_TIMEOUT_S
@@ -67,12 +68,13 @@ class TaskSubmitter:
                opts: dict[str, Any]) -> list[Any]:
         cw = self.cw
         task_id = _ids.new_id()
-        num_returns = int(opts.get("num_returns", 1))
+        generator, num_returns = _gen.kind_of(opts.get("num_returns", 1), False)
         prepared = _args.prepare(cw, args, kwargs, f"remote function {name!r}")
         return_ids = [_ids.return_id(task_id, i) for i in range(num_returns)]
         spec = pb.TaskSpec(task_id=task_id, function_id=fn_id, name=name, num_returns=num_returns,
                            return_ids=return_ids, job_id=cw.job_id, owner_address=cw.address,
-                           env_vars=opts.get("env_vars") or {})
+                           env_vars=opts.get("env_vars") or {}, generator=generator,
+                           generator_backpressure=int(opts.get("_generator_backpressure_num_objects") or -1))
         resources = resources_of(opts)
         strategy = strategy_of(opts.get("scheduling_strategy"), opts, resources)
         key = (tuple(sorted(resources.items())), strategy.kind, strategy.node_id, strategy.soft,
@@ -84,6 +86,9 @@ class TaskSubmitter:
             retry_ex = tuple(retry_ex)
         task = Task(spec, fn_blob, prepared, int(opts.get("max_retries", 3)), retry_ex, key)
         refs = [cw.new_ref(rid) for rid in return_ids]
+        if generator == "streaming":
+            state = _gen.register(cw, task_id, lambda n: self._generator_ack(task, n))
+            refs = [_gen.ObjectRefGenerator(state, refs[0])]  # type: ignore[list-item]
         parent = cw.executor.ctx.task_id if cw.executor is not None else b""
         with self.lock:
             if parent and return_ids:
@@ -144,8 +149,19 @@ class TaskSubmitter:
                 q.requesting += 1
                 threading.Thread(target=self._acquire_lease, args=(q,), daemon=True, name="spindle-lease").start()
 
+    def _generator_ack(self, task: Task, consumed: int) -> None:
+        """Tell the worker running a streaming generator how far its caller has read (back-pressure)."""
+        if task.spec.generator_backpressure <= 0:
+            return
+        with self.lock:
+            lease = task.lease
+        if lease is not None and not lease.dead:
+            lease.out.put(pb.TaskBatch(generator_acks=[pb.GeneratorAck(task_id=task.spec.task_id, consumed=consumed)]))
+
     def _retry(self, q: KeyQueue, task: Task) -> None:
         """Queue ``task`` again at the back, after its backoff (lock held)."""
+        if task.spec.generator == "streaming":  # run again from the start, not sending what the caller has
+            task.spec.generator_skip = _gen.delivered(task.spec.task_id)
         task.attempts += 1
         task.lease = None
         delay = _dispatch.retry_delay(task.attempts)
@@ -266,6 +282,11 @@ class TaskSubmitter:
 
     def _on_results(self, q: KeyQueue, lease: Lease, results: Any) -> None:
         _timeline.record(results, lease.inflight, lease.worker_address)
+        if any(r.generator_item for r in results):  # items a streaming generator yielded: the task goes on
+            for r in results:
+                if r.generator_item:
+                    _gen.deliver(r)
+            results = [r for r in results if not r.generator_item]
         if any(r.lost_object_ids for r in results):  # arguments lost with their node: rebuild, then run again
             results = [r for r in results if not (r.lost_object_ids and self._rebuild_args(q, lease, r))]
         errors: dict[bytes, tuple[BaseException | None, bytes]] = {}
@@ -385,10 +406,16 @@ class TaskSubmitter:
         self._forget(task)
         self.lineage.record(task, any(ov.in_store for ov in returns))
         for ov in returns:
+            if task.spec.generator:  # a dynamic generator's items: ours, like the refs we return
+                self.cw.owned.add(ov.object_id)
             self.cw.store.put(ov.object_id, ov)
+        if task.spec.generator:
+            _gen.finished(task.spec.task_id, None)
 
     def _finish_error(self, task: Task, err: pb.ObjectValue) -> None:
         self._forget(task)
+        if task.spec.generator:
+            _gen.finished(task.spec.task_id, err)
         for rid in task.spec.return_ids:
             ov = pb.ObjectValue()
             ov.CopyFrom(err)
