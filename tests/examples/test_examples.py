@@ -152,3 +152,17 @@ def test_placement_groups_reserves_bundles_and_runs_a_worker_in_each() -> None:
     assert "Every worker ran on its bundle's node: True" in out
     assert grab(r"Nodes used: (\d+)", out) == "1"
     assert "State after removal: REMOVED" in out
+
+
+def test_streaming_generator_streams_batches_and_running_means() -> None:
+    import numpy as np
+
+    batches, size = 5, 1000
+    out = run_example("streaming_generator.py", "--batches", str(batches), "--batch-size", str(size), "--window", "2")
+    rng = np.random.default_rng(0)
+    data = [rng.integers(0, 1000, size=size) for _ in range(batches)]
+    assert grab(r"Batches streamed: (\d+)", out) == str(batches)
+    assert int(grab(r"Total of all values: (\d+)", out)) == sum(int(b.sum()) for b in data)
+    mean = sum(int(b.sum()) for b in data) / (batches * size)
+    assert grab(r"Running means from the actor: (\d+) values", out) == str(batches)
+    assert float(grab(r"last ([\d.]+)", out)) == pytest.approx(mean, abs=1e-3)
