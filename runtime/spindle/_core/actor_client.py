@@ -21,8 +21,8 @@ import grpc
 
 from spindle import _ids
 from spindle._core import args as _args
-from spindle._core import timeline as _timeline
 from spindle._core import generators as _gen
+from spindle._core import timeline as _timeline
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import batched
 from spindle.exceptions import ActorDiedError
