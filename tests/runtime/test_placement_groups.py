@@ -188,3 +188,19 @@ def test_an_infeasible_group_warns_stays_pending_and_is_placed_when_a_node_joins
     assert pg.wait(30)
     assert spindle.get(node.options(scheduling_strategy=in_pg(pg, 0)).remote(), timeout=30) == joined.node_id
     remove_placement_group(pg)
+
+
+def test_bundles_lost_with_a_node_are_placed_again_on_the_nodes_left(cluster: Cluster) -> None:
+    extra = cluster.add_node(num_cpus=1, resources={"spare": 1})
+    pg = placement_group([{"CPU": 1}, {"CPU": 1, "spare": 0.5}], strategy="SPREAD")
+    assert pg.wait(30)
+    assert placement_group_table(pg)["bundles_to_node_id"][1] == extra.node_id
+    cluster.kill(extra)
+    cluster.wait_dead(extra)
+    # bundle 1 needs "spare", which died with the node: the group waits to be placed again
+    wait_until(lambda: placement_group_table(pg)["state"] == "RESCHEDULING", 30, "the group to lose its bundle")
+    again = cluster.add_node(num_cpus=1, resources={"spare": 1})
+    assert pg.wait(60)
+    assert placement_group_table(pg)["bundles_to_node_id"][1] == again.node_id
+    assert spindle.get(node.options(scheduling_strategy=in_pg(pg, 1)).remote(), timeout=60) == again.node_id
+    remove_placement_group(pg)
