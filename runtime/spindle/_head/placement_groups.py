@@ -22,7 +22,7 @@ import grpc
 
 from spindle._placement import NodeRoom, gang_demand, place_bundles, validate
 from spindle._proto import pb, rpc
-from spindle._scheduling import subtract
+from spindle._scheduling import add, subtract
 
 if TYPE_CHECKING:
     from spindle._head.server import HeadState
@@ -265,8 +265,14 @@ class PlacementGroups:
         with h.lock:
             addresses = {nid: r.info.address for nid, r in h.nodes.items() if r.view.alive}
         for nid in dict.fromkeys(n for _, n in bundles):
-            if nid in addresses:
-                self._call(addresses[nid], rec, [(i, n) for i, n in bundles if n == nid], phase)
+            mine = [(i, n) for i, n in bundles if n == nid]
+            if nid in addresses and self._call(addresses[nid], rec, mine, phase):
+                with h.lock:  # the room is free again now, not only from the node's next heartbeat
+                    node = h.nodes.get(nid)
+                    if node is not None:
+                        for i, _ in mine:
+                            add(node.view.available, dict(rec.spec.bundles[i].amounts))
+        self.wake()  # a waiting group may fit now
 
     def _infeasible_reason(self, rec: PgRecord) -> str:
         """Why no set of live nodes could ever hold the group, judged on total resources ("" if one could)."""
