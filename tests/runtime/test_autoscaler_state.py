@@ -5,13 +5,10 @@ Real processes: an embedded cluster (head + agent + workers) plus extra node age
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +17,7 @@ import pytest
 import spindle
 from spindle.autoscaler.sdk import request_resources
 from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tests.runtime._autoscaler_http import call, row, state
 from tests.runtime._nodes import Cluster, wait_until
 
 
@@ -32,31 +30,9 @@ def cluster() -> Iterator[Cluster]:
         c.close()
 
 
-def call(c: Cluster, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(c.local.dashboard_address + path, data=data, method="POST" if data else "GET",
-                                 headers={"Authorization": f"Bearer {token or c.local.token}",
-                                          "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.load(r)
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
-
-
-def state(c: Cluster) -> dict[str, Any]:
-    code, body = call(c, "/api/autoscaler/state")
-    assert code == 200, body
-    return body  # type: ignore[no-any-return]
-
-
 def demand(c: Cluster) -> dict[tuple[tuple[tuple[str, float], ...], str], tuple[int, bool]]:
     return {(tuple(sorted(d["shape"].items())), d["kind"]): (d["count"], d["infeasible"])
             for d in state(c)["pending_demand"]}
-
-
-def row(c: Cluster, node_id: str) -> dict[str, Any]:
-    return next(n for n in state(c)["nodes"] if n["node_id"] == node_id)
 
 
 @spindle.remote
