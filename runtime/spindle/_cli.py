@@ -22,6 +22,7 @@ from spindle._agent.__main__ import parse_labels
 from spindle._agent.store_budget import fmt_bytes
 from spindle._core.api import _recorded_cluster
 from spindle._rpc.net import routable_ip
+from spindle.autoscaler import local as autoscale_local
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -45,13 +46,29 @@ def cmd_start(args: argparse.Namespace) -> int:
               "output or the cluster's Secret)", file=sys.stderr)
         return 2
     host = args.host or node_ip
+    head_args = ["--storage", args.storage] if args.storage else []
+    if args.autoscale_local is not None:
+        if not args.head:
+            print("spindle start: --autoscale-local is for the head (--head)", file=sys.stderr)
+            return 2
+        try:
+            autoscale_local.parse_node_resources(args.autoscale_node_resources)
+        except ValueError as e:
+            print(f"spindle start: {e}", file=sys.stderr)
+            return 2
+        if not 0 <= args.autoscale_min <= args.autoscale_local:
+            print("spindle start: need 0 <= --autoscale-min <= --autoscale-local", file=sys.stderr)
+            return 2
+        head_args += ["--autoscale-local", str(args.autoscale_local), "--autoscale-min", str(args.autoscale_min),
+                      "--autoscale-node-resources", args.autoscale_node_resources,
+                      "--idle-timeout-s", str(args.idle_timeout_s), "--upscaling-mode", args.upscaling_mode]
     try:
         procs = _local_cluster.start(head=args.head, head_address=address, host=host, port=args.port,
                                      num_cpus=args.num_cpus, num_gpus=args.num_gpus, resources=resources,
                                      token=token, node_ip=node_ip, tie_to_parent=args.block, cli=True,
                                      object_store_memory=args.object_store_memory,
                                      spill_dir=args.object_spilling_directory, labels=labels,
-                                     head_args=["--storage", args.storage] if args.storage else None,
+                                     head_args=head_args or None,
 
                                      dashboard_port=-1 if args.include_dashboard == "false" else (args.dashboard_port or 8265),
                                      dashboard_port_fallback=args.dashboard_port is None)
@@ -195,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--include-dashboard", choices=("true", "false"), default="true",
                    help="start the HTTP job API on the head (default true)")
     s.add_argument("--block", action="store_true", help="stay in the foreground (containers)")
+    autoscale_local.add_head_args(s)
     s.set_defaults(fn=cmd_start)
     st = sub.add_parser("status", help="show nodes and resources", description="Show nodes and resources.")
     st.add_argument("--address", default=None)

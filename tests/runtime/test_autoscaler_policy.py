@@ -86,6 +86,8 @@ CASES = [
     Case("draining nodes stay in drain and leave replicas", [CPU2],
          [head(), node("a", "cpu", {"CPU": 2}, idle_s=None, state="DRAINING"), node("b", "cpu", {"CPU": 2})],
          [], {"cpu": 2}, {"cpu": 1}, ("a",)),
+    Case("a draining node already gone from the replicas is not subtracted again", [CPU2],
+         [head(), node("a", "cpu", {"CPU": 2}, state="DRAINING")], [], {"cpu": 0}, {"cpu": 0}, ("a",)),
     Case("draining nodes are not capacity: their demand launches a new node", [CPU2],
          [head(), node("a", "cpu", {"CPU": 2}, state="DRAINING")], [tasks(2)], {"cpu": 1}, {"cpu": 1}, ("a",)),
     Case("dead nodes are ignored", [CPU2], [head(), node("a", "cpu", {"CPU": 2}, state="DEAD")], [tasks(1)],

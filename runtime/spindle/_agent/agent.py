@@ -48,6 +48,7 @@ class Agent:
         self.labels = dict(labels or {})
         self.draining = False  # the head is draining this node (learnt from its heartbeat replies)
         self.starting = 0  # leases being granted and actors being started (busy, not yet in leases/actors)
+        self.granting: list[dict[str, float]] = []  # shapes of the leases being granted
         self.token = token
         self.ip = ip
         self.node_id = node_id
@@ -171,6 +172,7 @@ class Agent:
         assert self.pool is not None
         actors = sum(1 for w in list(self.pool.by_id.values()) if w.actor_id)
         return pb.NodeUsage(leases=len(self.leases), actors=actors, starting=self.starting, bundles=len(self.bundles.pools),
+                            granting=[pb.Resources(amounts=n) for n in self.granting],
                             primary_objects=primaries[0], primary_bytes=primaries[1])
 
     def _declared_dead(self, reason: str) -> None:
@@ -224,6 +226,7 @@ class Agent:
                     if decision == "local":
                         subtract(self.available, need)
                         self.starting += 1
+                        self.granting.append(need)
                         break
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -236,6 +239,7 @@ class Agent:
         finally:
             with self.cond:
                 self.starting -= 1
+                self.granting.remove(need)
 
     # Requests waiting for local resources are served first come, first served, so a stream of
     # task leases cannot starve an actor waiting to be placed (or a big request behind small ones).

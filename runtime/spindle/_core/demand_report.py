@@ -5,7 +5,8 @@ lease; the head never sees them. The autoscaler needs them (Ray's "resource dema
 each process reports its waiting shapes to the head: off the submission path (a background thread
 samples the queues every ``SAMPLE_S``), only when they changed, refreshed every ``REFRESH_S`` while
 non-empty (the head forgets a report after ``autoscaling.REPORT_TTL_S``, so a process that died
-stops counting), and once more, empty, when the queues drain.
+stops counting), and once more, empty, when the queues drain. A granted lease wakes it at once, so the
+head learns that queued tasks left before the agent's heartbeat shows the lease busy (no double count).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class DemandReporter:
         self.sub = submitter
         self.last: Shapes = ()
         self.sent_at = 0.0
+        self._wake = threading.Event()
         threading.Thread(target=self._loop, daemon=True, name="spindle-demand").start()
 
     def shapes(self) -> Shapes:
@@ -48,9 +50,15 @@ class DemandReporter:
                         counts[shape] = counts.get(shape, 0) + len(q.tasks)
         return tuple(sorted(counts.items()))
 
+    def wake(self) -> None:
+        """A lease was granted: queued tasks left for it, report now (before the agent's heartbeat shows the lease)."""
+        if self.last:
+            self._wake.set()
+
     def _loop(self) -> None:
         while not self.sub.closed:
-            time.sleep(SAMPLE_S)
+            self._wake.wait(SAMPLE_S)
+            self._wake.clear()
             try:
                 self.tick(time.monotonic())
             except Exception:  # reporting must never take the process down

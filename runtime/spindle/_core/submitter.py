@@ -251,6 +251,7 @@ class TaskSubmitter:
             lease.idle_since = time.monotonic()
             q.leases.append(lease)
             self._pump(q)
+        self.demand.wake()
 
     def has_leases(self) -> bool:
         return any(q.leases for q in list(self.queues.values()))

@@ -39,7 +39,8 @@ def state(head: HeadState) -> dict[str, Any]:
                 for k, v in a.spec.hold.amounts.items():
                     shape[k] = max(shape.get(k, 0.0), v)
                 actors.append(shape)
-        demand = book.pending_demand(actors, capacity, now)
+        alive = {nid for nid, rec in head.nodes.items() if rec.view.alive}
+        demand = book.pending_demand(actors, capacity, now, alive)
         requested = [dict(b) for b in book.requested]
     return {"timestamp": time.time(), "nodes": nodes, "pending_demand": demand, "requested_resources": requested}
 

@@ -16,7 +16,7 @@ Everything here runs under the head's lock; ``snapshot`` renders ``GET /api/auto
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,7 +140,7 @@ class AutoscalerBook:
 
     # ---------------------------------------------------------------- rendering
     def pending_demand(self, actors: Iterable[Mapping[str, float]], capacity: Sequence[Mapping[str, float]],
-                       now: float) -> list[dict[str, Any]]:
+                       now: float, alive: Container[str] = ()) -> list[dict[str, Any]]:
         """Demand entries by (shape, kind); ``capacity`` = totals of the schedulable nodes (for ``infeasible``)."""
         counts: dict[tuple[tuple[tuple[str, float], ...], str, bool], int] = {}
 
@@ -152,12 +152,22 @@ class AutoscalerBook:
             key = (tuple(s.items()), kind, infeasible)
             counts[key] = counts.get(key, 0) + n
 
+        # a lease being granted (its worker still starting) will take one of the tasks its driver reports queued
+        granting: dict[tuple[tuple[str, float], ...], int] = {}
+        for node_id, act in self.activity.items():
+            if act.usage is not None and node_id in alive:
+                for r in act.usage.granting:
+                    key = tuple(_shape(r.amounts).items())
+                    granting[key] = granting.get(key, 0) + 1
         for reporter, (t, shapes) in list(self.reports.items()):
             if now - t > REPORT_TTL_S:
                 del self.reports[reporter]  # the reporter died or stopped reporting
                 continue
             for sd in shapes:
-                add(sd.shape.amounts, sd.count, "task", sd.infeasible)
+                key = tuple(_shape(sd.shape.amounts).items())
+                taken = min(sd.count, granting.get(key, 0))
+                granting[key] = granting.get(key, 0) - taken
+                add(sd.shape.amounts, sd.count - taken, "task", sd.infeasible)
         for shape in actors:
             add(shape, 1, "actor")
         for hook in self.demand_hooks:

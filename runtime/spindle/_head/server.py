@@ -509,6 +509,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dashboard-port-fallback", action="store_true",
                    help="use any free port when --dashboard-port is taken (embedded clusters)")
     p.add_argument("--session-dir", default=None, help="where job logs and uploaded packages are kept")
+    from spindle.autoscaler import local as autoscale_local
+
+    autoscale_local.add_head_args(p)
     args = p.parse_args(argv)
     token = service_setup("head")
     try:
@@ -516,6 +519,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as e:
         raise SystemExit(f"spindle head: {e}") from None
     lines = []
+    stoppers: list[Any] = []
     if args.dashboard_port is None:
         args.dashboard_port, args.dashboard_port_fallback = 8265, True
     if args.dashboard_port >= 0:
@@ -533,13 +537,20 @@ def main(argv: list[str] | None = None) -> None:
         except OSError as e:
             raise SystemExit(f"spindle head: {e}") from None
         lines.append(f"SPINDLE_DASHBOARD_PORT={http.port}")
-
+        stoppers.append(jobs.shutdown)
+    provider = autoscale_local.from_head_args(args, state, bound, token)
+    if provider is not None:
+        stoppers.insert(0, provider.shutdown)  # its agents stop cleanly before the head goes
+    if stoppers:
         def on_term(*_: Any) -> None:
-            jobs.shutdown()
+            for stop in stoppers:
+                stop()
             os._exit(0)
 
         signal.signal(signal.SIGTERM, on_term)
     announce("\n".join([f"SPINDLE_HEAD_PORT={bound}", *lines]))  # the gRPC port first: starters wait for it
+    if provider is not None:
+        provider.start()
     server.wait_for_termination()
 
 

@@ -224,7 +224,9 @@ def decide(groups: Sequence[WorkerGroup], nodes: Sequence[NodeView], demand: Seq
         reasons.append(f"launch 1 {g} node for pending {_list(took)}")
 
     # 4. min replicas; targets counting the nodes already draining as gone
-    target = {g: current[g] - sum(1 for n in draining if n.group == g) + launches[g] for g in by_name}
+    # (a draining node already removed from the replicas, e.g. its pod deleted, is not subtracted twice)
+    target = {g: current[g] - min(current[g], sum(1 for n in draining if n.group == g)) + launches[g]
+              for g in by_name}
     for g, grp in by_name.items():
         if target[g] < grp.min_replicas:
             reasons.append(f"{g}: {target[g]} -> {grp.min_replicas} replicas (min_replicas)")
