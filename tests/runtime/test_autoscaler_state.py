@@ -131,8 +131,9 @@ def test_a_node_is_busy_while_it_runs_a_task_and_idle_afterwards_with_its_idle_t
     ref = hold.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=n.node_id, soft=False)).remote(
         flag, 3.0)
     wait_until(lambda: os.path.exists(flag), 60, "the task to start")
-    wait_until(lambda: row(cluster, n.node_id)["idle_s"] is None, 10, "the node to report busy")
-    assert any("running task" in r for r in row(cluster, n.node_id)["busy_reasons"])
+    wait_until(lambda: any("running task" in r for r in row(cluster, n.node_id)["busy_reasons"]), 10,
+               "the node to report its running task")
+    assert row(cluster, n.node_id)["idle_s"] is None
     assert spindle.get(ref, timeout=60) == n.node_id
     wait_until(lambda: row(cluster, n.node_id)["idle_s"] is not None, 10, "the node to report idle")
     first = row(cluster, n.node_id)["idle_s"]
