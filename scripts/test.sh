@@ -27,6 +27,10 @@ if ! command -v ip >/dev/null 2>&1; then
   echo "==> installing iproute2 (network-namespace tests)"
   apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
 fi
+if [ ! -x /usr/bin/chromium ]; then
+  echo "==> installing Debian's chromium (the dashboard's browser tests; Playwright never downloads one)"
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 stage "Ray (its job client and CLI, for tests/jobs/test_ray_client.py; cached in ~/.cache/spindle-ray)"
 .venv/bin/python tests/jobs/ray_venv.py
 stage "Kubernetes test binaries"

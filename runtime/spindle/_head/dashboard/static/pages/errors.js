@@ -8,9 +8,13 @@ export function mount(main) {
   const list = h("div");
   main.append(h("h1", {}, "Errors"), status, list);
 
+  const opened = new Set(); // failures the user expanded stay expanded when new ones arrive
+  const key = (e) => `${e.task_id || e.actor_id}:${e.time}`;
+
   function render(errors) {
     status.textContent = errors.length ? `${errors.length} recent failures, newest first.` : "No failures recorded.";
-    clear(list).append(...errors.map((e) => h("details", { class: "err" },
+    clear(list).append(...errors.map((e) => h("details", { class: "err", open: opened.has(key(e)),
+      ontoggle: (ev) => { if (ev.target.open) opened.add(key(e)); else opened.delete(key(e)); } },
       h("summary", {}, h("strong", {}, e.error_type || "Error"), ` in `, h("code", {}, e.name || "?"),
         ` · ${new Date((e.time || 0) * 1000).toLocaleString()} · node ${shortId(e.node_id)}`,
         e.worker_pid ? ` · pid ${e.worker_pid}` : "", h("br"), h("span", {}, (e.message || "").split("\n")[0].slice(0, 300))),

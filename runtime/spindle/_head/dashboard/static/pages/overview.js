@@ -13,6 +13,9 @@ function card(label, value, frac) {
       h("span", { style: `width:${pct.toFixed(1)}%` })));
 }
 
+// memory-like resources are byte counts; the rest (CPU, GPU, custom) are plain numbers
+function fmt(name, v) { return /memory/i.test(name) ? bytes(v) : num(v); }
+
 function sumCounts(obj) { return Object.values(obj || {}).reduce((a, b) => a + b, 0); }
 
 export function mount(main) {
@@ -44,8 +47,8 @@ export function mount(main) {
     const names = [...new Set([...Object.keys(total), ...Object.keys(used)])].sort();
     clear(resources).append(table("Resources of the live nodes", [
       { title: "Resource", cell: (r) => r },
-      { title: "Used", num: true, cell: (r) => num(used[r] || 0) },
-      { title: "Total", num: true, cell: (r) => num(total[r] || 0) },
+      { title: "Used", num: true, cell: (r) => fmt(r, used[r] || 0) },
+      { title: "Total", num: true, cell: (r) => fmt(r, total[r] || 0) },
     ], names));
     const seen = new Set();
     for (const n of nodes) {
@@ -56,7 +59,8 @@ export function mount(main) {
         const cpuEl = h("div", { class: "chart", role: "img", "aria-label": `CPU use of node ${shortId(n.node_id)} over the last minutes` });
         const memEl = h("div", { class: "chart", role: "img", "aria-label": `Memory use of node ${shortId(n.node_id)} over the last minutes` });
         const el = h("article", { class: "node", "aria-label": `Node ${n.node_ip} ${shortId(n.node_id)}` },
-          h("h3", {}, `${n.node_ip || "?"} · ${shortId(n.node_id)}`, n.is_head_node ? " (head)" : ""), info, cpuEl, memEl);
+          h("h3", {}, `${n.node_ip || "?"} · ${shortId(n.node_id)}`, n.is_head_node ? " (head)" : ""), info,
+          h("div", { class: "charts" }, cpuEl, memEl));
         nodesEl.append(el);
         const cpu = new SampleChart(cpuEl, { title: "CPU %", yRange: [0, 100], format: (v) => `${Number(v).toFixed(0)}%`,
           series: [{ label: "CPU", stroke: "#1f5fbf", fill: "rgba(31,95,191,.12)", value: (s) => s.cpu_percent }] });
@@ -66,7 +70,7 @@ export function mount(main) {
         charts.set(n.node_id, entry);
       }
       clear(entry.info).append(stateBadge(n.state), ` CPU ${num(n.cpu_percent ?? 0)}% · memory ${bytes(n.mem_used_bytes)} of ${bytes(n.mem_total_bytes)}`,
-        ` · object store ${bytes(n.object_store_used_bytes)} of ${bytes(n.object_store_total_bytes)}`);
+        n.object_store_total_bytes ? ` · object store ${bytes(n.object_store_used_bytes)} of ${bytes(n.object_store_total_bytes)}` : "");
       const samples = n.samples || [];
       entry.cpu.update(samples);
       entry.mem.update(samples);

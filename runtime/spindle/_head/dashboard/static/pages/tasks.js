@@ -10,6 +10,11 @@ const COLORS = ["#1f5fbf", "#1a7f37", "#b42318", "#8250df", "#bc4c00", "#0a7e8c"
 
 // the summarize payload, wherever the event nests it (Ray's shape: ...node_id_to_summary.cluster.summary)
 function summaryRows(payload) {
+  // the SSE `tasks` event carries the {name: {func_or_class_name, type, state_counts}} map itself
+  const direct = Object.values(payload || {});
+  if (direct.length && direct.every((v) => v && v.func_or_class_name !== undefined)) {
+    return direct.sort((a, b) => a.func_or_class_name.localeCompare(b.func_or_class_name));
+  }
   let x = payload;
   for (let i = 0; i < 5 && x && !x.node_id_to_summary; i++) x = x.data || x.result || x.summary;
   const s = x && x.node_id_to_summary && x.node_id_to_summary.cluster ? x.node_id_to_summary.cluster.summary : {};
@@ -74,7 +79,8 @@ export function mount(main) {
     clear(workersEl).append(table("Live workers and the function each one runs now", [
       { title: "Node", cell: (w) => `${(nodes.get(w.node_id) || {}).node_ip || ""} ${shortId(w.node_id)}` },
       { title: "Worker pid", num: true, cell: (w) => w.pid },
-      { title: "Running now", cell: (w) => (w.current_task_name ? h("code", {}, w.current_task_name) : h("span", { class: "idle" }, "idle")) },
+      { title: "Running now", cell: (w) => (w.current_task_name ? h("code", {}, w.current_task_name)
+        : h("span", { class: "idle" }, w.actor_id ? "idle actor" : "idle")) },
       { title: "Actor", cell: (w) => (w.actor_id ? h("code", {}, shortId(w.actor_id)) : "–") },
     ], rows, { empty: "No workers started yet." }));
   }
