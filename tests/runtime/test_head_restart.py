@@ -230,3 +230,45 @@ def test_the_sqlite_and_memory_tables_behave_the_same_and_sqlite_survives_reopen
     garbage.write_bytes(os.urandom(4096))
     with pytest.raises(OSError, match="point --storage at a new file"):
         SqliteTables(str(garbage))
+
+
+def test_placement_groups_survive_a_head_restart_with_storage(tmp_path: Path) -> None:
+    c = Cluster(tmp_path, tmp_path / "head.db")
+    try:
+        driver = _driver(c, """
+            from spindle.util import placement_group, placement_group_table, remove_placement_group
+            from spindle.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+            @spindle.remote(num_cpus=2)
+            def node():
+                return spindle.get_runtime_context().get_node_id()
+
+            pg = placement_group([{"CPU": 2}], strategy="STRICT_PACK", name="gang")
+            assert pg.wait(30)
+            where = placement_group_table(pg)["bundles_to_node_id"][0]
+            in_pg = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0)
+            print(spindle.get(node.options(scheduling_strategy=in_pg).remote()) == where, flush=True)
+            sys.stdin.readline()
+            row = placement_group_table(pg)
+            print(row["state"], row["bundles_to_node_id"][0] == where, flush=True)
+            print(spindle.get(node.options(scheduling_strategy=in_pg).remote(), timeout=60) == where, flush=True)
+            remove_placement_group(pg)
+
+            @spindle.remote(num_cpus=3)
+            def whole_node():
+                return "all 3 CPUs free"
+
+            print(spindle.get(whole_node.remote(), timeout=60).replace(" ", "-"), flush=True)
+        """)
+        _expect(driver, "True")
+        c.restart_head()
+        assert driver.stdin is not None
+        driver.stdin.write("go\n")
+        driver.stdin.flush()
+        _expect(driver, "CREATED True")  # reloaded from storage, on the node that still holds the bundle
+        _expect(driver, "True")  # tasks still run in the bundle
+        _expect(driver, "all-3-CPUs-free")  # removing it through the new head released the agent's reservation
+        _, err = driver.communicate(timeout=60)
+        assert driver.returncode == 0, err
+    finally:
+        c.stop()

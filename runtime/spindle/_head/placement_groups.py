@@ -72,6 +72,7 @@ class PlacementGroups:
             rec.message = self._infeasible_reason(rec)
             self.groups[spec.pg_id] = rec
             info = self._info(rec)
+            self._save(rec)
         if rec.message:
             log.warning("placement group %s cannot be placed yet: %s", _label(rec), rec.message)
             rec.warned = True
@@ -111,6 +112,7 @@ class PlacementGroups:
                 del self.named[key]
             actors = [a.spec.actor_id for a in h.actors.values()
                       if a.spec.strategy.placement_group_id == pg_id and a.state != "DEAD"]
+            self._save(rec)
             h.lock.notify_all()
         log.info("placement group %s %s", _label(rec), why)
         for actor_id in actors:
@@ -131,8 +133,33 @@ class PlacementGroups:
                     rec.nodes = ["" if n == node_id else n for n in rec.nodes]
                     rec.state = "RESCHEDULING"
                     rec.message = f"its node {node_id[:8]} died: placing the lost bundles again"
+                    self._save(rec)
                     log.warning("placement group %s: %s", _label(rec), rec.message)
         self.wake()
+
+    def nodes_missing(self) -> None:
+        """After a head restart's grace period: bundles on nodes that never re-registered are lost with them."""
+        with self.head.lock:
+            gone = {n for r in self.groups.values() for n in r.nodes
+                    if n and (n not in self.head.nodes or not self.head.nodes[n].view.alive)}
+        for nid in gone:
+            self.node_died(nid)
+
+    def load(self, infos: list[pb.PlacementGroupInfo]) -> None:
+        """Groups a restarted head reloads from its storage; their agents still hold the bundles."""
+        with self.head.lock:
+            for info in infos:
+                rec = PgRecord(info.spec, state=info.state, nodes=list(info.bundle_nodes), message=info.message)
+                self.groups[info.spec.pg_id] = rec
+                if info.spec.name:
+                    self.named[(info.spec.namespace, info.spec.name)] = info.spec.pg_id
+        self.wake()
+
+    def _save(self, rec: PgRecord) -> None:
+        """Write the group through to the head's storage (lock held); removed groups are forgotten."""
+        info = None if rec.state == "REMOVED" else pb.PlacementGroupInfo(
+            spec=rec.spec, state=rec.state, bundle_nodes=rec.nodes, found=True, message=rec.message)
+        self.head.recovery.save_pg(rec.spec.pg_id, info)
 
     def wake(self) -> None:
         self._wake.set()
@@ -240,6 +267,7 @@ class PlacementGroups:
                 for i, nid in placed:
                     rec.nodes[i] = nid
                 rec.state, rec.message = "CREATED", ""
+                self._save(rec)
                 h.lock.notify_all()
         if removed:
             self._release(rec, placed, "RETURN")

@@ -62,6 +62,7 @@ class Recovery:
         self.grace_s = GRACE_S
         self._started = time.monotonic()
         self.restarted = False  # evidence that a head ran before us: tables, rejoining agents or drivers
+        self.pgs_unsettled = False  # reloaded placement groups whose nodes may not all come back
 
     # ---------------------------------------------------------------- write-through (called under the head's lock)
     # A head without storage has nothing to save: its own dicts are the only copy that could be lost
@@ -86,6 +87,15 @@ class Recovery:
         if job is not None:
             self.tables.put("jobs", job_id, json.dumps(job).encode())
         self.tables.put("meta", b"job_counter", str(self.s._job_counter).encode())
+
+    def save_pg(self, pg_id: bytes, info: pb.PlacementGroupInfo | None) -> None:
+        """A placement group's row (None: removed, forgotten)."""
+        if not self.tables.durable:
+            return
+        if info is None:
+            self.tables.delete("placement_groups", pg_id)
+        else:
+            self.tables.put("placement_groups", pg_id, info.SerializeToString())
 
     def save_kv(self, key: str) -> None:
         if not self.tables.durable:
@@ -125,7 +135,10 @@ class Recovery:
                 self.awaiting_jobs[job_id] = deadline
         for key, value in self.tables.load("kv").items():
             s.kv[key.decode()] = value
-        if s.actors or s.jobs or s.kv:
+        pgs = [pb.PlacementGroupInfo.FromString(b) for b in self.tables.load("placement_groups").values()]
+        s.pgs.load(pgs)
+        self.pgs_unsettled = bool(pgs)
+        if s.actors or s.jobs or s.kv or pgs:
             self.restarted = True
             log.warning("recovered %d actor(s), %d job(s), %d KV key(s) from %s; waiting up to %.0f s for agents "
                         "and drivers to come back", len(s.actors), len(s.jobs), len(s.kv),
@@ -215,6 +228,9 @@ class Recovery:
             if self.lost_actors and now >= self._loaded_deadline():
                 lost = [(s.actors[a], before) for a, before in self.lost_actors.items() if a in s.actors]
                 self.lost_actors.clear()
+        if self.pgs_unsettled and now >= self._loaded_deadline():
+            self.pgs_unsettled = False
+            s.pgs.nodes_missing()  # bundles on nodes that never re-registered are placed again
         for rec, before in lost:
             if before == "ALIVE":
                 s.actor_exited(rec.spec.actor_id, rec.incarnation,

@@ -96,10 +96,10 @@ class HeadState:
         self.placer = Placer()
         self.autoscaler = AutoscalerBook()
         self._job_counter = 0
+        self.pgs = PlacementGroups(self)
         self.recovery = Recovery(self, tables or open_tables(None))
         self.recovery.load()
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="node-probe")
-        self.pgs = PlacementGroups(self)
         self.autoscaler.demand_hooks.append(self.pgs.pending_demand)  # gang demand
 
     # ---------------------------------------------------------------- nodes

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from typing import Protocol
 
-TABLES = ("actors", "named", "jobs", "kv", "meta")
+TABLES = ("actors", "named", "jobs", "kv", "meta", "placement_groups")
 
 
 class Tables(Protocol):
