@@ -165,9 +165,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     alive = [n for n in nodes if n["Alive"]]
     print(f"Cluster at {address}: {len(alive)} node(s) alive, {len(nodes) - len(alive)} dead")
     for n in nodes:
-        state = "alive" if n["Alive"] else "dead"
+        state = ("draining" if n.get("Draining") else "alive") if n["Alive"] else "dead"
         why = f"  ({n['DeathReason']})" if n.get("DeathReason") else ""
-        print(f"  {n['NodeID'][:8]}  {n['NodeManagerAddress']:<15} {state:<5}  {n['Resources']}{why}")
+        print(f"  {n['NodeID'][:8]}  {n['NodeManagerAddress']:<15} {state:<8}  {n['Resources']}{why}")
     print("Resources (used / total):")
     for k in sorted(total):
         used, whole = total[k] - avail.get(k, 0.0), total[k]

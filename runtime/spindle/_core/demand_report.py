@@ -64,6 +64,16 @@ class DemandReporter:
             except Exception:  # reporting must never take the process down
                 log.debug("demand report failed", exc_info=True)
 
+    def close(self) -> None:
+        """The process is shutting down: withdraw its demand now rather than after the head's TTL."""
+        if self.last:
+            cw = self.sub.cw
+            try:
+                cw.head().ReportDemand(pb.DemandReport(reporter=cw.address), metadata=cw.md, timeout=2)
+            except grpc.RpcError:
+                pass
+            self.last = ()
+
     def tick(self, now: float) -> None:
         shapes = self.shapes()
         if shapes == self.last and (not shapes or now - self.sent_at < REFRESH_S):

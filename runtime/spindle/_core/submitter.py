@@ -536,6 +536,7 @@ class TaskSubmitter:
 
     def shutdown(self) -> None:
         self.closed = True
+        self.demand.close()
         with self.lock:
             leases = [lease for q in self.queues.values() for lease in q.leases]
         for lease in leases:
