@@ -120,7 +120,7 @@ class LocalProvider:
     node_resources: Mapping[str, float] = field(default_factory=lambda: {"CPU": 1.0})
     min_nodes: int = 0
     options: Options = field(default_factory=Options)
-    interval_s: float = 1.0
+    interval_s: float = 0.5
     drain_deadline_s: float = 600.0
     node_ip: str = "127.0.0.1"
     object_store_memory: int | None = None
