@@ -4,6 +4,7 @@ stops them after the idle timeout. Real processes throughout (head, agents it st
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from tests.runtime._nodes import wait_until
 @pytest.fixture
 def autoscaled(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[_local_cluster.LocalProcesses, HttpHeadApi]]:
     procs = _local_cluster.start(head=True, num_cpus=0, dashboard_port=0, dashboard_port_fallback=True,
-                                 head_args=["--autoscale-local", "2", "--idle-timeout-s", "3"])
+                                 head_args=["--autoscale-local", "2", "--idle-timeout-s", "2"])
     monkeypatch.setenv("SPINDLE_TOKEN", procs.token)
     try:
         spindle.init(address=procs.head_address, log_to_driver=False)
@@ -72,6 +73,36 @@ def test_the_local_provider_grows_from_zero_for_queued_work_and_shrinks_back_aft
     gone = {n["node_id"]: n["state"] for n in api.state()["nodes"]}
     assert all(gone[n] == "DEAD" for n in used)
     print(f"\nlocal autoscaler: queued -> first task running on a new node {first_start - submitted:.1f} s; "
-          f"last task done -> nodes removed {time.time() - finished:.1f} s (idle timeout 3 s; waited {removal:.1f} s)")
+          f"last task done -> nodes removed {time.time() - finished:.1f} s (idle timeout 2 s; waited {removal:.1f} s)")
     # the cluster still works, and grows again for new work
     assert spindle.get(work.remote(0.1), timeout=120)[0] not in used
+
+
+@spindle.remote(num_cpus=1, max_retries=0)
+def logged(path: str, seconds: float) -> str:
+    node = spindle.get_runtime_context().get_node_id()
+    with open(path, "a") as f:
+        f.write(node + "\n")
+    time.sleep(seconds)
+    return node
+
+
+def test_scale_down_removes_the_idle_node_and_the_node_running_a_task_survives_until_it_finishes(
+        autoscaled: tuple[_local_cluster.LocalProcesses, HttpHeadApi], tmp_path: Any) -> None:
+    _, api = autoscaled
+    short_log, long_log = str(tmp_path / "short"), str(tmp_path / "long")
+    short = logged.remote(short_log, 0.5)
+    long = logged.remote(long_log, 25.0)
+    wait_until(lambda: len(local_nodes(api)) == 2, 120, "two nodes for the two queued tasks")
+    spindle.get(short, timeout=120)
+    wait_until(lambda: os.path.exists(long_log), 120, "the long task to start")
+    busy = open(long_log).read().split()[0]
+    # the idle node is drained and stopped; the busy one stays while its task runs
+    wait_until(lambda: [n["node_id"] for n in local_nodes(api)] == [busy], 60, "the idle node to be removed")
+    ready: list[Any] = []
+    while not ready:
+        assert [n["node_id"] for n in local_nodes(api)] == [busy]
+        ready, _ = spindle.wait([long], timeout=0.5)
+    assert spindle.get(long) == busy
+    assert open(long_log).read().split() == [busy]  # it ran once, never interrupted and retried
+    wait_until(lambda: local_nodes(api) == [], 60, "the last node to be removed once idle")
