@@ -96,6 +96,6 @@ build() {  # <image name> <context dir under images/> <wheel dir> <extra context
 }
 
 build spindle spindle "$(wheels_for spindle runtime)" examples
-build spindle-operator operator "$(wheels_for spindle-operator operator)"
+build spindle-operator operator "$(wheels_for spindle-operator operator runtime)"
 docker image prune -f --filter "dangling=true" >/dev/null
 log "done in $((SECONDS - start))s: spindle:$version spindle-operator:$version"

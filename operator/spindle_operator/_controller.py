@@ -28,7 +28,8 @@ from typing import Any
 
 import kubernetes
 
-from . import _pods
+from . import _autoscale, _pods
+from ._autoscaler import Autoscalers
 from ._builders import LABEL_CLUSTER, TOKEN_KEY, Obj, build_token_secret, head_service_name
 from ._drain import DRAINED_REASONS, AwaitDrain, DrainNode, HeadView, nodes_from_state
 from ._head_api import HeadAccess, HeadError
@@ -60,6 +61,7 @@ class PassResult:
     exists: bool
     failure: str | None = None
     requeue_after: float | None = None  # look again this soon (a deadline or a TTL is due)
+    autoscaled: bool = False  # spec.autoscalerOptions.enabled: the cluster needs an autoscaler task
 
 
 def utcnow() -> str:
@@ -184,7 +186,7 @@ def reconcile_once(
             if exc.status == 404:
                 return PassResult(exists=False)
             raise
-    return PassResult(exists=True, failure=failure, requeue_after=requeue)
+    return PassResult(exists=True, failure=failure, requeue_after=requeue, autoscaled=_autoscale.enabled(cluster))
 
 
 class Controller:
@@ -198,6 +200,7 @@ class Controller:
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._secrets: set[str] = set()
         self._heads: HeadAccess | None = None
+        self.autoscalers = Autoscalers(settings, lambda: self.kube, lambda: self.heads, emit, utcnow)
 
     @property
     def kube(self) -> Kube:
@@ -224,6 +227,7 @@ class Controller:
         self._tasks[key] = asyncio.create_task(self._worker(key, wake), name=f"spindle/{namespace}/{name}")
 
     async def stop(self) -> None:
+        await self.autoscalers.stop()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -264,6 +268,8 @@ class Controller:
                     del self._tasks[key]
                     del self._wakeups[key]
                 return
+            if result.autoscaled:
+                self.autoscalers.ensure(*key)
             timeout = rs.resync_seconds
             if result.failure:  # e.g. a quota: retry with backoff, not only at the next resync
                 timeout, delay = delay, min(delay * 2, rs.error_backoff_max)
