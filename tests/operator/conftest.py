@@ -16,6 +16,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from spindle_operator import OperatorSettings, ReconcileSettings, WatchSettings, operate
+from spindle_operator._settings import AutoscalerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -43,10 +44,11 @@ def operator_kubeconfig(kube_api: Any) -> str:
 class OperatorThread:
     """The operator running in a thread of the test process, so its tracebacks show in the test output."""
 
-    def __init__(self, namespace: str, kubeconfig: str) -> None:
+    def __init__(self, namespace: str, kubeconfig: str, autoscaler: AutoscalerSettings | None = None) -> None:
         self.settings = OperatorSettings(
             reconcile=ReconcileSettings(resync_seconds=5.0, error_backoff_initial=0.2, error_backoff_max=2.0),
             watch=WatchSettings(namespaces=(namespace,), clusterwide=False, kubeconfig=kubeconfig),
+            autoscaler=autoscaler or AutoscalerSettings(),
         )
         self._stop = threading.Event()
         self._ready = threading.Event()
