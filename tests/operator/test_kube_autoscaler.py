@@ -56,11 +56,10 @@ def stop(proc: subprocess.Popen[Any]) -> None:
 class Kubelet:
     """A head process for the cluster and one node agent process per worker pod."""
 
-    def __init__(self, admin: Admin, token: str, tmp: Path) -> None:
-        self.admin, self.token, self.tmp = admin, token, tmp
+    def __init__(self, admin: Admin, tmp: Path) -> None:
+        self.admin, self.tmp, self.token = admin, tmp, ""
         self.port, self.dashboard = free_port(), free_port()
-        self.env = {**os.environ, "SPINDLE_TOKEN": token, "SPINDLE_TEMP_DIR": str(tmp / "spindle"),
-                    "SPINDLE_NODE_IP": "127.0.0.1"}
+        self.env = {**os.environ, "SPINDLE_TEMP_DIR": str(tmp / "spindle"), "SPINDLE_NODE_IP": "127.0.0.1"}
         self.head: subprocess.Popen[bytes] | None = None
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -70,7 +69,8 @@ class Kubelet:
             return subprocess.Popen([SPINDLE, "start", *args, "--block"], env=env, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
 
-    def start_head(self) -> None:
+    def start_head(self, token: str) -> None:
+        self.token = self.env["SPINDLE_TOKEN"] = token
         self.head = self._spawn(["--head", "--port", str(self.port), "--dashboard-port", str(self.dashboard),
                                  "--num-cpus", "0"], {"spindle.dev/group": "head"}, "head.log")
         http = urllib3.PoolManager()
@@ -120,21 +120,17 @@ def autoscaled_cluster(admin: Admin, kubeconfig: str, tmp: Path, *, idle_timeout
                        "template": {"spec": {"containers": [{"name": "spindle", "image": "spindle:test"}]}}},
         autoscalerOptions={"enabled": True, "idleTimeoutSeconds": idle_timeout, "drainTimeoutSeconds": 300},
     ))
-    # The operator creates the token Secret; the head process gets the same token, as the head pod would.
-    secret = wait_for(lambda: _read_secret(admin), "the cluster's token Secret")
-    kubelet = Kubelet(admin, secret, tmp)
-    op = None
+    kubelet = Kubelet(admin, tmp)
+    op = OperatorThread(admin.ns, kubeconfig, AutoscalerSettings(
+        interval_seconds=0.5, head_url=kubelet.url, drain_poll_seconds=0.5)).start()
     try:
-        kubelet.start_head()
-        op = OperatorThread(admin.ns, kubeconfig, AutoscalerSettings(
-            interval_seconds=0.5, head_url=kubelet.url, drain_poll_seconds=0.5))
-        op.start()
+        # The operator creates the token Secret; the head process gets the same token, as the head pod would.
+        kubelet.start_head(wait_for(lambda: _read_secret(admin), "the cluster's token Secret"))
         [head] = admin.wait_pods(1, 0)[0]
         admin.make_ready(head)
         yield kubelet
     finally:
-        if op is not None:
-            op.stop()
+        op.stop()
         kubelet.close()
 
 
@@ -160,6 +156,7 @@ HOLD = """
 
     @spindle.remote(num_cpus=1)
     def hold(release):
+        open(release + ".started", "w").close()
         while not os.path.exists(release):
             time.sleep(0.05)
         return spindle.get_runtime_context().get_node_id()
@@ -185,6 +182,8 @@ def test_queued_tasks_scale_a_group_up_and_idle_workers_are_drained_then_deleted
             wait_for(lambda: group(admin).get("replicas") == 2, "replicas raised to 2", SLOW)
             wait_for(lambda: len(kubelet.sync()) == 2, "two worker pods", SLOW)
             assert ("Normal", "ScaledUp", "group workers: 0 -> 2 workers") in admin.events()
+            # Both tasks run at once, so on both new workers (one CPU each).
+            wait_for(lambda: all(Path(f"{r}.started").exists() for r in releases), "both tasks running", SLOW)
             for r in releases:
                 r.touch()
             out, _ = proc.communicate(timeout=SLOW)
