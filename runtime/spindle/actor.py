@@ -230,6 +230,9 @@ class ActorClass:
                 assert ov is not None
                 prepared.args[i].value.CopyFrom(ov)
         base_env = cw.runtime_env_vars
+        from spindle._core.runtime_env import resolver_of
+
+        env_spec = resolver_of(cw).spec_for(opts.get("runtime_env"))[1]
         spec = pb.ActorSpec(
             actor_id=_ids.new_id(), class_blob=self._blob, class_name=self.__name__, args=prepared.args,
             placement=pb.Resources(amounts=placement), hold=pb.Resources(amounts=hold),
@@ -239,7 +242,7 @@ class ActorClass:
             is_async=is_async, name=name, namespace=namespace, detached=lifetime == "detached",
             job_id=cw.job_id, owner_address=cw.address, env_vars={**base_env, **env_vars_of(opts)},
             methods_blob=cloudpickle.dumps(methods), method_meta_blob=cloudpickle.dumps(meta),
-            concurrency_groups_blob=cloudpickle.dumps(groups))
+            concurrency_groups_blob=cloudpickle.dumps(groups), runtime_env=env_spec)
         info = cw.actors.create(spec, bool(opts.get("get_if_exists")))
         return handle_from_info(info) if info.actor_id != spec.actor_id else \
             ActorHandle(spec.actor_id, self.__name__, methods, spec.max_task_retries, meta)

@@ -14,7 +14,7 @@ import pytest
 from spindle._head.jobs import requests as job_requests
 from spindle._head.jobs import runtime_env
 from spindle._head.jobs.manager import JobManager
-from spindle._head.jobs.packages import PackageStore
+from spindle._packages import PackageStore
 from spindle.job_submission import JobStatus, packaging
 
 

@@ -26,12 +26,14 @@ from spindle import _ids, _store
 from spindle._agent import live_actors
 from spindle._agent.bundles import Bundles, Key
 from spindle._agent.object_store import ObjectStore, OwnerProbe, StoreFullError, store_capacity
+from spindle._agent.runtime_env import RuntimeEnvs
 from spindle._agent.worker_pool import WorkerPool, WorkerRecord
 from spindle._membership import HEARTBEAT_S
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
 from spindle._rpc.transfer import add_agent_servicer, fetch_stream
 from spindle._scheduling import NodeView, Placer, Strategy, add, fits, subtract
+from spindle.exceptions import RuntimeEnvSetupError
 
 log = logging.getLogger("spindle.agent")
 
@@ -72,10 +74,20 @@ class Agent:
         self.store = ObjectStore(node_id, store_capacity(object_store_memory), spill_dir,
                                  OwnerProbe(token, ip), on_owner_dead=self.free)
         self.actor_specs: dict[str, pb.ActorSpec] = {}  # worker id -> spec of the actor it runs
+        self.runtime_envs = RuntimeEnvs(_runtime_env_root(node_id), self._fetch_package)
         self.registered_once = False
         self.bundles = Bundles(self)
         # reported like Ray's resource of that name: total = the budget, available = what is not in use
         self.total["object_store_memory"] = self.available["object_store_memory"] = float(self.store.budget.capacity)
+
+    def _fetch_package(self, uri: str) -> bytes | None:
+        head = rpc.HeadStub(self.channels.get(self.head_address))
+        try:
+            reply: pb.PackageReply = head.GetPackage(pb.PackageRequest(uri=uri), metadata=self.channels.metadata,
+                                                     timeout=300)
+        except grpc.RpcError as e:
+            raise RuntimeEnvSetupError(f"could not fetch package {uri} from the head ({e.code().name})") from None
+        return reply.data if reply.exists else None
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, port: int, num_prestart: int,
@@ -235,7 +247,7 @@ class Agent:
             finally:
                 self._dequeue(ticket)
         try:
-            return self._grant(need, deadline)
+            return self._grant(need, deadline, env=req.runtime_env)
         finally:
             with self.cond:
                 self.starting -= 1
@@ -268,10 +280,18 @@ class Agent:
             return "wait", "", ""
         return pl.decision, pl.address, pl.reason
 
-    def _grant(self, need: dict[str, float], deadline: float, bundle: Key | None = None) -> pb.LeaseReply:
+    def _grant(self, need: dict[str, float], deadline: float, bundle: Key | None = None,
+               env: pb.RuntimeEnvSpec | None = None) -> pb.LeaseReply:
         """Lend a worker for ``need``, already taken from the node's pool (or from ``bundle``'s)."""
         assert self.pool is not None
-        worker = self.pool.acquire(timeout=max(5.0, deadline - time.monotonic()))
+        try:
+            wenv = self.runtime_envs.prepare(env) if env is not None and env.key else None
+        except RuntimeEnvSetupError as e:
+            with self.cond:
+                add(self.bundles.pool(bundle), need)
+                self.cond.notify_all()
+            return pb.LeaseReply(status="RUNTIME_ENV_FAILED", message=str(e), error=_pickled(e))
+        worker = self.pool.acquire(timeout=max(5.0, deadline - time.monotonic()), wenv=wenv)
         if worker is None:
             with self.cond:
                 add(self.bundles.pool(bundle), need)
@@ -378,7 +398,14 @@ class Agent:
                      bundle: Key | None) -> pb.StartActorReply:
         spec = req.spec
         assert self.pool is not None
-        worker = self.pool.acquire(timeout=30.0, dedicated=True)
+        try:
+            wenv = self.runtime_envs.prepare(spec.runtime_env) if spec.runtime_env.key else None
+        except RuntimeEnvSetupError as e:  # the actor cannot be created here or anywhere: it dies with the cause
+            with self.cond:
+                add(self.bundles.pool(bundle), placement)
+                self.cond.notify_all()
+            return pb.StartActorReply(ok=False, error=_pickled(e), error_text=f"runtime_env: {e}")
+        worker = self.pool.acquire(timeout=30.0, dedicated=True, wenv=wenv)
         try:
             if worker is None:
                 return pb.StartActorReply(ok=False)
@@ -492,6 +519,18 @@ class Agent:
                     pb.FreeRequest(object_ids=oids), metadata=self.channels.metadata, timeout=5)
             except grpc.RpcError:
                 pass
+
+
+def _pickled(error: BaseException) -> bytes:
+    import cloudpickle  # only on this failure path: service processes stay free of the client's imports
+
+    return bytes(cloudpickle.dumps(error))
+
+
+def _runtime_env_root(node_id: str) -> str:
+    from spindle import _sessions
+
+    return _sessions.private_dir(os.path.join(_sessions.temp_root(), f"runtime_env-{node_id[:12]}"))
 
 
 def _default_spill_root() -> str:

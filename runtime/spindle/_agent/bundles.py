@@ -124,7 +124,7 @@ class Bundles:
                 if left <= 0:
                     return pb.LeaseReply(status="BUSY")
                 a.cond.wait(min(left, 0.1))
-        return a._grant(need, deadline, key)
+        return a._grant(need, deadline, key, req.runtime_env)
 
     def forget_lease(self, lease_id: bytes) -> None:
         self.lease_key.pop(lease_id, None)

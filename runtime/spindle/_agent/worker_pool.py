@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spindle import _ids
+from spindle._agent.runtime_env import WorkerEnv
 
 
 @dataclass
@@ -33,10 +34,11 @@ class WorkerRecord:
     intended_exit: bool = False
     dedicated: bool = False
     idle_since: float = 0.0
+    env_key: str = ""  # the runtime env this worker was started in ("" = the node's plain workers)
 
 
-def start_worker_process(token: str, agent_address: str, node_id: str, ip: str,
-                         head_address: str) -> tuple[str, subprocess.Popen[bytes]]:
+def start_worker_process(token: str, agent_address: str, node_id: str, ip: str, head_address: str,
+                         wenv: WorkerEnv | None = None) -> tuple[str, subprocess.Popen[bytes]]:
     worker_id = _ids.new_id().hex()
     env = dict(os.environ)
     env.update({
@@ -47,8 +49,10 @@ def start_worker_process(token: str, agent_address: str, node_id: str, ip: str,
         "SPINDLE_HEAD_ADDRESS": head_address,
         "SPINDLE_WORKER_ID": worker_id,
     })
+    if wenv is not None:
+        env.update(wenv.env)
     proc = subprocess.Popen([sys.executable, "-m", "spindle._core.worker"], env=env, stdin=subprocess.DEVNULL,
-                            stdout=sys.stderr.fileno())
+                            stdout=sys.stderr.fileno(), cwd=wenv.cwd if wenv is not None else None)
     return worker_id, proc
 
 
@@ -62,14 +66,14 @@ class WorkerPool:
         self.soft_limit = max(1, int(agent.total.get("CPU", 1)))
         self.closed = False
 
-    def spawn(self) -> WorkerRecord:
+    def spawn(self, wenv: WorkerEnv | None = None) -> WorkerRecord:
         a = self.agent
-        worker_id, proc = start_worker_process(a.token, a.address, a.node_id, a.ip, a.head_address)
-        return self.adopt(worker_id, proc)
+        worker_id, proc = start_worker_process(a.token, a.address, a.node_id, a.ip, a.head_address, wenv)
+        return self.adopt(worker_id, proc, wenv.key if wenv is not None else "")
 
-    def adopt(self, worker_id: str, proc: subprocess.Popen[bytes]) -> WorkerRecord:
+    def adopt(self, worker_id: str, proc: subprocess.Popen[bytes], env_key: str = "") -> WorkerRecord:
         """Take charge of a worker process (also ones started before the agent's server was up)."""
-        rec = WorkerRecord(worker_id, proc)
+        rec = WorkerRecord(worker_id, proc, env_key=env_key)
         with self.cond:
             self.by_id[worker_id] = rec
         threading.Thread(target=self._reap, args=(rec,), daemon=True, name=f"reap-{proc.pid}").start()
@@ -97,24 +101,30 @@ class WorkerPool:
             self.idle.append(rec)
             self.cond.notify_all()
 
-    def acquire(self, timeout: float, dedicated: bool = False) -> WorkerRecord | None:
+    def acquire(self, timeout: float, dedicated: bool = False, wenv: WorkerEnv | None = None) -> WorkerRecord | None:
+        """An idle worker of the runtime env ``wenv`` (the plain ones when None), started if none is idle."""
+        key = wenv.key if wenv is not None else ""
         deadline = time.monotonic() + timeout
         spawned = False
         with self.cond:
             while True:
-                if self.idle:
-                    rec = self.idle.pop()
+                match = [r for r in self.idle if r.env_key == key]
+                if match:
+                    rec = match[-1]
+                    self.idle.remove(rec)
                     rec.state = "busy"
                     rec.dedicated = dedicated
                     if dedicated:
                         self._top_up()
                     return rec
                 if not spawned:
-                    starting = sum(1 for r in self.by_id.values() if r.state == "starting")
+                    starting = sum(1 for r in self.by_id.values() if r.state == "starting" and r.env_key == key)
                     if starting == 0:
+                        if key:
+                            self._evict_other_env(key)
                         self.cond.release()
                         try:
-                            self.spawn()
+                            self.spawn(wenv)
                         finally:
                             self.cond.acquire()
                     spawned = True
@@ -122,12 +132,23 @@ class WorkerPool:
                 if left <= 0:
                     return None
                 self.cond.wait(min(left, 0.5))
-                if not self.idle:
+                if not any(r.env_key == key for r in self.idle):
                     spawned = False
+
+    def _evict_other_env(self, key: str) -> None:
+        """Before starting a worker for runtime env ``key``: stop one idle worker of another runtime env,
+        so environments used once do not keep processes forever (called with the lock)."""
+        others = [r for r in self.idle if r.env_key and r.env_key != key]
+        if others:
+            victim = min(others, key=lambda r: r.idle_since)
+            self.idle.remove(victim)
+            victim.state = "busy"  # reaped as dead once killed
+            self.kill(victim)
 
     def _top_up(self) -> None:
         """Keep a warm worker for tasks after one is taken for an actor (called with the lock)."""
-        live = sum(1 for r in self.by_id.values() if r.state in ("starting", "idle") or (r.state == "busy" and not r.dedicated))
+        live = sum(1 for r in self.by_id.values() if not r.env_key and (
+            r.state in ("starting", "idle") or (r.state == "busy" and not r.dedicated)))
         if live < self.soft_limit:
             threading.Thread(target=self.spawn, daemon=True).start()
 
@@ -135,11 +156,13 @@ class WorkerPool:
         with self.cond:
             if rec.state == "dead":
                 return
-            shared = sum(1 for r in self.by_id.values() if not r.dedicated and r.state != "dead")
-            if shared > self.soft_limit and not rec.dedicated:
-                kill = True
+            if rec.env_key:  # keep up to one warm worker per CPU for each runtime env in use
+                kill = sum(1 for r in self.idle if r.env_key == rec.env_key) >= self.soft_limit
             else:
-                kill = False
+                kill = sum(1 for r in self.by_id.values()
+                           if not r.dedicated and not r.env_key and r.state != "dead") > self.soft_limit
+            kill = kill and not rec.dedicated
+            if not kill:
                 rec.state = "idle"
                 rec.idle_since = time.monotonic()
                 self.idle.append(rec)

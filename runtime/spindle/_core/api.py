@@ -115,6 +115,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                 return ClientContext(cw.head_address, cw.node_id, cw.namespace)
             raise RuntimeError("Maybe you called spindle.init twice by accident? This error can be suppressed by "
                                "passing in 'ignore_reinit_error=True' or by calling 'spindle.shutdown()' first.")
+        from spindle import _runtime_env
+
+        _runtime_env.validate(runtime_env)  # a bad runtime_env fails before anything starts
         head_address, token = _resolve_address(address)
         local = None
         if head_address is None:
@@ -154,6 +157,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         job_env = json.loads(os.environ.get("SPINDLE_JOB_ENV_VARS") or "{}")  # set for a submitted job's driver
         job_env.update((runtime_env or {}).get("env_vars") or {})
         cw.runtime_env_vars = {str(k): str(v) for k, v in job_env.items()}
+        from spindle._core import runtime_env as _rt_env
+
+        job_rt = {**json.loads(os.environ.get(_rt_env.JOB_ENV_VAR) or "{}"), **(runtime_env or {})}
         cw.namespace = namespace or os.urandom(8).hex()
         registration = pb.RegisterJobRequest(driver_address=cw.address, namespace=cw.namespace, pid=os.getpid(),
                                              node_ip=ip)
@@ -168,6 +174,13 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                                       "cluster's token.") from None
             raise ConnectionError(f"Cannot reach the Spindle head at {head_address}: {e.code().name}") from None
         cw.job_id = reply.job_id
+        try:  # the job's working_dir/py_modules are uploaded now, once for all its tasks
+            _rt_env.resolver_of(cw).set_job_env(job_rt)
+        except Exception:
+            cw.shutdown()
+            if local is not None:
+                local.stop()
+            raise
         _context.set_core(cw)
         _state["local"] = local
         from spindle._core.job_watch import JobWatch

@@ -35,7 +35,7 @@ from spindle._core.task_records import KeyQueue, Lease, Task, cancelled_error, l
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import batched
 from spindle._scheduling import task_should_retry
-from spindle.exceptions import NodeDiedError, WorkerCrashedError
+from spindle.exceptions import NodeDiedError, RuntimeEnvSetupError, WorkerCrashedError
 
 if TYPE_CHECKING:
     from spindle._core.core_worker import CoreWorker
@@ -77,8 +77,9 @@ class TaskSubmitter:
                            generator_backpressure=int(opts.get("_generator_backpressure_num_objects") or -1))
         resources = resources_of(opts)
         strategy = strategy_of(opts.get("scheduling_strategy"), opts, resources)
+        env_spec: pb.RuntimeEnvSpec = opts.get("runtime_env_spec") or pb.RuntimeEnvSpec()
         key = (tuple(sorted(resources.items())), strategy.kind, strategy.node_id, strategy.soft,
-               strategy.placement_group_id, strategy.bundle_index)
+               strategy.placement_group_id, strategy.bundle_index, env_spec.key)
         if strategy.kind == "PLACEMENT_GROUP":
             spec.placement.CopyFrom(strategy)
         retry_ex = opts.get("retry_exceptions", False)
@@ -95,7 +96,7 @@ class TaskSubmitter:
                 self.children.setdefault(parent, []).append(return_ids[0])
             q = self.queues.get(key)
             if q is None:
-                q = self.queues[key] = KeyQueue(key, resources, strategy)
+                q = self.queues[key] = KeyQueue(key, resources, strategy, runtime_env=env_spec)
             for rid in return_ids:
                 self.by_return[rid] = task
 
@@ -191,7 +192,8 @@ class TaskSubmitter:
                         delay = min(delay * 2, 1.0)
                         continue
                 req = pb.LeaseRequest(resources=pb.Resources(amounts=q.resources), strategy=q.strategy,
-                                      job_id=cw.job_id, grant_or_reject=spilled, timeout_s=1.0)
+                                      job_id=cw.job_id, grant_or_reject=spilled, timeout_s=1.0,
+                                      runtime_env=q.runtime_env)
                 try:
                     reply = cw.agent(address).RequestLease(req, metadata=cw.md, timeout=30)
                 except grpc.RpcError as e:
@@ -211,6 +213,9 @@ class TaskSubmitter:
                 if reply.status == "SPILLBACK":
                     address, spilled = reply.spill_address, True
                     continue
+                if reply.status == "RUNTIME_ENV_FAILED":  # the node cannot build the environment: fail its tasks
+                    self._fail_queue(q, reply.error, reply.message)
+                    return
                 if reply.status == "INFEASIBLE":
                     if not q.warned:
                         q.warned = True
@@ -221,6 +226,14 @@ class TaskSubmitter:
         finally:
             with self.lock:
                 q.requesting -= 1
+
+    def _fail_queue(self, q: KeyQueue, error: bytes, text: str) -> None:
+        with self.lock:
+            doomed = list(q.tasks)
+            q.tasks.clear()
+        exc, _ = load_error(error, text, "runtime_env")
+        for t in doomed:
+            self._finish_error_exc(t, exc if exc is not None else RuntimeEnvSetupError(text))
 
     def _no_node(self, q: KeyQueue) -> bool:
         """Fail the queue's waiting tasks once no node has been left for too long; True if it did."""

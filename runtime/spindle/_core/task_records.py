@@ -62,6 +62,7 @@ class KeyQueue:
     leases: list[Lease] = field(default_factory=list)
     requesting: int = 0
     warned: bool = False
+    runtime_env: pb.RuntimeEnvSpec = field(default_factory=pb.RuntimeEnvSpec)  # dedicated workers, if key set
 
 
 def cancelled_error(task: Task) -> TaskCancelledError:

@@ -25,7 +25,7 @@ from spindle._head.dashboard import auth
 from spindle._head.dashboard import routes as dashboard_routes
 from spindle._head.jobs import routes as job_routes
 from spindle._head.jobs.manager import JobManager
-from spindle._head.jobs.packages import PackageStore
+from spindle._packages import PackageStore
 
 if TYPE_CHECKING:
     from spindle._head.server import HeadState

@@ -24,11 +24,13 @@ import grpc
 
 from spindle import _ids, _sessions
 from spindle import _membership as membership
+from spindle._head import package_service
 from spindle._head.autoscaling import AutoscalerBook
 from spindle._head.placement_groups import PlacementGroups
 from spindle._head.recovery import Recovery
 from spindle._head.tables import Tables, open_tables
 from spindle._local_cluster import announce, service_setup
+from spindle._packages import PackageStore
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
 from spindle._scheduling import NodeView, Placement, Placer, Strategy, actor_restart_decision, subtract
@@ -101,6 +103,13 @@ class HeadState:
         self.recovery.load()
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="node-probe")
         self.autoscaler.demand_hooks.append(self.pgs.pending_demand)  # gang demand
+        self.packages: PackageStore | None = None  # runtime_env packages; the job API's store when it runs
+
+    def package_store(self) -> PackageStore:
+        with self.lock:
+            if self.packages is None:
+                self.packages = package_service.default_store(self.session)
+            return self.packages
 
     # ---------------------------------------------------------------- nodes
     def register_node(self, info: pb.NodeInfo, actors: list[pb.LiveActor] | None = None,
@@ -452,6 +461,11 @@ class HeadServicer(rpc.HeadServicer):
 
     def ListPlacementGroups(self, request: pb.Empty, context: Any) -> pb.PlacementGroupList:
         return self.s.pgs.table()
+    def PutPackage(self, request: pb.PackageRequest, context: Any) -> pb.PackageReply:
+        return package_service.put(self.s.package_store(), request, context)
+
+    def GetPackage(self, request: pb.PackageRequest, context: Any) -> pb.PackageReply:
+        return package_service.get(self.s.package_store(), request, context)
 
     def ReportDemand(self, request: pb.DemandReport, context: Any) -> pb.Empty:
         with self.s.lock:
@@ -537,6 +551,7 @@ def main(argv: list[str] | None = None) -> None:
         except OSError as e:
             raise SystemExit(f"spindle head: {e}") from None
         lines.append(f"SPINDLE_DASHBOARD_PORT={http.port}")
+        state.packages = jobs.packages  # one package store for the job API and runtime_env
         stoppers.append(jobs.shutdown)
     provider = autoscale_local.from_head_args(args, state, bound, token)
     if provider is not None:

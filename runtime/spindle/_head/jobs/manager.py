@@ -23,10 +23,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from spindle import _runtime_env as shared_env
 from spindle._head.jobs import placement as _placement
 from spindle._head.jobs import runtime_env as _runtime_env
-from spindle._head.jobs.packages import PackageStore
 from spindle._head.jobs.requests import SubmitRequest
+from spindle._packages import PackageStore
 from spindle.job_submission.models import DriverInfo, JobDetails, JobStatus
 
 log = logging.getLogger("spindle.head.jobs")
@@ -196,6 +197,9 @@ class JobManager:
         env = {**os.environ, **self.cluster_env, **prepared.env, "PYTHONUNBUFFERED": "1",
                "SPINDLE_JOB_SUBMISSION_ID": d.submission_id or "",
                "SPINDLE_JOB_ENV_VARS": json.dumps(prepared.env)}
+        worker_env = shared_env.worker_part(d.runtime_env or {})
+        if worker_env:  # the job's tasks and actors run with its working_dir/py_modules/pip too, as in Ray
+            env[shared_env.JOB_ENV_VAR] = json.dumps(worker_env)
         # `python` in the entrypoint is the cluster's own interpreter (the one that has spindle installed)
         env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
         if prepared.python_path:

@@ -13,8 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from spindle._head.jobs.manager import JobError, JobManager
-from spindle._head.jobs.packages import PackageError, PackageStore
 from spindle._head.jobs.requests import parse_submit
+from spindle._packages import PackageError, PackageStore
 
 MANAGER = web.AppKey("job_manager", JobManager)
 PACKAGES = web.AppKey("package_store", PackageStore)

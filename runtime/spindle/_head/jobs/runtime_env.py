@@ -8,12 +8,10 @@ packages into a per-job directory, and return the entrypoint's environment and w
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from spindle._head.jobs.packages import PackageStore
+from spindle._packages import PackageStore, PipInstallError, pip_install
 
 SUPPORTED = ("env_vars", "working_dir", "py_modules", "pip", "excludes", "config")
 UNSUPPORTED = ("conda", "container", "image_uri", "uv", "java_jars", "nsight", "mpi")
@@ -91,21 +89,7 @@ def prepare(runtime_env: dict[str, Any], store: PackageStore, job_dir: str) -> P
 
 
 def _pip_install(packages: list[str], target: str, job_dir: str) -> str:
-    argv = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet",
-            "--retries", "1", "--timeout", "15", "--target", target, *packages]
-    log = os.path.join(job_dir, "pip.log")
     try:
-        with open(log, "wb") as f:
-            rc = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                timeout=PIP_TIMEOUT_S).returncode
-    except subprocess.TimeoutExpired:
-        raise RuntimeEnvSetupError(f"pip install {' '.join(packages)} took longer than {PIP_TIMEOUT_S:.0f}s "
-                                   "(SPINDLE_PIP_TIMEOUT_S); is the package index reachable from the head?") from None
-    if rc != 0:
-        with open(log, errors="replace") as f:
-            tail = f.read()[-2000:]
-        raise RuntimeEnvSetupError(
-            f"pip install {' '.join(packages)} failed (exit code {rc}). If the package index is unreachable from "
-            "the cluster, bake the packages into the image or set PIP_INDEX_URL to a reachable mirror. pip said:\n"
-            + tail)
-    return target
+        return pip_install(packages, target, os.path.join(job_dir, "pip.log"), PIP_TIMEOUT_S)
+    except PipInstallError as e:
+        raise RuntimeEnvSetupError(str(e)) from None

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from spindle._head.http_server import HttpServer, make_app
 from spindle._head.jobs.manager import JobManager
-from spindle._head.jobs.packages import PackageStore
+from spindle._packages import PackageStore
 from spindle._rpc.net import routable_ip
 
 if TYPE_CHECKING:

@@ -1,5 +1,8 @@
 """Packages uploaded for ``working_dir`` / ``py_modules``, stored once by name and unpacked on demand.
 
+The head keeps the uploads (from the job client over HTTP, from drivers over gRPC); every node agent
+keeps its own store of the packages its workers need, fetched from the head.
+
 Names come from the client and are content-derived (see spindle.job_submission.packaging), so a
 name that exists is never overwritten and the same archive is unpacked once per head. Names are
 checked strictly: they become file names here.
@@ -11,6 +14,8 @@ import io
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import zipfile
@@ -40,6 +45,10 @@ class PackageStore:
     def _path(self, protocol: str, name: str) -> str:
         check_name(protocol, name)
         return os.path.join(self.root, "uploads", f"{protocol}_{name}")
+
+    def path_of(self, protocol: str, name: str) -> str:
+        """The stored archive's file (checked name)."""
+        return self._path(protocol, name)
 
     def exists(self, protocol: str, name: str) -> bool:
         return os.path.exists(self._path(protocol, name))
@@ -95,3 +104,28 @@ class PackageStore:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
         return dest
+
+
+class PipInstallError(RuntimeError):
+    """``pip install`` for a runtime_env failed; the message carries pip's output and the fix."""
+
+
+def pip_install(packages: list[str], target: str, log_path: str, timeout_s: float) -> str:
+    """Install ``packages`` into ``target`` (a directory put first on the path) with this interpreter's pip."""
+    argv = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet",
+            "--retries", "1", "--timeout", "15", "--target", target, *packages]
+    try:
+        with open(log_path, "wb") as f:
+            rc = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                timeout=timeout_s).returncode
+    except subprocess.TimeoutExpired:
+        raise PipInstallError(f"pip install {' '.join(packages)} took longer than {timeout_s:.0f}s "
+                              "(SPINDLE_PIP_TIMEOUT_S); is the package index reachable from the node?") from None
+    if rc != 0:
+        with open(log_path, errors="replace") as f:
+            tail = f.read()[-2000:]
+        raise PipInstallError(
+            f"pip install {' '.join(packages)} failed (exit code {rc}). If the package index is unreachable from "
+            "the cluster, bake the packages into the image or set PIP_INDEX_URL to a reachable mirror. pip said:\n"
+            + tail)
+    return target
