@@ -32,10 +32,15 @@ print("nodes", len(nodes), "task nodes", len(seen), "actor total", spindle.get(c
 '''
 
 LIB = '''
+import time
+
 import spindle
 
 @spindle.remote
 def where():
+    # long enough that one node cannot finish all 20 before the other node's workers (started for the
+    # job's working_dir) are up: SPREAD then shows on both nodes however loaded the machine is
+    time.sleep(0.3)
     return spindle.get_runtime_context().get_node_id()
 
 @spindle.remote
