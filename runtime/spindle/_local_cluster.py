@@ -136,7 +136,7 @@ class Pending:
             if self.head_proc is not None and self.head_proc.stdout is not None:
                 # the head prints its gRPC port first, then (when it has one) its job API port
                 last = "SPINDLE_DASHBOARD_PORT" if self.with_dashboard else "SPINDLE_HEAD_PORT"
-                value = _read_marker(self.head_proc.stdout, last, self.head_proc, 30, os.path.join(logs, "head.log"),
+                value = _read_marker(self.head_proc.stdout, last, self.head_proc, 60, os.path.join(logs, "head.log"),
                                      seen)
                 head_port = seen.get("SPINDLE_HEAD_PORT", value)
                 head_address = f"{head_address.rsplit(':', 1)[0]}:{head_port}"

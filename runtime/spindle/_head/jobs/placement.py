@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from spindle._head.jobs import runtime_env as _runtime_env
-from spindle._head.jobs.packages import PackageError, PackageStore
+from spindle._packages import PackageError, PackageStore
 from spindle.job_submission.models import JobDetails
 
 
