@@ -17,8 +17,8 @@ next observation yields no actions. Rules, in order:
   down while that worker starts); a head that is not ready protects nothing and is replaced at once, which
   also frees workers that wait for it.
 * workers per group: ``clamp(replicas, min, max)``, 0 when the cluster or the group is suspended; finished
-  pods are deleted and replaced; pods named in ``scaleStrategy.workersToDelete`` are deleted (then the list
-  is cleared); remaining surplus goes not-ready first, then outdated, then newest; rollouts replace at most
+  pods are deleted and replaced; pods named in ``scaleStrategy.workersToDelete`` are deleted (each name leaves
+  the list once its pod is deleted); deletions by scaling drain a ready worker first (``_drain.py``); remaining surplus goes not-ready first, then outdated, then newest; rollouts replace at most
   ``maxUnavailable`` pods at a time, counting not-ready pods against that budget.
 """
 

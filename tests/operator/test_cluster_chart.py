@@ -77,6 +77,19 @@ def test_extra_worker_groups_take_the_default_groups_values_unless_they_set_thei
 
 
 @pytest.mark.k8s
+def test_autoscaler_values_become_autoscaler_options_the_api_server_accepts(
+    kube_api: Any, operator_kubeconfig: str
+) -> None:
+    assert "autoscalerOptions" not in render(kube_api)["spec"]
+    cluster = render(kube_api, "--set", "autoscaler.enabled=true", "--set", "autoscaler.idleTimeoutSeconds=30",
+                     "--set", "autoscaler.upscalingMode=Aggressive")
+    assert cluster["spec"]["autoscalerOptions"] == {
+        "enabled": True, "idleTimeoutSeconds": 30, "upscalingMode": "Aggressive", "drainTimeoutSeconds": 600}
+    kube_api.kubectl("create", "namespace", "team-a", check=False)
+    kube_api.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(cluster))
+
+
+@pytest.mark.k8s
 def test_a_new_image_tag_changes_the_template_of_every_group(kube_api: Any) -> None:
     before, after = render(kube_api), render(kube_api, "--set", "image.tag=0.2.0")
     assert after["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] == "spindle:0.2.0"
@@ -95,6 +108,7 @@ def test_a_new_image_tag_changes_the_template_of_every_group(kube_api: Any) -> N
         ("additionalWorkerGroups.Bad_Name.replicas=1", "Bad_Name"),
         ("securityContext.allowPrivilegeEscalation=true", "/securityContext/allowPrivilegeEscalation"),
         ("head.serviceType=Ingress", "/head/serviceType"),
+        ("autoscaler.upscalingMode=Fast", "/autoscaler/upscalingMode"),
         ("unknownKey=1", "unknownKey"),
     ],
 )

@@ -53,8 +53,17 @@ def test_kubectl_apply_of_the_crds_and_samples_works(kube_api: Any, kube_namespa
             "workerGroupSpecs: [{groupName: Not_A_Label, template: {spec: {containers: [{name: s, image: i}]}}}]",
             "spec.workerGroupSpecs[0].groupName",
         ),
+        (
+            "autoscalerOptions: {enabled: true, upscalingMode: Fast}",
+            'spec.autoscalerOptions.upscalingMode: Unsupported value: "Fast"',
+        ),
+        (
+            "autoscalerOptions: {enabled: true, idleTimeoutSeconds: -1}",
+            "spec.autoscalerOptions.idleTimeoutSeconds",
+        ),
     ],
-    ids=["min-greater-than-max", "duplicate-group-names", "no-containers", "group-name-not-dns-label"],
+    ids=["min-greater-than-max", "duplicate-group-names", "no-containers", "group-name-not-dns-label",
+         "unknown-upscaling-mode", "negative-idle-timeout"],
 )
 def test_invalid_clusters_are_rejected_with_a_clear_message(
     kube_api: Any, kube_namespace: str, operator_kubeconfig: str, spec_yaml: str, message: str
