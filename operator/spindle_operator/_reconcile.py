@@ -17,9 +17,11 @@ next observation yields no actions. Rules, in order:
   down while that worker starts); a head that is not ready protects nothing and is replaced at once, which
   also frees workers that wait for it.
 * workers per group: ``clamp(replicas, min, max)``, 0 when the cluster or the group is suspended; finished
-  pods are deleted and replaced; pods named in ``scaleStrategy.workersToDelete`` are deleted (each name leaves
-  the list once its pod is deleted); deletions by scaling drain a ready worker first (``_drain.py``); remaining surplus goes not-ready first, then outdated, then newest; rollouts replace at most
-  ``maxUnavailable`` pods at a time, counting not-ready pods against that budget.
+  pods are deleted and replaced; pods named in ``scaleStrategy.workersToDelete`` are deleted (each name
+  leaves the list once its pod is deleted); remaining surplus goes not-ready first, then (with the head's
+  view) draining and idle ones, then outdated, then newest; deletions by scaling drain a ready worker
+  first (``_drain.py``); rollouts replace at most ``maxUnavailable`` pods at a time, counting not-ready
+  pods against that budget.
 """
 
 from __future__ import annotations
