@@ -47,6 +47,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         return 2
     host = args.host or node_ip
     head_args = ["--storage", args.storage] if args.storage else []
+    if args.metrics_port is not None:
+        head_args += ["--metrics-port", str(args.metrics_port)]
     if args.autoscale_local is not None:
         if not args.head:
             print("spindle start: --autoscale-local is for the head (--head)", file=sys.stderr)
@@ -94,6 +96,10 @@ def cmd_start(args: argparse.Namespace) -> int:
             print(f"  Submit a job:      SPINDLE_TOKEN={procs.token} spindle job submit --address {dashboard} "
                   "-- python script.py")
             print(f"  Dashboard:         {dashboard}/#token={procs.token} (the link signs the browser in)")
+            print(f"  Inspect it:        spindle list tasks|actors|nodes|workers --address {dashboard}")
+        if procs.metrics_address:
+            print(f"  Metrics:           http://{shown}:{procs.metrics_address.rsplit(':', 1)[1]}/metrics "
+                  "(Authorization: Bearer <token>)")
     else:
         print(f"Spindle node agent started at {procs.agent_address}, joined {head_address}.")
     print(f"  Logs: {procs.session_dir}/logs", flush=True)
@@ -209,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dashboard-port", type=int, default=None,
                    help="port of the head's HTTP job API (default 8265, or a free port if 8265 is taken; "
                         "an explicit port must be free)")
+    s.add_argument("--metrics-port", type=int, default=None,
+                   help="head only: port of the Prometheus metrics (default 8080, or a free port if 8080 is taken; "
+                        "-1 = none)")
     s.add_argument("--include-dashboard", choices=("true", "false"), default="true",
                    help="start the HTTP job API on the head (default true)")
     s.add_argument("--block", action="store_true", help="stay in the foreground (containers)")
@@ -225,8 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds to wait after SIGTERM before SIGKILL (default 10)")
     sp.set_defaults(fn=cmd_stop)
     from spindle._cli_job import add_job_parser
+    from spindle._cli_state import add_state_parsers
 
     add_job_parser(sub)
+    add_state_parsers(sub)
     return p
 
 

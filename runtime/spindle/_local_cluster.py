@@ -101,6 +101,7 @@ class LocalProcesses:
     session_dir: str
     procs: list[subprocess.Popen[bytes]]
     dashboard_address: str = ""
+    metrics_address: str = ""  # http://host:port of the head's Prometheus metrics, when it serves them
 
     def stop(self) -> None:
         for p in reversed(self.procs):
@@ -150,8 +151,11 @@ class Pending:
         dashboard = ""
         if "SPINDLE_DASHBOARD_PORT" in seen:
             dashboard = f"http://{head_address.rsplit(':', 1)[0]}:{seen['SPINDLE_DASHBOARD_PORT']}"
+        metrics = ""
+        if "SPINDLE_METRICS_PORT" in seen:
+            metrics = f"http://{head_address.rsplit(':', 1)[0]}:{seen['SPINDLE_METRICS_PORT']}"
         return LocalProcesses(head_address, agent_address, self.node_id, self.token, self.session_dir, self.procs,
-                              dashboard)
+                              dashboard, metrics)
 
 
 def start(**kwargs: Any) -> LocalProcesses:
@@ -208,6 +212,7 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
         argv.append("--head-node")
     if object_store_memory:
         argv += ["--object-store-memory", str(int(object_store_memory))]
+    argv += ["--log-dir", os.path.join(session_dir, "logs")]
     argv += ["--object-spilling-directory", spill_dir or os.environ.get("SPINDLE_OBJECT_SPILLING_DIR") or session_dir]
     agent_log = _sessions.open_log(os.path.join(session_dir, "logs", "agent.log"))
     try:

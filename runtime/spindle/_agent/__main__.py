@@ -49,6 +49,17 @@ def parse_labels(text: str | None, env: str | None = None) -> dict[str, str]:
     return labels
 
 
+def _log_dir(given: str | None, node_id: str) -> str:
+    from spindle import _sessions
+
+    path = given or os.environ.get("SPINDLE_LOG_DIR") or os.path.join(_sessions.root(), f"logs-{node_id[:12]}")
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as e:
+        sys.exit(f"spindle agent: cannot create the log directory {path} ({e}): pass --log-dir or SPINDLE_LOG_DIR")
+    return os.path.abspath(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="spindle-agent", description="Run a Spindle node agent.")
     p.add_argument("--head", required=True, help="head address host:port")
@@ -65,6 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--labels", default=None,
                    help='node labels as JSON, e.g. \'{"spindle.dev/group": "cpu"}\' (merged over SPINDLE_NODE_LABELS)')
     p.add_argument("--head-node", action="store_true", help="this agent runs on the head's node (never drained)")
+    p.add_argument("--log-dir", default=None,
+                   help="directory of this node's log files (workers' stdout/stderr; default: SPINDLE_LOG_DIR, "
+                        "else a private directory under the temp dir)")
     args = p.parse_args(argv)
     try:
         labels = parse_labels(args.labels, os.environ.get("SPINDLE_NODE_LABELS"))
@@ -80,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as e:
         sys.exit(f"spindle agent: {e}")
     port = args.port or free_port(ip)
+    log_dir = _log_dir(args.log_dir, node_id)
+    os.environ["SPINDLE_LOG_DIR"] = log_dir  # workers write their stdout/stderr there
     prestarted = [start_worker_process(token, f"{ip}:{port}", node_id, ip, args.head) for _ in range(num_prestart)]
 
     from spindle._agent.agent import Agent  # gRPC and the rest load while the workers boot
@@ -89,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         "spill_dir": args.object_spilling_directory or os.environ.get("SPINDLE_OBJECT_SPILLING_DIR", ""),
         "labels": labels, "is_head": args.head_node}
     agent = Agent(args.head, token, ip, total, node_id, **store_args)
+    agent.log_dir = log_dir
     try:
         server = agent.start(port, num_prestart, prestarted)
     except OSError:
@@ -97,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         for _, proc in prestarted:  # the free port was taken meanwhile: start over on any port
             proc.kill()
         agent = Agent(args.head, token, ip, total, node_id, **store_args)
+        agent.log_dir = log_dir
         server = agent.start(0, num_prestart)
     announce(f"SPINDLE_AGENT_ADDRESS={agent.address}")
 

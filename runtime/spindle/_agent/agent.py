@@ -23,7 +23,7 @@ from typing import Any
 import grpc
 
 from spindle import _ids, _store
-from spindle._agent import live_actors
+from spindle._agent import live_actors, log_files, node_stats
 from spindle._agent.bundles import Bundles, Key
 from spindle._agent.object_store import ObjectStore, OwnerProbe, StoreFullError, store_capacity
 from spindle._agent.runtime_env import RuntimeEnvs
@@ -77,6 +77,7 @@ class Agent:
         self.runtime_envs = RuntimeEnvs(_runtime_env_root(node_id), self._fetch_package)
         self.registered_once = False
         self.bundles = Bundles(self)
+        self.log_dir = ""  # where this node's log files are (workers' .out/.err among them)
         # reported like Ray's resource of that name: total = the budget, available = what is not in use
         self.total["object_store_memory"] = self.available["object_store_memory"] = float(self.store.budget.capacity)
 
@@ -109,6 +110,7 @@ class Agent:
             self.pool.spawn()
         self._register()
         threading.Thread(target=self._heartbeat_loop, daemon=True, name="heartbeat").start()
+        node_stats.start(self)
         return server
 
     def _head(self) -> rpc.HeadStub:
@@ -600,3 +602,22 @@ class AgentServicer(rpc.NodeAgentServicer):
 
     def Bundles(self, request: pb.BundleRequest, context: Any) -> pb.BundleReply:
         return self.a.bundles.handle(request)
+
+    def ListLogs(self, request: pb.LogListRequest, context: Any) -> pb.LogListReply:
+        return pb.LogListReply(files=log_files.list_files(self.a.log_dir, request.glob))
+
+    def ReadLog(self, request: pb.LogReadRequest, context: Any) -> Iterator[pb.Chunk]:
+        try:
+            for data in log_files.read(self.a.log_dir, request.filename, request.lines, request.follow,
+                                       context.is_active):
+                yield pb.Chunk(data=data)
+        except log_files.LogError as e:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+
+    def ListObjects(self, request: pb.ObjectListRequest, context: Any) -> pb.ObjectListReply:
+        with self.a.store.lock:
+            entries = list(self.a.store.budget.entries.items())
+        reply = pb.ObjectListReply(total=len(entries))
+        for oid, e in entries[: request.limit or len(entries)]:
+            reply.objects.add(object_id=oid, size=e.size, owner_address=e.owner, spilled=not e.in_memory)
+        return reply

@@ -69,7 +69,9 @@ class CoreWorker:
         from spindle._core.actor_client import ActorClient
         from spindle._core.failover import Failover
         from spindle._core.submitter import TaskSubmitter
+        from spindle._core.task_events import TaskEvents
 
+        self.events = TaskEvents(self._report_events, lambda: self.node_id, self.worker_id, os.getpid())
         self.failover = Failover(self)
         self.submitter = TaskSubmitter(self)
         self.actors = ActorClient(self)
@@ -97,6 +99,9 @@ class CoreWorker:
     # ---------------------------------------------------------------- stubs
     def head(self) -> rpc.HeadStub:
         return rpc.HeadStub(self.channels.get(self.head_address))
+
+    def _report_events(self, batch: pb.TaskEventBatch) -> None:
+        self.head().ReportTaskEvents(batch, metadata=self.md, timeout=10)
 
     def agent(self, address: str | None = None) -> rpc.NodeAgentStub:
         return rpc.NodeAgentStub(self.channels.get(address or self.agent_address))
@@ -350,6 +355,7 @@ class CoreWorker:
 
     def shutdown(self) -> None:
         self.closed = True
+        self.events.close()
         self.shm.close()
         set_counter(None)
         self.submitter.shutdown()

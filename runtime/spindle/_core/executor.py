@@ -32,6 +32,7 @@ import cloudpickle
 
 from spindle import _dispatch
 from spindle._core import gen_exec
+from spindle._core.task_events import error_fields
 from spindle._proto import pb
 from spindle._serialization import deserialize, pickle_error
 from spindle.exceptions import ActorDiedError, ObjectLostError, ObjectStoreFullError, RayTaskError, TaskCancelledError
@@ -292,6 +293,7 @@ class Executor:
         self.ctx.placement = spec.placement if spec.HasField("placement") else None
         self.ctx.function_name = spec.name
         self.cw.job_id = spec.job_id
+        self.cw.events.running(spec.task_id, spec.name, spec.job_id, spec.actor_id)
         return True
 
     def _function_name(self, spec: pb.TaskSpec) -> str:
@@ -353,6 +355,7 @@ class Executor:
             _restore_env(saved_env)
             _flush_std()
             self._end(spec)
+        self.cw.events.finished(spec.task_id, spec.name, spec.job_id, spec.actor_id, *error_fields(result))
         sink.q.put(result)
         if self.exiting:
             self._exit_now()
@@ -377,6 +380,7 @@ class Executor:
         async with sem:
             start = time.perf_counter()
             self.ctx.task_id, self.ctx.sink, self.ctx.name = spec.task_id, sink, spec.name
+            self.cw.events.running(spec.task_id, spec.name, spec.job_id, spec.actor_id)
             try:
                 args, kwargs = self._resolve(spec.args)
                 self.ctx.function_name = self._function_name(spec)
@@ -394,6 +398,7 @@ class Executor:
             except BaseException as e:  # noqa: BLE001
                 result = self._error_result(spec, e, start)
             _flush_std()
+            self.cw.events.finished(spec.task_id, spec.name, spec.job_id, spec.actor_id, *error_fields(result))
             sink.q.put(result)
             if self.exiting:
                 self._exit_now()
@@ -441,6 +446,8 @@ class Executor:
             spec = req.spec
             saved = self.ctx.name
             self.ctx.name = spec.class_name
+            init = f"{spec.class_name}.__init__"
+            self.cw.events.running(spec.actor_id, init, spec.job_id, spec.actor_id, kind="ACTOR_CREATION_TASK")
             try:
                 _apply_env(spec.env_vars)
                 self.cw.job_id = spec.job_id
@@ -463,6 +470,10 @@ class Executor:
                 err = RayTaskError(f"{spec.class_name}.__init__", tb, e).as_instanceof_cause()
                 reply.append(pb.StartActorReply(ok=False, error=pickle_error(err), error_text=tb))
             finally:
+                failed = not reply or not reply[0].ok
+                self.cw.events.finished(spec.actor_id, init, spec.job_id, spec.actor_id,
+                                        "TASK_EXECUTION_EXCEPTION" if failed else "",
+                                        reply[0].error_text if failed and reply else "", kind="ACTOR_CREATION_TASK")
                 self.ctx.name = saved
                 _flush_std()
                 done.set()

@@ -31,6 +31,7 @@ from spindle._core import pg_client
 from spindle._core import timeline as _timeline
 from spindle._core.failover import NO_NODE_TIMEOUT_S
 from spindle._core.lineage import Lineage
+from spindle._core.task_events import exception_error_type
 from spindle._core.task_records import KeyQueue, Lease, Task, cancelled_error, load_error, resources_of, strategy_of
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import batched
@@ -86,6 +87,7 @@ class TaskSubmitter:
         if isinstance(retry_ex, list):
             retry_ex = tuple(retry_ex)
         task = Task(spec, fn_blob, prepared, int(opts.get("max_retries", 3)), retry_ex, key)
+        cw.events.submitted(task_id, name, cw.job_id, resources)
         refs = [cw.new_ref(rid) for rid in return_ids]
         if generator == "streaming":
             state = _gen.register(cw, task_id, lambda n: self._generator_ack(task, n))
@@ -437,6 +439,8 @@ class TaskSubmitter:
             self.cw.store.put(rid, ov)
 
     def _finish_error_exc(self, task: Task, exc: BaseException) -> None:
+        s = task.spec
+        self.cw.events.finished(s.task_id, s.name, s.job_id, b"", exception_error_type(exc), str(exc), ran_here=False)
         self._finish_error(task, self.cw.error_value(b"", exc))
 
     def _forget(self, task: Task) -> None:

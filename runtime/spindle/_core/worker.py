@@ -25,11 +25,12 @@ from spindle._rpc.channels import TOKEN_KEY
 class LogStream(io.TextIOBase):
     """Replaces sys.stdout/sys.stderr: complete lines go to the current caller's stream."""
 
-    def __init__(self, executor: Executor, is_err: bool, fallback: io.TextIOBase, ip: str):
+    def __init__(self, executor: Executor, is_err: bool, fallback: io.TextIOBase, ip: str, to_file: bool = False):
         self.executor = executor
         self.is_err = is_err
         self.fallback = fallback
         self.suffix = f" pid={os.getpid()}, ip={ip})"
+        self.to_file = to_file
         self.buf = threading.local()
 
     def writable(self) -> bool:
@@ -53,6 +54,9 @@ class LogStream(io.TextIOBase):
         prefix = f"({name or 'worker'}{self.suffix} "
         for line in lines:
             sink.q.put(pb.LogLine(text=prefix + line, stderr=self.is_err))
+        if self.to_file:  # the worker's log file keeps a copy (spindle logs, the dashboard)
+            self.fallback.write("".join(line + "\n" for line in lines))
+            self.fallback.flush()
 
     def flush(self) -> None:
         rest = getattr(self.buf, "text", "")
@@ -74,8 +78,25 @@ def _watch_parent(parent: int) -> None:
             os._exit(0)
 
 
+def redirect_output(log_dir: str, worker_id: str) -> bool:
+    """Send this process's stdout/stderr (fds 1 and 2) to ``worker-<id>-<pid>.out``/``.err`` in ``log_dir``."""
+    if not log_dir:
+        return False
+    try:
+        for fd, ext in ((1, "out"), (2, "err")):
+            path = os.path.join(log_dir, f"worker-{worker_id}-{os.getpid()}.{ext}")
+            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+            os.dup2(target, fd)
+            os.close(target)
+    except OSError as e:
+        print(f"spindle worker: cannot write logs under {log_dir}: {e}", file=sys.__stderr__)
+        return False
+    return True
+
+
 def main() -> None:
     env = os.environ
+    to_file = redirect_output(env.get("SPINDLE_LOG_DIR", ""), env["SPINDLE_WORKER_ID"])
     token = env["SPINDLE_TOKEN"]
     agent_address = env["SPINDLE_AGENT_ADDRESS"]
     ip = env.get("SPINDLE_NODE_IP", "127.0.0.1")
@@ -86,8 +107,8 @@ def main() -> None:
     cw.executor = executor
     _context.set_core(cw)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
-    sys.stdout = LogStream(executor, False, sys.__stdout__, ip)  # type: ignore[arg-type,assignment]
-    sys.stderr = LogStream(executor, True, sys.__stderr__, ip)  # type: ignore[arg-type,assignment]
+    sys.stdout = LogStream(executor, False, sys.__stdout__, ip, to_file)  # type: ignore[arg-type,assignment]
+    sys.stderr = LogStream(executor, True, sys.__stderr__, ip, to_file)  # type: ignore[arg-type,assignment]
     from spindle._proto import rpc
 
     try:

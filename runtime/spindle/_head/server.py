@@ -28,6 +28,7 @@ from spindle._head import package_service
 from spindle._head.autoscaling import AutoscalerBook
 from spindle._head.placement_groups import PlacementGroups
 from spindle._head.recovery import Recovery
+from spindle._head.state.store import ObservedState
 from spindle._head.tables import Tables, open_tables
 from spindle._local_cluster import announce, service_setup
 from spindle._packages import PackageStore
@@ -104,6 +105,7 @@ class HeadState:
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="node-probe")
         self.autoscaler.demand_hooks.append(self.pgs.pending_demand)  # gang demand
         self.packages: PackageStore | None = None  # runtime_env packages; the job API's store when it runs
+        self.observed = ObservedState()  # what workers and agents report, for the state API (bounded)
 
     def package_store(self) -> PackageStore:
         with self.lock:
@@ -183,6 +185,7 @@ class HeadState:
             self.lock.notify_all()
         log.warning("node %s at %s is dead: %s", node_id[:8], address, reason)
         self.pgs.node_died(node_id)
+        self.observed.forget_node(node_id)
         for a in victims:
             self.actor_exited(a.spec.actor_id, a.incarnation, f"its node {node_id[:8]} at {address} died ({reason})",
                               intended=False)
@@ -477,6 +480,14 @@ class HeadServicer(rpc.HeadServicer):
             self.s.autoscaler.request_resources(dict(b.amounts) for b in request.bundles)
         return pb.Empty()
 
+    def ReportTaskEvents(self, request: pb.TaskEventBatch, context: Any) -> pb.Empty:
+        self.s.observed.report_tasks(request)
+        return pb.Empty()
+
+    def ReportNodeStats(self, request: pb.NodeStats, context: Any) -> pb.Empty:
+        self.s.observed.report_node(request)
+        return pb.Empty()
+
 
 def _refuses_connections(address: str, timeout: float = 0.5) -> bool:
     """True when nothing listens at host:port any more (a dead process on a live machine)."""
@@ -523,6 +534,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dashboard-port-fallback", action="store_true",
                    help="use any free port when --dashboard-port is taken (embedded clusters)")
     p.add_argument("--session-dir", default=None, help="where job logs and uploaded packages are kept")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="port of the Prometheus metrics (/metrics; default 8080, or any free port when 8080 is taken; "
+                        "-1 = none; an explicit port must be free; default from SPINDLE_METRICS_PORT)")
     from spindle.autoscaler import local as autoscale_local
 
     autoscale_local.add_head_args(p)
@@ -550,6 +564,21 @@ def main(argv: list[str] | None = None) -> None:
                                            records_dir=records)
         except OSError as e:
             raise SystemExit(f"spindle head: {e}") from None
+        if args.metrics_port is None and os.environ.get("SPINDLE_METRICS_PORT"):
+            try:
+                args.metrics_port = int(os.environ["SPINDLE_METRICS_PORT"])
+            except ValueError:
+                raise SystemExit(f"spindle head: SPINDLE_METRICS_PORT={os.environ['SPINDLE_METRICS_PORT']!r} is not "
+                                 "a port number (-1 = no metrics)") from None
+        metrics_port, metrics_fallback = (8080, True) if args.metrics_port is None else (args.metrics_port, False)
+        if metrics_port >= 0:
+            from spindle._head.state import metrics
+
+            try:
+                served = metrics.start(state, jobs, token, args.host, metrics_port, metrics_fallback)
+            except OSError as e:
+                raise SystemExit(f"spindle head: {e}") from None
+            lines.append(f"SPINDLE_METRICS_PORT={served.port}")
         lines.append(f"SPINDLE_DASHBOARD_PORT={http.port}")
         state.packages = jobs.packages  # one package store for the job API and runtime_env
         stoppers.append(jobs.shutdown)

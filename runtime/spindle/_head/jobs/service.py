@@ -45,5 +45,10 @@ def start(*, host: str, port: int, fallback: bool, token: str, grpc_port: int, s
     manager = JobManager(records_dir or os.path.join(jobs_dir, "logs", "jobs"), packages,
                          cluster_env={"SPINDLE_ADDRESS": f"{ip}:{grpc_port}", "SPINDLE_TOKEN": token},
                          node_ip=ip, fits=_fits(state) if state is not None else None)  # type: ignore[arg-type]
-    server = HttpServer(make_app(token, manager, packages, session, state), host, port, fallback)
+    app = make_app(token, manager, packages, session, state)
+    if state is not None:
+        from spindle._head.state import routes as state_routes
+
+        state_routes.install(app, state)
+    server = HttpServer(app, host, port, fallback)
     return server, manager

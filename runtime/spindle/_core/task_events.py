@@ -1,0 +1,132 @@
+"""Task events for the state API, recorded on the hot path for the price of a list append.
+
+Workers record when a task starts and ends, drivers when they submit one and when they give up on it.
+Each event is a plain tuple appended to a list; a daemon thread swaps the list out every
+``SPINDLE_TASK_EVENTS_REPORT_INTERVAL_MS`` (default 1000; 0 = no events at all, as Ray's
+``RAY_task_events_report_interval_ms``) and sends it to the head as one ``ReportTaskEvents`` call. While the
+head is unreachable at most ``MAX_BUFFERED`` events wait; older ones are dropped and counted, never blocking
+a task.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from spindle._proto import pb
+
+MAX_BUFFERED = 20_000
+
+
+def report_interval_s() -> float:
+    raw = os.environ.get("SPINDLE_TASK_EVENTS_REPORT_INTERVAL_MS", "1000")
+    try:
+        return max(0.0, float(raw) / 1000.0)
+    except ValueError:
+        raise ValueError(f"SPINDLE_TASK_EVENTS_REPORT_INTERVAL_MS={raw!r} is not a number of milliseconds "
+                         "(0 turns task events off)") from None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# event tuple: (task_id, state, time_ms, name, type, job_id, actor_id, error_type, error_message, resources,
+# ran_here: the task ran in this process, so the event carries this worker and node)
+Event = tuple[bytes, str, int, str, str, bytes, bytes, str, str, Any, bool]
+
+
+class TaskEvents:
+    """The per-process buffer; ``send`` delivers one batch (to the head) and raises on failure."""
+
+    def __init__(self, send: Callable[[pb.TaskEventBatch], None], node_id: Callable[[], str], worker_id: str,
+                 pid: int, interval_s: float | None = None):
+        self.interval = report_interval_s() if interval_s is None else interval_s
+        self.enabled = self.interval > 0
+        self._send = send
+        self._node_id = node_id
+        self._worker_id = worker_id
+        self._pid = pid
+        self._buf: list[Event] = []
+        self._dropped = 0
+        self._closed = threading.Event()
+        if self.enabled:
+            threading.Thread(target=self._loop, daemon=True, name="spindle-task-events").start()
+
+    # ---------------------------------------------------------------- recording (hot path)
+    def submitted(self, task_id: bytes, name: str, job_id: bytes, resources: dict[str, float]) -> None:
+        if self.enabled:
+            self._buf.append((task_id, "PENDING_NODE_ASSIGNMENT", _now_ms(), name, "NORMAL_TASK", job_id, b"",
+                              "", "", resources, False))
+
+    def running(self, task_id: bytes, name: str, job_id: bytes, actor_id: bytes, kind: str = "") -> None:
+        if self.enabled:
+            self._buf.append((task_id, "RUNNING", _now_ms(), name, kind or _kind(actor_id), job_id, actor_id,
+                              "", "", None, True))
+
+    def finished(self, task_id: bytes, name: str, job_id: bytes, actor_id: bytes, error_type: str = "",
+                 error_message: str = "", kind: str = "", ran_here: bool = True) -> None:
+        """The task ended here (``ran_here``), or its owner gave up on it (e.g. its worker died)."""
+        if self.enabled:
+            self._buf.append((task_id, "FAILED" if error_type else "FINISHED", _now_ms(), name,
+                              kind or _kind(actor_id), job_id, actor_id, error_type, error_message, None, ran_here))
+
+    # ---------------------------------------------------------------- reporting (background)
+    def _loop(self) -> None:
+        while not self._closed.wait(self.interval):
+            self.flush()
+
+    def flush(self) -> None:
+        buf, self._buf = self._buf, []
+        if not buf:
+            return
+        batch = pb.TaskEventBatch(dropped=self._dropped)
+        node_id = self._node_id()
+        for task_id, state, t, name, kind, job_id, actor_id, etype, emsg, res, here in buf:
+            ev = batch.events.add(task_id=task_id, state=state, time_ms=t, name=name, type=kind, job_id=job_id,
+                                  actor_id=actor_id, error_type=etype, error_message=emsg)
+            if here:
+                ev.node_id, ev.worker_id, ev.worker_pid = node_id, self._worker_id, self._pid
+            if res:
+                ev.required_resources.update(res)
+        try:
+            self._send(batch)
+            self._dropped = 0
+        except grpc.RpcError:
+            keep = buf[-MAX_BUFFERED:]
+            self._dropped += len(buf) - len(keep)
+            self._buf[:0] = keep  # next round, before what came meanwhile
+
+    def close(self) -> None:
+        if self.enabled and not self._closed.is_set():
+            self._closed.set()
+            try:
+                self.flush()
+            except Exception:  # shutting down: the head may be gone already
+                pass
+
+
+def _kind(actor_id: bytes) -> str:
+    return "ACTOR_TASK" if actor_id else "NORMAL_TASK"
+
+
+def error_fields(result: pb.TaskResult) -> tuple[str, str]:
+    """(Ray's error_type, message with the traceback) of a failed result; ("", "") for a success."""
+    if not result.failed:
+        return "", ""
+    if result.cancelled:
+        return "TASK_CANCELLED", "the task was cancelled"
+    kind = "TASK_EXECUTION_EXCEPTION" if result.app_error else "ACTOR_DIED"
+    return kind, result.error_text or "the task failed"
+
+
+def exception_error_type(exc: BaseException) -> str:
+    """Ray's error_type for an exception a driver gives a task when it gives up on it."""
+    name = type(exc).__name__
+    return {"WorkerCrashedError": "WORKER_DIED", "NodeDiedError": "NODE_DIED", "TaskCancelledError": "TASK_CANCELLED",
+            "ActorDiedError": "ACTOR_DIED", "ObjectLostError": "OBJECT_LOST"}.get(name, "TASK_EXECUTION_EXCEPTION")
