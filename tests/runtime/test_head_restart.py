@@ -232,8 +232,10 @@ def test_the_sqlite_and_memory_tables_behave_the_same_and_sqlite_survives_reopen
         SqliteTables(str(garbage))
 
 
-def test_placement_groups_survive_a_head_restart_with_storage(tmp_path: Path) -> None:
-    c = Cluster(tmp_path, tmp_path / "head.db")
+@pytest.mark.parametrize("storage", ["sqlite", "memory"])
+def test_placement_groups_survive_a_head_restart(tmp_path: Path, storage: str) -> None:
+    """With storage the group is reloaded; without, the new head adopts it from the agent's report."""
+    c = Cluster(tmp_path, tmp_path / "head.db" if storage == "sqlite" else None)
     try:
         driver = _driver(c, """
             from spindle.util import placement_group, placement_group_table, remove_placement_group
@@ -265,7 +267,7 @@ def test_placement_groups_survive_a_head_restart_with_storage(tmp_path: Path) ->
         assert driver.stdin is not None
         driver.stdin.write("go\n")
         driver.stdin.flush()
-        _expect(driver, "CREATED True")  # reloaded from storage, on the node that still holds the bundle
+        _expect(driver, "CREATED True")  # on the node that still holds the bundle
         _expect(driver, "True")  # tasks still run in the bundle
         _expect(driver, "all-3-CPUs-free")  # removing it through the new head released the agent's reservation
         _, err = driver.communicate(timeout=60)

@@ -127,7 +127,7 @@ class Agent:
         while True:
             try:
                 request = pb.RegisterNodeRequest(node=self._info(), actors=live_actors.live_actors(self),
-                                                 rejoining=self.registered_once)
+                                                 rejoining=self.registered_once, bundles=self.bundles.report())
                 self._head().RegisterNode(request, metadata=self.channels.metadata, timeout=5, wait_for_ready=True)
                 self.registered_once = True
                 return

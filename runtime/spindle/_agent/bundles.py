@@ -30,6 +30,7 @@ class Bundle:
     total: dict[str, float]
     available: dict[str, float]
     committed: bool = False
+    spec: pb.PlacementGroupSpec | None = None
 
 
 class Bundles:
@@ -56,7 +57,7 @@ class Bundles:
                     return pb.BundleReply(ok=False, message=f"this node has {a.available} free, the bundles need {need}")
                 subtract(a.available, need)
                 for k, r in new:
-                    self.pools[k] = Bundle(r, dict(r))
+                    self.pools[k] = Bundle(r, dict(r), spec=req.spec if req.HasField("spec") else None)
             elif req.phase == "COMMIT":
                 missing = [k[1] for k in keys if k not in self.pools]
                 if missing:
@@ -77,6 +78,22 @@ class Bundles:
             w.intended_exit = True
             a.pool.kill(w)
         return pb.BundleReply(ok=True)
+
+    def report(self) -> list[pb.BundleRequest]:
+        """The committed bundles held here, one entry per group, for a (re-)registration with the head."""
+        with self.a.cond:
+            groups: dict[bytes, pb.BundleRequest] = {}
+            for (pg, i), b in sorted(self.pools.items()):
+                if not b.committed:
+                    continue
+                entry = groups.get(pg)
+                if entry is None:
+                    entry = groups[pg] = pb.BundleRequest(pg_id=pg, phase="COMMITTED")
+                    if b.spec is not None:
+                        entry.spec.CopyFrom(b.spec)
+                entry.indexes.append(i)
+                entry.resources.append(pb.Resources(amounts=b.total))
+            return list(groups.values())
 
     def _users(self, keys: set[Key]) -> list[Any]:
         """Workers using these bundles (lock held): leased from them, or hosting an actor in them."""

@@ -38,6 +38,7 @@ class PgRecord:
     message: str = ""
     warned: bool = False
     created: float = field(default_factory=time.time)
+    hold_until: float = 0.0  # adopted after a head restart: not placed again before this (monotonic)
 
     def bundles(self) -> list[dict[str, float]]:
         return [dict(b.amounts) for b in self.spec.bundles]
@@ -83,6 +84,9 @@ class PlacementGroups:
         h = self.head
         deadline = time.monotonic() + req.wait_ready_s
         with h.lock:
+            # right after a head restart, a group not known yet may be reported by an agent still re-registering
+            h.recovery.wait_for_agents(
+                lambda: (req.pg_id or self.named.get((req.namespace, req.name), b"")) in self.groups)
             pg_id = req.pg_id or self.named.get((req.namespace, req.name), b"")
             rec = self.groups.get(pg_id)
             if rec is None:
@@ -155,6 +159,55 @@ class PlacementGroups:
                     self.named[(info.spec.namespace, info.spec.name)] = info.spec.pg_id
         self.wake()
 
+    def adopt(self, node_id: str, reported: list[pb.BundleRequest]) -> list[tuple[str, pb.BundleRequest]]:
+        """Bundles a (re-)registering agent holds: take them into their groups (a restarted head without
+        storage rebuilds its groups this way); returns (address, request) of stale ones to give back.
+
+        Called with the head's lock held, after the node is registered.
+        """
+        h = self.head
+        stale: list[tuple[str, pb.BundleRequest]] = []
+        address = h.nodes[node_id].info.address
+        hold = time.monotonic() + h.recovery.grace_s  # other agents may still report the group's other bundles
+        for b in reported:
+            rec = self.groups.get(b.pg_id)
+            if rec is None and b.HasField("spec") and len(b.spec.bundles) > max(b.indexes, default=-1):
+                rec = self.groups[b.pg_id] = PgRecord(b.spec, state="RESCHEDULING", nodes=[""] * len(b.spec.bundles))
+                rec.hold_until = hold
+                if b.spec.name:
+                    self.named.setdefault((b.spec.namespace, b.spec.name), b.pg_id)
+                job = b.spec.job_id
+                if job and job not in h.jobs and not b.spec.detached:  # its driver re-attaches, else it ends
+                    h.jobs[job] = {"driver": "", "namespace": b.spec.namespace, "alive": True, "pid": 0,
+                                   "start": time.time()}
+                    h.recovery.awaiting_jobs[job] = hold
+                    h.recovery.save_job(job)
+                h.recovery.restarted = True
+            if rec is None or rec.state == "REMOVED":
+                stale.append((address, pb.BundleRequest(pg_id=b.pg_id, indexes=b.indexes, phase="RETURN")))
+                continue
+            theirs = [i for i in b.indexes if rec.nodes[i] not in ("", node_id)]
+            if theirs:  # placed again elsewhere meanwhile: this copy is stale
+                stale.append((address, pb.BundleRequest(pg_id=b.pg_id, indexes=theirs, phase="RETURN")))
+            for i in b.indexes:
+                if i not in theirs:
+                    rec.nodes[i] = node_id
+            if all(rec.nodes) and rec.state != "CREATED":
+                rec.state, rec.message = "CREATED", ""
+                log.info("placement group %s adopted from its nodes' reports", _label(rec))
+            self._save(rec)
+        if reported:
+            h.lock.notify_all()
+        return stale
+
+    def give_back(self, stale: list[tuple[str, pb.BundleRequest]]) -> None:
+        for address, req in stale:
+            try:
+                rpc.NodeAgentStub(self.head.channels.get(address)).Bundles(
+                    req, metadata=self.head.channels.metadata, timeout=10)
+            except grpc.RpcError as e:
+                log.warning("giving back stale bundles on %s failed: %s", address, e.code())
+
     def _save(self, rec: PgRecord) -> None:
         """Write the group through to the head's storage (lock held); removed groups are forgotten."""
         info = None if rec.state == "REMOVED" else pb.PlacementGroupInfo(
@@ -214,7 +267,9 @@ class PlacementGroups:
 
     def _schedule_pending(self) -> bool:
         with self.head.lock:
-            waiting = sorted((r for r in self.groups.values() if r.state in ("PENDING", "RESCHEDULING")),
+            now = time.monotonic()
+            waiting = sorted((r for r in self.groups.values()
+                              if r.state in ("PENDING", "RESCHEDULING") and r.hold_until <= now),
                              key=lambda r: r.created)
         progress = False
         for rec in waiting:
@@ -277,7 +332,7 @@ class PlacementGroups:
 
     def _call(self, address: str, rec: PgRecord, bundles: list[tuple[int, str]], phase: str) -> bool:
         req = pb.BundleRequest(pg_id=rec.spec.pg_id, indexes=[i for i, _ in bundles], phase=phase,
-                               resources=[rec.spec.bundles[i] for i, _ in bundles])
+                               resources=[rec.spec.bundles[i] for i, _ in bundles], spec=rec.spec)
         try:
             reply = rpc.NodeAgentStub(self.head.channels.get(address)).Bundles(
                 req, metadata=self.head.channels.metadata, timeout=10)

@@ -115,7 +115,7 @@ class HeadState:
 
     # ---------------------------------------------------------------- nodes
     def register_node(self, info: pb.NodeInfo, actors: list[pb.LiveActor] | None = None,
-                      rejoining: bool = False) -> None:
+                      rejoining: bool = False, bundles: list[pb.BundleRequest] | None = None) -> None:
         with self.lock:
             info.alive = True
             info.death_reason = ""
@@ -125,11 +125,13 @@ class HeadState:
             self.nodes[info.node_id] = NodeRecord(info, view)
             self.autoscaler.node_joined(info.node_id)
             stale = self.recovery.adopt(info.node_id, actors or [], rejoining)
+            stale_bundles = self.pgs.adopt(info.node_id, bundles or [])
             self.lock.notify_all()
         log.info("node %s joined at %s with %s", info.node_id[:8], info.address, dict(info.total.amounts))
         self.pgs.wake()
         for address, actor_id in stale:
             self._kill_worker(address, actor_id)
+        self.pgs.give_back(stale_bundles)
 
     def heartbeat(self, node_id: str, available: pb.Resources, usage: pb.NodeUsage | None = None,
                   draining: bool = False) -> pb.ClusterView:
@@ -403,7 +405,7 @@ class HeadServicer(rpc.HeadServicer):
         self.s = state
 
     def RegisterNode(self, request: pb.RegisterNodeRequest, context: Any) -> pb.RegisterNodeReply:
-        self.s.register_node(request.node, list(request.actors), request.rejoining)
+        self.s.register_node(request.node, list(request.actors), request.rejoining, list(request.bundles))
         return pb.RegisterNodeReply(session=self.s.session)
 
     def Heartbeat(self, request: pb.HeartbeatRequest, context: Any) -> pb.ClusterView:
