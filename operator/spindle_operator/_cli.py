@@ -34,6 +34,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="serve a liveness endpoint, e.g. http://0.0.0.0:8081/healthz",
     )
+    parser.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        default=None,
+        help="serve Prometheus metrics (reconcile counts, durations, managed objects) at /metrics, e.g. 0.0.0.0:8080",
+    )
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster config)")
     parser.add_argument("--resync-seconds", type=float, default=ReconcileSettings.resync_seconds)
     parser.add_argument("--autoscaler-interval", type=float, default=AutoscalerSettings.interval_seconds,
@@ -68,4 +74,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("spindle_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not args.verbose:  # one "Handler succeeded" line per watch event is noise, not information
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    if args.metrics_address:
+        from ._metrics import serve
+
+        try:
+            serve(args.metrics_address)
+        except (ValueError, OSError) as e:
+            raise SystemExit(f"spindle-operator: cannot serve metrics: {e}") from None
     asyncio.run(operate(settings_from_args(args)))

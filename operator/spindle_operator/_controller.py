@@ -28,7 +28,7 @@ from typing import Any
 
 import kubernetes
 
-from . import _autoscale, _pods
+from . import _autoscale, _metrics, _pods
 from ._autoscaler import Autoscalers
 from ._builders import LABEL_CLUSTER, TOKEN_KEY, Obj, build_token_secret, head_service_name
 from ._drain import DRAINED_REASONS, AwaitDrain, DrainNode, HeadView, nodes_from_state
@@ -192,6 +192,8 @@ def reconcile_once(
 class Controller:
     """Owns one asyncio task per cluster; :meth:`poke` is the only entry point kopf handlers use."""
 
+    kind = "SpindleCluster"  # for the reconcile metrics
+
     def __init__(self, settings: OperatorSettings, emit: Emit = _log_emit) -> None:
         self.settings = settings
         self.emit = emit
@@ -225,6 +227,7 @@ class Controller:
         wake = asyncio.Event()
         self._wakeups[key] = wake
         self._tasks[key] = asyncio.create_task(self._worker(key, wake), name=f"spindle/{namespace}/{name}")
+        _metrics.set_active(self.kind, len(self._tasks))
 
     async def stop(self) -> None:
         await self.autoscalers.stop()
@@ -246,7 +249,7 @@ class Controller:
         while True:
             wake.clear()
             try:
-                result = await self._pass(key)
+                result = await _metrics.timed(self.kind, self._pass(key))
             except ApiError as exc:
                 if exc.status == 409:  # someone else wrote first: re-read and decide again
                     logger.debug("%s/%s: conflict, retrying: %s", *key, exc)
@@ -267,6 +270,7 @@ class Controller:
                 if self._tasks.get(key) is asyncio.current_task():
                     del self._tasks[key]
                     del self._wakeups[key]
+                    _metrics.set_active(self.kind, len(self._tasks))
                 return
             if result.autoscaled:
                 self.autoscalers.ensure(*key)

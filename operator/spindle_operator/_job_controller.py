@@ -80,6 +80,8 @@ def reconcile_job_once(kube: Kube, settings: OperatorSettings, namespace: str, n
 class JobController(Controller):
     """The cluster controller's worker loop, running :func:`reconcile_job_once` per SpindleJob."""
 
+    kind = "SpindleJob"
+
     def __init__(self, settings: OperatorSettings, emit: Emit = _log_emit, kube: Kube | None = None) -> None:
         super().__init__(settings, emit)
         self._kube = kube

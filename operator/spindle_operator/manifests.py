@@ -30,6 +30,7 @@ NAME = "spindle-operator"
 OPERATOR_IMAGE = "spindle-operator:0.1.0"
 SPINDLE_IMAGE = "spindle:0.1.0"
 LIVENESS_PORT = 8081
+METRICS_PORT = 8080
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "operator"}
 
 
@@ -77,7 +78,9 @@ def operator_deployment() -> Obj:
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": dict(LABELS)},
             "template": {
-                "metadata": {"labels": dict(LABELS)},
+                "metadata": {"labels": dict(LABELS),
+                             "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT),
+                                             "prometheus.io/path": "/metrics"}},
                 "spec": {
                     "serviceAccountName": NAME,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532},
@@ -91,8 +94,11 @@ def operator_deployment() -> Obj:
                                 "--all-namespaces",
                                 "--liveness",
                                 f"http://0.0.0.0:{LIVENESS_PORT}/healthz",
+                                "--metrics-address",
+                                f"0.0.0.0:{METRICS_PORT}",
                             ],
-                            "ports": [{"name": "liveness", "containerPort": LIVENESS_PORT}],
+                            "ports": [{"name": "liveness", "containerPort": LIVENESS_PORT},
+                                      {"name": "metrics", "containerPort": METRICS_PORT}],
                             "livenessProbe": {
                                 "httpGet": {"path": "/healthz", "port": "liveness"},
                                 "initialDelaySeconds": 10,
