@@ -115,19 +115,23 @@ def test_back_pressure_pauses_the_generator_until_the_caller_consumes(tmp_path: 
 
 
 def test_a_retried_generator_runs_again_and_skips_the_items_already_delivered(tmp_path: Path) -> None:
-    marker = str(tmp_path / "crashed-once")
+    marker, delivered = str(tmp_path / "crashed-once"), str(tmp_path / "two-delivered")
 
     @spindle.remote(max_retries=1)
     def flaky() -> Iterator[tuple[str, int]]:
         attempt = "retry" if os.path.exists(marker) else "first"
         for i in range(4):
             if i == 2 and attempt == "first":
+                wait_file(delivered)  # the caller has the first two items
                 Path(marker).touch()
-                os._exit(1)  # the worker dies after delivering two items
+                os._exit(1)  # the worker dies
             yield attempt, i
 
-    assert [spindle.get(r, timeout=60) for r in flaky.remote()] == [
-        ("first", 0), ("first", 1), ("retry", 2), ("retry", 3)]
+    gen = flaky.remote()
+    first = [spindle.get(next(gen), timeout=60) for _ in range(2)]
+    Path(delivered).touch()
+    assert first == [("first", 0), ("first", 1)]
+    assert [spindle.get(r, timeout=60) for r in gen] == [("retry", 2), ("retry", 3)]
 
 
 def test_a_generator_that_raises_is_retried_with_retry_exceptions(tmp_path: Path) -> None:
