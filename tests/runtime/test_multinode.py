@@ -125,6 +125,19 @@ def test_an_actor_lives_on_the_second_node_and_is_called_directly(three_hosts: d
     assert {r[1] for r in results} == {three_hosts["b"]}
 
 
+def _node_of_pool_process(_: object) -> str:
+    return spindle.get_runtime_context().get_node_id()
+
+
+def test_a_multiprocessing_pool_spreads_its_processes_over_the_nodes(three_hosts: dict[str, Any]) -> None:
+    from spindle.util.multiprocessing import Pool
+
+    with Pool() as pool:  # one process per CPU: four, two on each node
+        assert len(pool._actors) == 4
+        seen = set(pool.map(_node_of_pool_process, range(32), chunksize=1))
+    assert seen == {three_hosts["a"], three_hosts["b"]}
+
+
 def test_losing_a_node_restarts_its_actors_and_retries_its_tasks_elsewhere(three_hosts: dict[str, Any]) -> None:
     """Runs last: it kills node B outright (every process in its namespace gets SIGKILL)."""
     a, b = three_hosts["a"], three_hosts["b"]
@@ -158,15 +171,3 @@ def test_losing_a_node_restarts_its_actors_and_retries_its_tasks_elsewhere(three
         time.sleep(0.5)
     assert spindle.cluster_resources()["CPU"] == 2
 
-
-def _node_of_pool_process(_: object) -> str:
-    return spindle.get_runtime_context().get_node_id()
-
-
-def test_a_multiprocessing_pool_spreads_its_processes_over_the_nodes(three_hosts: dict[str, Any]) -> None:
-    from spindle.util.multiprocessing import Pool
-
-    with Pool() as pool:  # one process per CPU: four, two on each node
-        assert len(pool._actors) == 4
-        seen = set(pool.map(_node_of_pool_process, range(32), chunksize=1))
-    assert seen == {three_hosts["a"], three_hosts["b"]}
