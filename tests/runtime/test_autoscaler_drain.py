@@ -7,6 +7,7 @@ drain goes through the head's HTTP API exactly as the operator and the local pro
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -141,3 +142,34 @@ def test_past_the_deadline_a_busy_node_counts_as_drained_and_its_task_is_retried
     assert "deadline passed" in status(cluster, b.node_id)["reason"]
     cluster.kill(b)  # the provider removes it: the node-loss machinery retries the task on a live node
     assert spindle.get(ref, timeout=120) == cluster.local.node_id
+
+
+@spindle.remote
+def brief() -> str:
+    time.sleep(0.1)
+    return spindle.get_runtime_context().get_node_id()
+
+
+def test_a_steady_stream_of_tasks_moves_off_a_draining_node_so_it_drains_long_before_its_deadline(
+        cluster: Cluster) -> None:
+    b = cluster.add_node()
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def stream() -> None:  # two tasks at a time, so the driver keeps a lease on each node
+        while not stop.is_set():
+            seen.extend(spindle.get([brief.remote(), brief.remote()], timeout=60))
+
+    t = threading.Thread(target=stream, daemon=True)
+    t.start()
+    try:
+        wait_until(lambda: b.node_id in seen, 60, "the stream to use the second node")
+        drain(cluster, b.node_id, deadline_s=600)
+        wait_until(lambda: status(cluster, b.node_id)["drained"], 30, "the node to drain while the stream goes on")
+        assert status(cluster, b.node_id)["reason"].startswith("idle")
+        count = len(seen)
+        wait_until(lambda: len(seen) > count + 10, 60, "the stream to go on")
+        assert set(seen[count:]) == {cluster.local.node_id}  # nothing more runs on the draining node
+    finally:
+        stop.set()
+        t.join(timeout=60)

@@ -6,7 +6,9 @@ driver has work out (task leases or actor connections), it looks at the head's c
 every ``SPINDLE_NODE_WATCH_S`` (default 1 s) and cancels the streams to workers on nodes marked
 dead: their tasks are retried elsewhere and actor calls learn from the head what became of the
 actor. So recovery follows the head's detection bound. Only drivers watch (one cheap call per
-second each); workers rely on keepalive.
+second each); workers rely on keepalive. The same look tells it which nodes the autoscaler drains:
+it sends them no more tasks and gives its leases there back once idle, so a steady stream of tasks
+does not keep a draining node busy until its drain deadline.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class NodeWatch:
     def __init__(self, cw: CoreWorker):
         self.cw = cw
         self.seen_dead: set[str] = set()
+        self.draining: set[str] = set()
         threading.Thread(target=self._loop, daemon=True, name="spindle-node-watch").start()
 
     def _loop(self) -> None:
@@ -42,6 +45,10 @@ class NodeWatch:
                 view = cw.head().GetClusterView(pb.Empty(), metadata=cw.md, timeout=5)
             except grpc.RpcError:
                 continue
+            draining = {n.address for n in view.nodes if n.alive and n.draining}
+            if draining != self.draining:  # the autoscaler drains (or undrains) nodes: move work off them
+                self.draining = draining
+                cw.submitter.nodes_draining(draining)
             dead = {n.node_id: n.address for n in view.nodes if not n.alive and n.node_id not in self.seen_dead}
             if not dead:
                 continue

@@ -59,6 +59,7 @@ class TaskSubmitter:
         self.delayed: list[tuple[float, int, Task]] = []  # retries waiting out their backoff (heap)
         self._seq = itertools.count()
         self.closed = False
+        self.draining: set[str] = set()  # agent addresses of nodes the autoscaler drains (see nodes_draining)
         threading.Thread(target=self._idle_loop, daemon=True, name="spindle-leases").start()
         from spindle._core.demand_report import DemandReporter
 
@@ -122,14 +123,15 @@ class TaskSubmitter:
         now = time.monotonic()
         batches: dict[int, pb.TaskBatch] = {}
         depth = 1
+        usable = [le for le in q.leases if not le.draining] if self.draining else q.leases
         while q.tasks:
             t = q.tasks[0]
             depth = _dispatch.depth(self.estimates.get(t.spec.function_id))
-            i = _dispatch.pick(q.leases, depth, now)
+            i = _dispatch.pick(usable, depth, now)
             if i < 0:
                 break
             q.tasks.popleft()
-            lease = q.leases[i]
+            lease = usable[i]
             if not lease.inflight:
                 lease.head_since, lease.exclusive = now, depth < 2
             spec = t.spec
@@ -145,10 +147,10 @@ class TaskSubmitter:
                 batch = batches[i] = pb.TaskBatch()
             batch.tasks.append(spec)
         for i, batch in batches.items():
-            q.leases[i].out.put(batch)
+            usable[i].out.put(batch)
         if q.tasks:
-            want = _dispatch.leases_wanted(len(q.tasks), len(q.leases), depth, MAX_LEASES_PER_KEY)
-            while len(q.leases) + q.requesting < want and q.requesting < _dispatch.MAX_LEASE_REQUESTS:
+            want = _dispatch.leases_wanted(len(q.tasks), len(usable), depth, MAX_LEASES_PER_KEY)
+            while len(usable) + q.requesting < want and q.requesting < _dispatch.MAX_LEASE_REQUESTS:
                 q.requesting += 1
                 threading.Thread(target=self._acquire_lease, args=(q,), daemon=True, name="spindle-lease").start()
 
@@ -255,6 +257,7 @@ class TaskSubmitter:
 
     def _granted(self, q: KeyQueue, reply: pb.LeaseReply, agent_address: str) -> None:
         lease = Lease(reply.lease_id, reply.worker_address, agent_address, q.key)
+        lease.draining = agent_address in self.draining
         stub = rpc.CoreWorkerStub(self.cw.channels.get(reply.worker_address))
         call = stub.PushTasks(batched(lease.out),
                               metadata=(*self.cw.md, ("x-spindle-lease", reply.lease_id.hex()),
@@ -270,6 +273,16 @@ class TaskSubmitter:
 
     def has_leases(self) -> bool:
         return any(q.leases for q in list(self.queues.values()))
+
+    def nodes_draining(self, agent_addresses: set[str]) -> None:
+        """The autoscaler drains these nodes: send them no more tasks, give their leases back once idle."""
+        with self.lock:
+            self.draining = set(agent_addresses)
+            for q in self.queues.values():
+                for lease in q.leases:
+                    lease.draining = lease.agent_address in self.draining
+                if q.tasks:
+                    self._pump(q)  # leases on draining nodes no longer count: ask for others
 
     def nodes_died(self, agent_addresses: set[str]) -> None:
         """The head declared these nodes dead: give up their leases now (their tasks are retried elsewhere)."""
@@ -532,13 +545,13 @@ class TaskSubmitter:
                         rq.tasks.append(task)
                         self._pump(rq)
                 for q in self.queues.values():
-                    if q.tasks:
-                        continue
                     for lease in list(q.leases):
-                        if not lease.inflight and now - lease.idle_since > LEASE_IDLE_S:
-                            q.leases.remove(lease)
-                            lease.dead = True
-                            done.append(lease)
+                        idle = not q.tasks and now - lease.idle_since > LEASE_IDLE_S
+                        if lease.inflight or not (lease.draining or idle):
+                            continue
+                        q.leases.remove(lease)
+                        lease.dead = True
+                        done.append(lease)
             for lease in done:
                 lease.out.put(None)
                 self._return_lease(lease, False)

@@ -44,6 +44,7 @@ class Lease:
     sent_functions: set[bytes] = field(default_factory=set)
     idle_since: float = 0.0
     dead: bool = False
+    draining: bool = False  # its node drains: no new tasks go there, it goes back once idle
     exclusive: bool = False  # runs a task that must not have others queued behind it
     head_since: float = 0.0  # when the first task in ``inflight`` started (estimated)
     call: Any = None  # the PushTasks stream, cancelled when the head declares the node dead
