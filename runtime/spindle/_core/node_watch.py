@@ -39,14 +39,14 @@ class NodeWatch:
         cw = self.cw
         while not cw.closed:
             time.sleep(WATCH_S)
-            if not (cw.submitter.has_leases() or cw.actors.has_streams()):
+            if not (cw.submitter.has_leases() or cw.actors.has_streams() or cw.submitter.draining):
                 continue
             try:
                 view = cw.head().GetClusterView(pb.Empty(), metadata=cw.md, timeout=5)
             except grpc.RpcError:
                 continue
             draining = {n.address for n in view.nodes if n.alive and n.draining}
-            if draining != self.draining:  # the autoscaler drains (or undrains) nodes: move work off them
+            if draining or draining != self.draining:  # the autoscaler drains (or undrains) nodes: move work off
                 self.draining = draining
                 cw.submitter.nodes_draining(draining)
             dead = {n.node_id: n.address for n in view.nodes if not n.alive and n.node_id not in self.seen_dead}

@@ -256,8 +256,7 @@ class TaskSubmitter:
         return True
 
     def _granted(self, q: KeyQueue, reply: pb.LeaseReply, agent_address: str) -> None:
-        lease = Lease(reply.lease_id, reply.worker_address, agent_address, q.key)
-        lease.draining = agent_address in self.draining
+        lease = Lease(reply.lease_id, reply.worker_address, agent_address, q.key)  # granted: its node takes work
         stub = rpc.CoreWorkerStub(self.cw.channels.get(reply.worker_address))
         call = stub.PushTasks(batched(lease.out),
                               metadata=(*self.cw.md, ("x-spindle-lease", reply.lease_id.hex()),
