@@ -2,13 +2,12 @@
 
 ``init()`` with no address uses this to start the same processes a Kubernetes cluster runs, on
 loopback, and ``shutdown()`` stops them and removes the node's store files. The children get
-SIGKILL when the process that started them dies (PR_SET_PDEATHSIG), so a crashed driver leaves
-nothing behind.
+SIGKILL when the process that started them dies (PR_SET_PDEATHSIG, set by the child: see
+``_lifeline``), so a crashed driver leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import select
@@ -19,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any
 
-from spindle import _ids, _sessions, _store
+from spindle import _ids, _lifeline, _sessions, _store
 from spindle._rpc.net import free_port, new_token
 
 
@@ -54,11 +53,6 @@ def announce(line: str) -> None:
     os.close(devnull)
 
 
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _read_marker(stream: IO[bytes], marker: str, proc: subprocess.Popen[bytes], timeout: float, log: str,
@@ -176,7 +170,9 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
     session_dir = _sessions.new_session()
     env = {**os.environ, "SPINDLE_TOKEN": token, "PYTHONUNBUFFERED": "1"}
     env.pop("SPINDLE_ADDRESS", None)
-    preexec = _die_with_parent if tie_to_parent else None
+    env.pop(_lifeline.ENV, None)
+    if tie_to_parent:  # they die with us; set by the child itself (see _lifeline: no fork of a gRPC process)
+        env = _lifeline.child_env(env)
     procs: list[subprocess.Popen[bytes]] = []
     head_proc = None
     if head:
@@ -189,8 +185,7 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
                 head_argv.append("--dashboard-port-fallback")
             head_env = {**env, "SPINDLE_NODE_IP": node_ip} if node_ip else env
             head_proc = subprocess.Popen(head_argv, env=head_env, stdout=subprocess.PIPE, stderr=log_fd,
-                                         stdin=subprocess.DEVNULL, preexec_fn=preexec,
-                                         start_new_session=not tie_to_parent)
+                                         stdin=subprocess.DEVNULL, start_new_session=not tie_to_parent)
         finally:
             os.close(log_fd)
         procs.append(head_proc)
@@ -217,8 +212,7 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
     agent_log = _sessions.open_log(os.path.join(session_dir, "logs", "agent.log"))
     try:
         agent_proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=agent_log,
-                                      stdin=subprocess.DEVNULL, preexec_fn=preexec,
-                                      start_new_session=not tie_to_parent)
+                                      stdin=subprocess.DEVNULL, start_new_session=not tie_to_parent)
     finally:
         os.close(agent_log)
     procs.append(agent_proc)

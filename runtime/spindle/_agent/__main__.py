@@ -16,6 +16,7 @@ from typing import Any
 
 from spindle import _ids
 from spindle._agent.worker_pool import start_worker_process
+from spindle._lifeline import die_with_parent
 from spindle._local_cluster import announce, service_setup
 from spindle._rpc.net import check_bindable, free_port, routable_ip
 
@@ -61,6 +62,7 @@ def _log_dir(given: str | None, node_id: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    die_with_parent()  # an agent whose starter (driver, `spindle start --block`) is gone must not linger
     p = argparse.ArgumentParser(prog="spindle-agent", description="Run a Spindle node agent.")
     p.add_argument("--head", required=True, help="head address host:port")
     p.add_argument("--port", type=int, default=0)

@@ -8,15 +8,17 @@ reported to the agent, which frees its lease or reports its actor to the head.
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from spindle import _ids
+from spindle import _ids, _lifeline
 from spindle._agent.runtime_env import WorkerEnv
 
 
@@ -51,9 +53,35 @@ def start_worker_process(token: str, agent_address: str, node_id: str, ip: str, 
     })
     if wenv is not None:
         env.update(wenv.env)
-    proc = subprocess.Popen([sys.executable, "-m", "spindle._core.worker"], env=env, stdin=subprocess.DEVNULL,
-                            stdout=sys.stderr.fileno(), cwd=wenv.cwd if wenv is not None else None)
+    proc = subprocess.Popen([sys.executable, "-m", "spindle._core.worker"], env=_lifeline.child_env(env),
+                            stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
+                            cwd=wenv.cwd if wenv is not None else None)
     return worker_id, proc
+
+
+class _Spawner:
+    """Starts worker processes from one thread that lives as long as the agent.
+
+    A worker dies with the thread that started it (PR_SET_PDEATHSIG, see ``_lifeline``), so it must
+    not be started from a short-lived thread (a gRPC handler, a top-up thread).
+    """
+
+    def __init__(self) -> None:
+        self.q: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        threading.Thread(target=self._loop, daemon=True, name="worker-spawner").start()
+
+    def _loop(self) -> None:
+        while True:
+            fn, fut = self.q.get()
+            try:
+                fut.set_result(fn())
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                fut.set_exception(e)
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        fut: Future[Any] = Future()
+        self.q.put((fn, fut))
+        return fut.result()
 
 
 class WorkerPool:
@@ -65,10 +93,12 @@ class WorkerPool:
         self.idle: list[WorkerRecord] = []
         self.soft_limit = max(1, int(agent.total.get("CPU", 1)))
         self.closed = False
+        self.spawner = _Spawner()
 
     def spawn(self, wenv: WorkerEnv | None = None) -> WorkerRecord:
         a = self.agent
-        worker_id, proc = start_worker_process(a.token, a.address, a.node_id, a.ip, a.head_address, wenv)
+        worker_id, proc = self.spawner.run(
+            lambda: start_worker_process(a.token, a.address, a.node_id, a.ip, a.head_address, wenv))
         return self.adopt(worker_id, proc, wenv.key if wenv is not None else "")
 
     def adopt(self, worker_id: str, proc: subprocess.Popen[bytes], env_key: str = "") -> WorkerRecord:
@@ -76,6 +106,9 @@ class WorkerPool:
         rec = WorkerRecord(worker_id, proc, env_key=env_key)
         with self.cond:
             self.by_id[worker_id] = rec
+            closing = self.closed
+        if closing:  # started while the agent stops: kill_all has already run
+            self.kill(rec)
         threading.Thread(target=self._reap, args=(rec,), daemon=True, name=f"reap-{proc.pid}").start()
         return rec
 
@@ -177,8 +210,8 @@ class WorkerPool:
             pass
 
     def kill_all(self) -> None:
-        self.closed = True
         with self.cond:
+            self.closed = True
             recs = list(self.by_id.values())
         for r in recs:
             self.kill(r)

@@ -18,6 +18,7 @@ import grpc
 from spindle._core import context as _context
 from spindle._core.core_worker import CoreWorker
 from spindle._core.executor import Executor
+from spindle._lifeline import die_with_parent
 from spindle._proto import pb
 from spindle._rpc.channels import TOKEN_KEY
 
@@ -95,6 +96,7 @@ def redirect_output(log_dir: str, worker_id: str) -> bool:
 
 
 def main() -> None:
+    die_with_parent()  # SIGKILL when the agent dies, even if this worker's Python is stuck in C code
     env = os.environ
     to_file = redirect_output(env.get("SPINDLE_LOG_DIR", ""), env["SPINDLE_WORKER_ID"])
     token = env["SPINDLE_TOKEN"]
