@@ -229,3 +229,34 @@ def test_timeline_returns_chrome_trace_events_of_recent_tasks(tmp_path: object) 
     out = pathlib.Path(str(tmp_path)) / "trace.json"
     assert spindle.timeline(str(out)) is None
     assert any(e["name"] == "add" for e in json.loads(out.read_text()))
+
+
+def test_concurrency_groups_give_a_method_its_own_threads_beside_the_default_group() -> None:
+    @spindle.remote(concurrency_groups={"io": 2})
+    class Service:
+        def __init__(self) -> None:
+            self.gate = threading.Event()
+
+        @spindle.method(concurrency_group="io")
+        def wait_gate(self) -> str:
+            return "opened" if self.gate.wait(60) else "timed out"
+
+        def open_gate(self) -> str:
+            self.gate.set()
+            return "set"
+
+    svc = Service.remote()
+    blocked = [svc.wait_gate.remote(), svc.wait_gate.remote()]  # both io threads wait on the gate
+    assert spindle.get(svc.open_gate.remote(), timeout=60) == "set"  # the default group still runs
+    assert spindle.get(blocked, timeout=60) == ["opened", "opened"]
+
+
+def test_a_method_naming_an_undefined_concurrency_group_is_refused_at_creation() -> None:
+    @spindle.remote
+    class Bad:
+        @spindle.method(concurrency_group="missing")
+        def m(self) -> None:
+            pass
+
+    with pytest.raises(ValueError, match="concurrency group 'missing'"):
+        Bad.remote()
