@@ -1,6 +1,8 @@
 """Job API latency: submit-to-RUNNING and submit-to-SUCCEEDED for trivial jobs, Spindle and Ray.
 
     python -m bench.jobs_latency [--runs 10] [--ray-python PATH]
+    python -m bench --only job_api_latency     # the same as a row of the suite: alternating, medians
+
 
 Each implementation runs in a fresh interpreter (``python -m bench.jobs_latency --impl spindle|ray``)
 against a local head it starts itself (Spindle: head + agent with the job API; Ray: ``ray start
@@ -56,6 +58,14 @@ def _measure(client: Any, entrypoint: str, runs: int) -> dict[str, Any]:
     return {"to_running": stats(running), "to_succeeded": stats(done), "runs": runs}
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def run_spindle(runs: int) -> dict[str, Any]:
     from spindle import _local_cluster
     from spindle.job_submission import JobSubmissionClient
@@ -78,8 +88,6 @@ def run_ray(runs: int) -> dict[str, Any]:
     os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     import ray
     from ray.job_submission import JobSubmissionClient
-
-    from spindle._rpc.net import free_port  # only for a free port number
 
     tmp = tempfile.mkdtemp(prefix="ray-jobs-bench-")
     port, dash = free_port(), free_port()
@@ -112,11 +120,14 @@ def main() -> None:
     p.add_argument("--spindle-python", default=sys.executable)
     p.add_argument("--ray-python", default=os.path.expanduser("~/.cache/spindle-bench/ray-venv/bin/python"))
     args = p.parse_args()
-    if args.impl == "spindle":
-        print(json.dumps(run_spindle(args.runs)))
-        return
-    if args.impl == "ray":
-        print(json.dumps(run_ray(args.runs)))
+    if args.impl:
+        result = run_spindle(args.runs) if args.impl == "spindle" else run_ray(args.runs)
+        print(json.dumps(result))
+        true, driver = result["shell true"], result["driver + 1 task"]
+        metrics = {"job_submit_to_running_ms": true["to_running"]["median_ms"],
+                   "job_submit_to_succeeded_ms": true["to_succeeded"]["median_ms"],
+                   "job_driver_submit_to_succeeded_ms": driver["to_succeeded"]["median_ms"]}
+        print("BENCH_RESULT " + json.dumps({"ok": True, "metrics": metrics}), flush=True)  # for `python -m bench`
         return
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     results: dict[str, Any] = {}
@@ -130,7 +141,7 @@ def main() -> None:
         if out.returncode:
             print(f"{impl}: failed\n{out.stderr[-3000:]}", file=sys.stderr)
             continue
-        results[impl] = json.loads(out.stdout.strip().splitlines()[-1])
+        results[impl] = json.loads(out.stdout.strip().splitlines()[-2])
     print(json.dumps(results, indent=2))
     print(f"\n| entrypoint | metric | {' | '.join(results)} |\n|---|---|{'---|' * len(results)}")
     for name in ENTRYPOINTS:

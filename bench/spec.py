@@ -57,6 +57,7 @@ class Sizes:
     scale_args: int
     tune_samples: int = 10  # bench/tune_asha.py: random configs
     tune_steps: int = 100  # ... and iterations each (ASHA max_t stays Ray's default 100)
+    job_runs: int = 10  # bench/jobs_latency.py: jobs submitted per entrypoint and run (medians)
 
 
 FULL = Sizes(
@@ -95,6 +96,7 @@ SMOKE = Sizes(
     scale_args=20,
     tune_samples=4,
     tune_steps=10,
+    job_runs=2,
 )
 
 PRIMES_FULL_COUNT = 123_481  # primes in [10,000,000, 12,000,000); the script checks it
@@ -141,6 +143,15 @@ WORKLOADS: tuple[Workload, ...] = (
             _m("tune_asha_total_iterations", "iters", L),
         ),
         script="bench/tune_asha.py",
+    ),
+    Workload(
+        "job_api_latency",
+        (
+            _m("job_submit_to_running_ms", "ms", L),
+            _m("job_submit_to_succeeded_ms", "ms", L),
+            _m("job_driver_submit_to_succeeded_ms", "ms", L),
+        ),
+        script="bench/jobs_latency.py",
     ),
     Workload("calculate_square_1000", (_m("calculate_square_1000_seconds", "s", L),)),
     Workload(
