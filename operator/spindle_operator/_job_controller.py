@@ -12,16 +12,20 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from ._builders import PLURAL
+from ._builders import PLURAL, TOKEN_KEY, Obj
 from ._controller import Controller, Emit, PassResult, _log_emit
 from ._job_builders import JOB_PLURAL, cluster_name, submitter_name
+from ._job_http import JobApi, JobApiError
 from ._job_reconcile import (
+    HTTP_MODE,
     CreateCluster,
     CreateSubmitter,
     DeleteCluster,
     DeleteSubmitter,
     Event,
     JobObserved,
+    StopJob,
+    SubmitJob,
     reconcile_job,
 )
 from ._kube import ApiError, Kube
@@ -33,19 +37,53 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
+def _observe_head(api: JobApi, job: Obj, namespace: str, cluster: Obj | None) -> tuple[Obj | None, str | None]:
+    """HTTPMode: (the head's record of the current attempt, or why the head could not be asked)."""
+    status = job.get("status") or {}
+    if cluster is None or status.get("jobDeploymentStatus") != "Running" or not status.get("jobId"):
+        return None, None
+    try:
+        return api.get(namespace, cluster["metadata"]["name"], status["jobId"]), None
+    except JobApiError as exc:
+        return None, str(exc)
+
+
 def reconcile_job_once(kube: Kube, settings: OperatorSettings, namespace: str, name: str, *,
-                       emit: Emit = _log_emit, now: datetime.datetime | None = None) -> PassResult:
+                       emit: Emit = _log_emit, now: datetime.datetime | None = None,
+                       api: JobApi | None = None) -> PassResult:
     job = kube.get_custom(JOB_PLURAL, namespace, name)
     if job is None or job["metadata"].get("deletionTimestamp"):
         return PassResult(exists=False)
     attempt = int((job.get("status") or {}).get("attempt", 0))
+    cluster = kube.get_custom(PLURAL, namespace, cluster_name(job))
+    http = job["spec"].get("submissionMode") == HTTP_MODE
+    api = api or JobApi(settings, lambda ns, secret: kube.get_secret_value(ns, secret, TOKEN_KEY))
+    head_job, head_error = _observe_head(api, job, namespace, cluster) if http else (None, None)
     observed = JobObserved(
-        cluster=kube.get_custom(PLURAL, namespace, cluster_name(job)),
-        submitter=kube.get_batch_job(namespace, submitter_name(name, attempt)) if attempt else None,
+        cluster=cluster,
+        submitter=kube.get_batch_job(namespace, submitter_name(name, attempt)) if attempt and not http else None,
+        head_job=head_job, head_error=head_error,
     )
     decision = reconcile_job(job, observed, settings, now or utcnow())
     failure: str | None = None
     for action in decision.actions:
+        if isinstance(action, SubmitJob):
+            try:
+                api.submit(namespace, action.cluster, action.body)
+            except JobApiError as exc:
+                failure = f"submitting to the head of {action.cluster} failed: {exc}"
+                emit(job, "Warning", "FailedSubmit", failure)
+                return PassResult(exists=True, failure=failure)  # status unchanged: the next pass retries
+            emit(job, "Normal", "Submitted", f"submitted {action.body['submission_id']} to the head of "
+                 f"{action.cluster}")
+            continue
+        if isinstance(action, StopJob):
+            try:
+                api.stop(namespace, action.cluster, action.submission_id)
+                emit(job, "Normal", "StoppedJob", f"stopped {action.submission_id}: {action.reason}")
+            except JobApiError as exc:
+                emit(job, "Warning", "FailedStop", f"stopping {action.submission_id} failed: {exc}")
+            continue
         if isinstance(action, CreateCluster):
             if kube.create_cluster(namespace, action.body) is not None:
                 emit(job, "Normal", "CreatedCluster", f"created SpindleCluster {action.body['metadata']['name']}")

@@ -2,9 +2,8 @@
 
 Cross-field rules are CEL with readable messages, so ``kubectl apply`` of a job that names both or neither
 of clusterSpec/clusterSelector fails with the reason. ``clusterSpec`` reuses the SpindleCluster spec schema
-(and its rules). ``submissionMode`` has one value, ``K8sJobMode``: submitting from the operator itself
-(KubeRay's HTTPMode) would need the operator to read every cluster's token Secret, which its RBAC
-deliberately does not allow (it can create secrets, never read them).
+(and its rules). ``submissionMode`` is ``K8sJobMode`` (a submitter Job) or ``HTTPMode`` (the operator calls
+the head's job API itself, with the token it reads from the cluster's Secret; KubeRay's HTTPMode).
 """
 
 from __future__ import annotations
@@ -44,7 +43,11 @@ def _job_spec() -> Obj:
                 "submit`); its first container gets SPINDLE_TOKEN, SPINDLE_DASHBOARD_ADDRESS and "
                 "SPINDLE_JOB_SUBMISSION_ID.",
             },
-            "submissionMode": {"type": "string", "enum": ["K8sJobMode"], "default": "K8sJobMode"},
+            "submissionMode": {
+                "type": "string", "enum": ["K8sJobMode", "HTTPMode"], "default": "K8sJobMode",
+                "description": "K8sJobMode: a submitter Job runs `spindle job submit` (its logs are the job's). "
+                "HTTPMode: the operator submits to the head's job API itself with the cluster token and follows "
+                "the job there (no submitter pod; read the logs with `spindle job logs`)."},
             "shutdownAfterJobFinishes": {"type": "boolean", "default": False,
                                          "description": "Delete the owned cluster once the job has finished."},
             "ttlSecondsAfterFinished": {"type": "integer", "minimum": 0, "default": 0,

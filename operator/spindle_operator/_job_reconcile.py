@@ -11,6 +11,13 @@ retries (a fresh submission) while ``failed <= backoffLimit`` or ends Failed:
 * the cluster name is taken by a cluster this job does not own -> Failed ``ClusterNameTaken`` at once;
 * ``activeDeadlineSeconds`` passed -> Failed ``DeadlineExceeded`` at once (no retry), submitter deleted.
 
+With ``submissionMode: HTTPMode`` there is no submitter: the operator submits to the head's job API itself
+(:class:`SubmitJob`, with the cluster token) and reads the job back each pass (``JobObserved.head_job``); the
+same rules apply: the head answering 404 for a running attempt's job (a restarted head lost it) ->
+``JobLost``; the job FAILED/STOPPED -> ``JobFailed``; a deadline stops the job (:class:`StopJob`). A head
+that does not answer leaves the attempt Running with the reason in the message (the cluster's own rules
+recreate a dead head, whose restart then shows as JobLost).
+
 After Complete/Failed, ``shutdownAfterJobFinishes`` deletes the owned cluster once
 ``ttlSecondsAfterFinished`` has passed. ``suspend`` deletes the submitter and the owned cluster; resuming
 starts a fresh attempt.
@@ -71,7 +78,23 @@ class Event:
     message: str
 
 
-Action = CreateCluster | DeleteCluster | CreateSubmitter | DeleteSubmitter | Event
+@dataclasses.dataclass(frozen=True)
+class SubmitJob:
+    """POST the Jobs API request ``body`` (Ray's field names) to the head of ``cluster``."""
+
+    cluster: str
+    body: Obj
+
+
+@dataclasses.dataclass(frozen=True)
+class StopJob:
+    cluster: str
+    submission_id: str
+    reason: str
+
+
+Action = CreateCluster | DeleteCluster | CreateSubmitter | DeleteSubmitter | Event | SubmitJob | StopJob
+HTTP_MODE = "HTTPMode"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +103,8 @@ class JobObserved:
 
     cluster: Obj | None
     submitter: Obj | None
+    head_job: Obj | None = None  # HTTPMode: the head's record of the attempt's submission (None: 404 / not asked)
+    head_error: str | None = None  # HTTPMode: why the head could not be asked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +140,16 @@ def _finished(condition_type: str, job: Obj | None) -> Obj | None:
 
 def _owned_by(obj: Mapping[str, Any], job: Mapping[str, Any]) -> bool:
     return any(r.get("uid") == job["metadata"]["uid"] for r in obj["metadata"].get("ownerReferences", []))
+
+
+def submit_body(job: Obj, attempt: int) -> Obj:
+    """The Jobs API request of one attempt (the same fields `spindle job submit` sends in K8sJobMode)."""
+    spec = job["spec"]
+    body: Obj = {"entrypoint": spec["entrypoint"], "submission_id": submission_id(job, attempt),
+                 "runtime_env": dict(spec.get("runtimeEnv") or {}), "metadata": dict(spec.get("metadata") or {})}
+    if spec.get("entrypointNumCpus") is not None:
+        body["entrypoint_num_cpus"] = spec["entrypointNumCpus"]
+    return body
 
 
 def reconcile_job(job: Obj, observed: JobObserved, settings: OperatorSettings,
@@ -157,9 +192,14 @@ def reconcile_job(job: Obj, observed: JobObserved, settings: OperatorSettings,
         if dep in TERMINAL:
             status["endTime"] = status["endTime"] or now_s
 
+    http = spec.get("submissionMode") == HTTP_MODE
+    head_job = observed.head_job
+
     def delete_submitter(reason: str) -> None:
         if submitter is not None:
             actions.append(DeleteSubmitter(submitter["metadata"]["name"], submitter["metadata"]["uid"], reason))
+        if http and head_job is not None and head_job.get("status") in ("PENDING", "RUNNING"):
+            actions.append(StopJob(cname, str(head_job.get("submission_id") or status["jobId"]), reason))
 
     def attempt_failed(reason: str, message: str) -> JobDecision:
         status["failed"] = failed + 1
@@ -228,6 +268,9 @@ def reconcile_job(job: Obj, observed: JobObserved, settings: OperatorSettings,
                                                          "to exist")
         return done()
     cluster_state = (cluster.get("status") or {}).get("state", "")
+    if http:
+        return _http_attempt(job, observed, status, set_state, attempt_failed, actions, requeue, done, cluster_state,
+                             deployment, attempt)
     if submitter is None and cluster_state != CLUSTER_READY:
         if deployment == RUNNING:
             return attempt_failed("SubmitterDeleted", f"the submitter Job of attempt {attempt} disappeared")
@@ -259,4 +302,47 @@ def reconcile_job(job: Obj, observed: JobObserved, settings: OperatorSettings,
     set_state(RUNNING, "Running" if running else "Submitting",
               f"attempt {attempt}: {'running' if running else 'waiting for the submitter pod'}")
     status["jobStatus"] = "RUNNING" if running else "PENDING"
+    return done()
+
+
+HEAD_RETRY_S = 5.0
+
+
+def _http_attempt(job: Obj, observed: JobObserved, status: dict[str, Any], set_state: Any, attempt_failed: Any,
+                  actions: list[Action], requeue: list[float], done: Any, cluster_state: str, deployment: str,
+                  attempt: int) -> JobDecision:
+    """HTTPMode from a cluster that exists: submit once it is Ready, then follow the head's record."""
+    cname = status["clusterName"]
+    if deployment != RUNNING:
+        if cluster_state != CLUSTER_READY:
+            set_state(deployment if deployment == RETRYING else INITIALIZING, "WaitingForCluster",
+                      f"waiting for SpindleCluster {cname} to be Ready (it is {cluster_state or 'starting'})")
+            return done()
+        attempt += 1
+        status.update(attempt=attempt, jobId=submission_id(job, attempt), jobStatus="PENDING", endTime="")
+        actions.append(SubmitJob(cname, submit_body(job, attempt)))
+        set_state(RUNNING, "Submitting", f"attempt {attempt}: submitting {status['jobId']} to the head's job API")
+        requeue.append(1.0)
+        return done()
+    if observed.head_error is not None:
+        set_state(RUNNING, "HeadUnreachable", f"attempt {attempt}: cannot ask the head about {status['jobId']}: "
+                  f"{observed.head_error}")
+        requeue.append(HEAD_RETRY_S)
+        return done()
+    info = observed.head_job
+    if info is None:
+        return attempt_failed("JobLost", f"the head of {cname} no longer knows job {status['jobId']} (it restarted "
+                              "without job storage)")
+    head_status = str(info.get("status", ""))
+    if head_status == "SUCCEEDED":
+        set_state(COMPLETE, "JobSucceeded", f"the job succeeded (attempt {attempt})", "SUCCEEDED")
+        requeue.append(0.0)
+        return done()
+    if head_status in ("FAILED", "STOPPED"):
+        return attempt_failed("JobFailed", f"job {status['jobId']} ended {head_status}: "
+                              f"{str(info.get('message') or '').splitlines()[0] if info.get('message') else ''}")
+    set_state(RUNNING, "Running" if head_status == "RUNNING" else "Submitting",
+              f"attempt {attempt}: {head_status.lower() or 'submitted'} on the head")
+    status["jobStatus"] = head_status if head_status in ("PENDING", "RUNNING") else "PENDING"
+    requeue.append(HEAD_RETRY_S)
     return done()

@@ -20,7 +20,7 @@ def imported_modules(package: Path) -> set[tuple[str, str]]:
 
 
 # The runtime's public client modules the operator may use (no I/O, no runtime process state).
-OPERATOR_MAY_IMPORT = {"spindle.autoscaler.policy"}
+OPERATOR_MAY_IMPORT = {"spindle.autoscaler.policy", "spindle.job_submission"}  # job_submission: HTTPMode
 
 
 def test_the_operator_imports_only_the_runtimes_public_client_modules():
