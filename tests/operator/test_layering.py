@@ -19,7 +19,7 @@ def imported_modules(package: Path) -> set[tuple[str, str]]:
     return found
 
 
-# The runtime's public client modules the operator may use (no I/O, no runtime process state).
+# The runtime's public client modules the operator may use (policy: pure; job_submission: the job API client).
 OPERATOR_MAY_IMPORT = {"spindle.autoscaler.policy", "spindle.job_submission"}  # job_submission: HTTPMode
 
 
