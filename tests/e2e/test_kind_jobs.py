@@ -120,4 +120,3 @@ def test_a_spindlejob_with_a_cluster_selector_runs_on_an_existing_cluster_and_le
     finally:
         kind.kubectl("delete", "spj", name, "-n", NAMESPACE, "--wait=false", check=False)
         kind.kubectl("delete", "spc", cluster, "-n", NAMESPACE, "--wait=true", check=False, timeout=300)
-
