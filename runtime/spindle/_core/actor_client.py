@@ -13,6 +13,7 @@ import collections
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from spindle._core import args as _args
 from spindle._core import generators as _gen
 from spindle._core import timeline as _timeline
 from spindle._proto import pb, rpc
+from spindle._rpc import local_stream
 from spindle._rpc.channels import batched
 from spindle.exceptions import ActorDiedError
 
@@ -59,12 +61,96 @@ class Conn:
     doomed: list[ActorCall] = field(default_factory=list)  # died in flight, no retries: fail once we know why
 
 
+class _LocalOut:
+    """``Conn.out`` of a local stream: ``put`` sends the batch from the calling thread (under the client's lock).
+
+    A call made while none is in flight (a synchronous caller) is sent at once. Calls made while others
+    are in flight (a burst of ``.remote()``) are gathered and sent together when a result comes back,
+    when the caller blocks in get/wait, at 256 calls, or within ~1 ms by the client's flusher thread.
+    """
+
+    def __init__(self, fs: local_stream.FrameSocket, conn: Conn, client: ActorClient):
+        self.fs = fs
+        self.conn = conn
+        self.client = client
+        self.buf: pb.TaskBatch | None = None
+
+    def put(self, batch: pb.TaskBatch | None) -> None:
+        if batch is None:
+            self.fs.release()
+            return
+        if any(f.name != "tasks" for f, _ in batch.ListFields()):  # acks, cancels: at once, after held calls
+            self.flush()
+            self._send(batch)
+            return
+        if self.buf is None and len(self.conn.inflight) <= len(batch.tasks):
+            self._send(batch)
+            return
+        if self.buf is None:
+            self.buf = batch
+            self.client.mark_dirty(self)
+        else:
+            self.buf.tasks.extend(batch.tasks)
+        if len(self.buf.tasks) >= 256:
+            self.flush()
+
+    def flush(self) -> None:
+        buf, self.buf = self.buf, None
+        if buf is not None:
+            self._send(buf)
+
+    def _send(self, batch: pb.TaskBatch) -> None:
+        try:
+            self.fs.send(batch.SerializeToString())
+        except OSError:
+            self.fs.close()  # the reader sees the stream end and handles the calls in flight
+
+
+class _LocalCall:
+    """``Conn.call`` of a local stream: iterates the worker's ResultBatch messages; ``cancel`` breaks it."""
+
+    def __init__(self, fs: local_stream.FrameSocket):
+        self.fs = fs
+
+    def __iter__(self) -> Iterator[pb.ResultBatch]:
+        for frame in self.fs.frames():
+            yield pb.ResultBatch.FromString(frame)
+
+    def cancel(self) -> None:
+        self.fs.close()
+
+
 class ActorClient:
     def __init__(self, cw: CoreWorker):
         self.cw = cw
         self.lock = threading.RLock()
         self.conns: dict[bytes, Conn] = {}
         self.closed = False
+        self.dirty: set[_LocalOut] = set()  # local streams holding back calls (see _LocalOut)
+        self._dirty_event: threading.Event | None = None
+
+    def mark_dirty(self, out: _LocalOut) -> None:
+        """Called under ``self.lock``: ``out`` holds calls back; the flusher sends them within ~1 ms."""
+        self.dirty.add(out)
+        if self._dirty_event is None:
+            self._dirty_event = threading.Event()
+            threading.Thread(target=self._flush_loop, daemon=True, name="spindle-actor-flush").start()
+        self._dirty_event.set()
+
+    def flush_local(self) -> None:
+        with self.lock:
+            outs = list(self.dirty)
+            self.dirty.clear()
+            for out in outs:
+                out.flush()
+
+    def _flush_loop(self) -> None:
+        assert self._dirty_event is not None
+        while not self.closed:
+            self._dirty_event.wait()
+            time.sleep(0.001)
+            self._dirty_event.clear()
+            self.flush_local()
 
     def create(self, spec: pb.ActorSpec, get_if_exists: bool) -> pb.ActorInfo:
         info: pb.ActorInfo = self.cw.head().CreateActor(pb.CreateActorRequest(spec=spec, get_if_exists=get_if_exists),
@@ -186,9 +272,14 @@ class ActorClient:
         """Stream calls to the actor until the stream breaks; False if it never connected."""
         import queue
 
-        out: queue.SimpleQueue[pb.TaskBatch | None] = queue.SimpleQueue()
-        stub = rpc.CoreWorkerStub(self.cw.channels.get(info.worker_address))
-        call = stub.PushTasks(batched(out), metadata=self.cw.md)
+        fs = local_stream.connect(info.worker_address, self.cw.token)
+        out: Any
+        if fs is not None:  # same node: the submitting thread writes calls itself (see _rpc.local_stream)
+            out, call = _LocalOut(fs, conn, self), _LocalCall(fs)
+        else:
+            out = queue.SimpleQueue()
+            stub = rpc.CoreWorkerStub(self.cw.channels.get(info.worker_address))
+            call = stub.PushTasks(batched(out), metadata=self.cw.md)
         with self.lock:
             conn.out = out
             conn.state = "ALIVE"
@@ -206,7 +297,10 @@ class ActorClient:
                     self.cw.emit_log(batch.logs)
                 for r in batch.results:
                     self._on_result(conn, r)
-        except grpc.RpcError:
+                if fs is not None and out.buf is not None:
+                    with self.lock:
+                        out.flush()
+        except (grpc.RpcError, OSError):
             pass
         out.put(None)
         self._stream_broke(conn, info)

@@ -252,6 +252,8 @@ class CoreWorker:
             return done
         for r in refs:
             self.ensure_fetch(r)
+        if self.actors.dirty:  # actor calls held back to be sent together: this caller now waits for them
+            self.actors.flush_local()
         blocked = self.executor is not None and self.executor.in_task()
         if blocked:
             self.set_blocked(True)

@@ -34,6 +34,7 @@ from spindle import _dispatch
 from spindle._core import gen_exec
 from spindle._core.task_events import error_fields
 from spindle._proto import pb
+from spindle._rpc.local_stream import FrameSocket
 from spindle._serialization import deserialize, pickle_error
 from spindle.exceptions import ActorDiedError, ObjectLostError, ObjectStoreFullError, RayTaskError, TaskCancelledError
 
@@ -48,8 +49,9 @@ class ActorExit(BaseException):
 class Sink:
     """The way back to one lease holder: a queue drained into ResultBatch messages."""
 
-    def __init__(self) -> None:
-        self.q: queue.SimpleQueue[pb.TaskResult | pb.LogLine | None] = queue.SimpleQueue()
+    def __init__(self, q: Any = None) -> None:
+        # q.put(TaskResult | LogLine | None); a DirectOut sends from the putting thread itself
+        self.q: Any = q if q is not None else queue.SimpleQueue()
         self.closed = False  # the caller is gone: its queued tasks are dropped
         self.resources: dict[str, float] = {}  # what the lease behind this stream holds (get_assigned_resources)
         self.namespace = ""  # the submitting job's namespace
@@ -72,6 +74,59 @@ class Sink:
             yield batch
             if item is None:
                 return
+
+
+class DirectOut:
+    """A Sink's queue for a local stream: results are sent by the thread that produces them.
+
+    The executor's main thread holds its results back while more calls wait in its queue and sends
+    them together once the queue is empty (or 64 are held); an async actor's results produced in one
+    turn of its event loop go together too. Any other thread sends at once.
+    """
+
+    def __init__(self, fs: FrameSocket, executor: Executor):
+        self.fs = fs
+        self.executor = executor
+        self.lock = threading.Lock()
+        self.held: list[pb.TaskResult | pb.LogLine] = []
+        self.scheduled = False
+
+    def put(self, item: pb.TaskResult | pb.LogLine | None) -> None:
+        if item is None:
+            self.flush()
+            self.fs.close()
+            return
+        ex = self.executor
+        with self.lock:
+            self.held.append(item)
+            n = len(self.held)
+            if n < 64 and threading.get_ident() == ex.main_ident and not ex.queue.empty():
+                ex.hold(self)
+                return
+            loop = ex.loop
+            if loop is not None and n < 64 and threading.get_ident() == ex.loop_ident:
+                if not self.scheduled:
+                    self.scheduled = True
+                    loop.call_soon(self.flush)
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            held, self.held = self.held, []
+            self.scheduled = False
+            if not held:
+                return
+            batch = pb.ResultBatch()
+            for item in held:
+                if isinstance(item, pb.LogLine):
+                    batch.logs.append(item)
+                else:
+                    batch.results.append(item)
+            try:
+                self.fs.send(batch.SerializeToString())
+            except OSError:
+                self.fs.close()  # the caller is gone; it learns what happened from the head
 
 
 class TaskContext(threading.local):
@@ -107,6 +162,9 @@ class Executor:
         self.async_sem: asyncio.Semaphore | None = None
         self.group_sems: dict[str, asyncio.Semaphore] = {}  # async actors: concurrency group -> its slots
         self.last_sink: Sink | None = None
+        self.loop_ident = 0
+        self.held_outs: set[DirectOut] = set()  # local streams whose results wait for the queue to empty
+        self.held_event: threading.Event | None = None
         self.exiting = False
         self.actor_incarnation = 0
         self.gen_acks = gen_exec.Acks()
@@ -125,30 +183,34 @@ class Executor:
                 sink.namespace = value
         if lease_id:
             self.cw.io_pool.submit(self.cw.lease_started, lease_id)
-
-        def reader() -> None:
-            try:
-                for batch in requests:
-                    if batch.generator_acks:
-                        self.gen_acks.update(batch.generator_acks)
-                    if batch.tasks:
-                        self._track(batch.tasks, sink)
-                    for t in batch.tasks:
-                        self.queue.put((t, sink))
-                    for tid in batch.cancel_task_ids:
-                        self.cancel(tid, batch.force_cancel, batch.cancel_recursive, sink)
-            except Exception:
-                pass
-            finally:
-                sink.closed = True
-                sink.q.put(None)
-                if lease_id:
-                    # a holder that left (or died) while its task runs: this worker is not free, the agent
-                    # kills it rather than lend it out busy (as Ray's raylet does when a lease's owner dies)
-                    self.cw.holder_gone(lease_id, busy=self._busy_for(sink))
-
-        threading.Thread(target=reader, daemon=True, name="spindle-push").start()
+        threading.Thread(target=self._read_stream, args=(requests, sink, lease_id), daemon=True,
+                         name="spindle-push").start()
         return sink.batches()
+
+    def serve_local(self, fs: FrameSocket) -> None:
+        """One caller's local stream (``_rpc.local_stream``), on its connection thread until it ends."""
+        self._read_stream((pb.TaskBatch.FromString(f) for f in fs.frames()), Sink(DirectOut(fs, self)), b"")
+
+    def _read_stream(self, requests: Iterator[pb.TaskBatch], sink: Sink, lease_id: bytes) -> None:
+        try:
+            for batch in requests:
+                if batch.generator_acks:
+                    self.gen_acks.update(batch.generator_acks)
+                if batch.tasks:
+                    self._track(batch.tasks, sink)
+                for t in batch.tasks:
+                    self.queue.put((t, sink))
+                for tid in batch.cancel_task_ids:
+                    self.cancel(tid, batch.force_cancel, batch.cancel_recursive, sink)
+        except Exception:
+            pass
+        finally:
+            sink.closed = True
+            sink.q.put(None)
+            if lease_id:
+                # a holder that left (or died) while its task runs: this worker is not free, the agent
+                # kills it rather than lend it out busy (as Ray's raylet does when a lease's owner dies)
+                self.cw.holder_gone(lease_id, busy=self._busy_for(sink))
 
     def in_task(self) -> bool:
         return bool(self.ctx.task_id)
@@ -240,6 +302,8 @@ class Executor:
     def run_forever(self) -> None:
         signal.signal(signal.SIGINT, self._on_sigint)
         while not self.exiting:
+            if self.held_outs and self.queue.empty():
+                self._flush_held()
             item = self.queue.get()
             if callable(item):
                 item()
@@ -253,6 +317,29 @@ class Executor:
                 asyncio.run_coroutine_threadsafe(self._execute_async(spec, sink), self.loop)
             else:
                 self.execute(spec, sink)
+
+    def hold(self, out: DirectOut) -> None:
+        """``out`` holds results back; they go when the queue empties, or within ~2 ms (a long next call)."""
+        with self.lock:
+            self.held_outs.add(out)
+            if self.held_event is None:
+                self.held_event = threading.Event()
+                threading.Thread(target=self._held_loop, daemon=True, name="spindle-result-flush").start()
+        self.held_event.set()
+
+    def _held_loop(self) -> None:
+        assert self.held_event is not None
+        while True:
+            self.held_event.wait()
+            time.sleep(0.002)
+            self.held_event.clear()
+            self._flush_held()
+
+    def _flush_held(self) -> None:
+        with self.lock:
+            outs, self.held_outs = self.held_outs, set()
+        for out in outs:
+            out.flush()
 
     def _function(self, spec: pb.TaskSpec) -> Any:
         fn = self.functions.get(spec.function_id)
@@ -358,6 +445,7 @@ class Executor:
         self.cw.events.finished(spec.task_id, spec.name, spec.job_id, spec.actor_id, *error_fields(result))
         sink.q.put(result)
         if self.exiting:
+            self._flush_held()
             self._exit_now()
 
     def _actor_method(self, name: str) -> Any:
@@ -488,6 +576,7 @@ class Executor:
 
         def run() -> None:
             asyncio.set_event_loop(loop)
+            self.loop_ident = threading.get_ident()
             self.async_sem = asyncio.Semaphore(concurrency)
             self.group_sems = {g: asyncio.Semaphore(n) for g, n in groups.items()}
             ready.set()
