@@ -72,6 +72,27 @@ class SpareFile:
             self.cond.notify_all()
             return ""
 
+    def give(self, path: str, size: int) -> bool:
+        """Adopt a freed object's file (that no process maps) as the spare: its pages are already allocated."""
+        import time
+
+        with self.cond:
+            if self.closed:
+                return False
+            self._n += 1
+            spare = f"{self.prefix}{self._n}"
+            try:
+                os.rename(path, spare)
+            except OSError:
+                return False
+            if self.path:
+                delete_object(self.path)
+            self.path, self.size = spare, size
+            self.wanted = max(self.wanted, size)
+            self.last_use = time.monotonic()
+            self.cond.notify_all()
+            return True
+
     def _loop(self) -> None:
         import time
 
@@ -102,7 +123,13 @@ class SpareFile:
                     self.cond.notify_all()
                 continue
             with self.cond:
-                self.path, self.size, self.allocating = path, size, 0
+                self.allocating = 0
+                if self.path and self.size >= size:  # a freed object's file was given meanwhile
+                    delete_object(path)
+                else:
+                    if self.path:
+                        delete_object(self.path)
+                    self.path, self.size = path, size
                 self.cond.notify_all()
 
     def close(self) -> None:

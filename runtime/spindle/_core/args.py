@@ -53,6 +53,7 @@ def prepare(cw: CoreWorker, args: tuple[Any, ...], kwargs: dict[str, Any], what:
         out.args.append(arg)
     for _, ref in out.deps:
         if ref.owner_address == cw.address:
+            cw.shm.shared(ref.binary())
             cw.refs.pin(ref.binary())
             out.pinned.append(ref.binary())
     return out

@@ -123,6 +123,7 @@ class CoreWorker:
         owned = oid in self.owned
         self.owned.discard(oid)
         if owned and value is not None and value.in_store:
+            self.shm.recycle(oid, value.location.size)
             self._free_q.put((value.location.agent_address, oid))
 
     def _free_loop(self) -> None:
@@ -335,6 +336,7 @@ class CoreWorker:
         return self.get([ref], timeout)[0]
 
     def serve_object(self, oid: bytes, timeout: float, context: Any) -> pb.ObjectValue:
+        self.shm.shared(oid)
         ov = self.store.get(oid)
         if ov is not None:
             return ov

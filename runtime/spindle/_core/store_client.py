@@ -42,6 +42,26 @@ class StoreClient:
         self._spare_ok = False
         self._reports: queue.SimpleQueue[pb.ReserveRequest | None] = queue.SimpleQueue()
         self._reporter: threading.Thread | None = None
+        # large objects this process wrote for itself into shared memory that no process has mapped or
+        # been handed yet: when freed, their files become the next put's spare (see _store.SpareFile)
+        self._private: set[bytes] = set()
+
+    def shared(self, oid: bytes) -> None:
+        """``oid`` is about to be read here or handed to another process: its file must never be reused."""
+        if self._private:
+            self._private.discard(oid)
+
+    def recycle(self, oid: bytes, size: int) -> None:
+        """The owner freed ``oid``: if no process ever mapped it, keep its file as the spare."""
+        if oid not in self._private:
+            return
+        self._private.discard(oid)
+        if self._spare is not None:
+            self._spare.give(_store.object_path(self.cw.node_id, oid), size)
+
+    def _mark_private(self, oid: bytes, owner: str, path: str, size: int) -> None:
+        if owner == self.cw.address and size >= _store.SPARE_MIN and self._spare is not None and self._in_shm(path):
+            self._private.add(oid)
 
     def write(self, oid: bytes, ser: Serialized, owner: str) -> int:
         """Write a large value into this node's store on behalf of ``owner``; returns its size.
@@ -51,10 +71,13 @@ class StoreClient:
         if owner == self.cw.address:
             size = self._write_on_credit(oid, ser)
             if size:
+                self._mark_private(oid, owner, _store.object_path(self.cw.node_id, oid), size)
                 return size
         reply = self._reserve(oid, ser.size, owner, force_disk=False)
         try:
-            return _store.write_object(reply.path, ser, self._spare_for(reply))
+            size = _store.write_object(reply.path, ser, self._spare_for(reply))
+            self._mark_private(oid, owner, reply.path, size)
+            return size
         except OSError as e:
             if e.errno not in _FULL or not self._in_shm(reply.path):
                 self._release(oid)
@@ -76,6 +99,7 @@ class StoreClient:
 
     def map(self, oid: bytes) -> memoryview:
         """Map a local object, restoring it through the agent if it was spilled."""
+        self.shared(oid)
         for _ in range(3):  # the object may move between memory and disk while we look: look again
             try:
                 return _store.map_object(_store.object_path(self.cw.node_id, oid))
