@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-ROLES = {"head": "spindle._head", "agent": "spindle._agent", "worker": "spindle._core.worker"}
+# a worker forked by its node's zygote keeps the zygote's command line, so it shows as "zygote" too
+ROLES = {"head": "spindle._head", "agent": "spindle._agent", "worker": "spindle._core.worker",
+         "zygote": "spindle._core.zygote"}
 
 
 @dataclass(frozen=True)
@@ -68,12 +70,16 @@ def verified(pid: int, start: int, role: str) -> ProcInfo | None:
 
 
 def spindle_children(parent: ProcInfo) -> list[ProcInfo]:
-    """This user's Spindle workers whose parent is ``parent`` (an agent's worker processes)."""
-    out = []
+    """This user's Spindle workers whose parent is ``parent`` (an agent's worker processes), with the
+    agent's zygote and the workers it forked."""
+    procs = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         i = info(int(name))
-        if i is not None and i.ppid == parent.pid and i.uid == os.getuid() and i.role() == "worker":
-            out.append(i)
+        if i is not None and i.uid == os.getuid() and i.role() in ("worker", "zygote"):
+            procs.append(i)
+    out = [i for i in procs if i.ppid == parent.pid]
+    zygotes = {i.pid for i in out if i.role() == "zygote"}
+    out += [i for i in procs if i.ppid in zygotes]
     return out

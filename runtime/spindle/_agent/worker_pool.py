@@ -25,7 +25,7 @@ from spindle._agent.runtime_env import WorkerEnv
 @dataclass
 class WorkerRecord:
     worker_id: str
-    proc: subprocess.Popen[bytes]
+    proc: Any  # subprocess.Popen, or a zygote_client.ForkedProc (same pid/wait/poll/kill)
     address: str = ""
     state: str = "starting"  # starting, idle, busy, dead
     lease_id: bytes = b""
@@ -39,18 +39,23 @@ class WorkerRecord:
     env_key: str = ""  # the runtime env this worker was started in ("" = the node's plain workers)
 
 
-def start_worker_process(token: str, agent_address: str, node_id: str, ip: str, head_address: str,
-                         wenv: WorkerEnv | None = None) -> tuple[str, subprocess.Popen[bytes]]:
+def worker_env(token: str, agent_address: str, node_id: str, ip: str, head_address: str) -> tuple[str, dict[str, str]]:
+    """A new worker's id and the environment variables that make it that worker."""
     worker_id = _ids.new_id().hex()
-    env = dict(os.environ)
-    env.update({
+    return worker_id, {
         "SPINDLE_TOKEN": token,
         "SPINDLE_AGENT_ADDRESS": agent_address,
         "SPINDLE_NODE_ID": node_id,
         "SPINDLE_NODE_IP": ip,
         "SPINDLE_HEAD_ADDRESS": head_address,
         "SPINDLE_WORKER_ID": worker_id,
-    })
+    }
+
+
+def start_worker_process(token: str, agent_address: str, node_id: str, ip: str, head_address: str,
+                         wenv: WorkerEnv | None = None) -> tuple[str, subprocess.Popen[bytes]]:
+    worker_id, env = worker_env(token, agent_address, node_id, ip, head_address)
+    env = {**os.environ, **env}
     if wenv is not None:
         env.update(wenv.env)
     proc = subprocess.Popen([sys.executable, "-m", "spindle._core.worker"], env=_lifeline.child_env(env),
@@ -94,14 +99,33 @@ class WorkerPool:
         self.soft_limit = max(1, int(agent.total.get("CPU", 1)))
         self.closed = False
         self.spawner = _Spawner()
+        self._zygote: Any = None
+        self.waiting = 0  # callers of acquire() waiting for a worker
+        self._zygote_lock = threading.Lock()
 
     def spawn(self, wenv: WorkerEnv | None = None) -> WorkerRecord:
+        """Start a worker: a plain one is forked by the node's zygote (started on the first spawn after the
+        warm ones); one with a runtime env, or any when there is no zygote, as a fresh interpreter."""
         a = self.agent
+        from spindle._agent import zygote_client
+
+        if wenv is None and zygote_client.enabled():
+            with self._zygote_lock:
+                if self._zygote is None and not self.closed:
+                    # started from the spawner thread: it dies with the agent (see _lifeline)
+                    self._zygote = self.spawner.run(
+                        lambda: zygote_client.Zygote(_lifeline.child_env(dict(os.environ))))
+                zygote = self._zygote
+            if zygote is not None and zygote.alive:
+                worker_id, env = worker_env(a.token, a.address, a.node_id, a.ip, a.head_address)
+                forked = zygote.spawn(env)
+                if forked is not None:
+                    return self.adopt(worker_id, forked)
         worker_id, proc = self.spawner.run(
             lambda: start_worker_process(a.token, a.address, a.node_id, a.ip, a.head_address, wenv))
         return self.adopt(worker_id, proc, wenv.key if wenv is not None else "")
 
-    def adopt(self, worker_id: str, proc: subprocess.Popen[bytes], env_key: str = "") -> WorkerRecord:
+    def adopt(self, worker_id: str, proc: Any, env_key: str = "") -> WorkerRecord:
         """Take charge of a worker process (also ones started before the agent's server was up)."""
         rec = WorkerRecord(worker_id, proc, env_key=env_key)
         with self.cond:
@@ -140,33 +164,41 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         spawned = False
         with self.cond:
-            while True:
-                match = [r for r in self.idle if r.env_key == key]
-                if match:
-                    rec = match[-1]
-                    self.idle.remove(rec)
-                    rec.state = "busy"
-                    rec.dedicated = dedicated
-                    if dedicated:
-                        self._top_up()
-                    return rec
-                if not spawned:
-                    starting = sum(1 for r in self.by_id.values() if r.state == "starting" and r.env_key == key)
-                    if starting == 0:
-                        if key:
-                            self._evict_other_env(key)
-                        self.cond.release()
-                        try:
-                            self.spawn(wenv)
-                        finally:
-                            self.cond.acquire()
-                    spawned = True
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(min(left, 0.5))
-                if not any(r.env_key == key for r in self.idle):
-                    spawned = False
+            self.waiting += 1
+            try:
+                while True:
+                    match = [r for r in self.idle if r.env_key == key]
+                    if match:
+                        rec = match[-1]
+                        self.idle.remove(rec)
+                        rec.state = "busy"
+                        rec.dedicated = dedicated
+                        if dedicated:
+                            self._top_up()
+                        return rec
+                    if not spawned:
+                        starting = sum(1 for r in self.by_id.values() if r.state == "starting" and r.env_key == key)
+                        # forks from the zygote are cheap: start one per waiting caller (a burst of actors
+                        # starts in parallel); fresh interpreters one at a time
+                        forks = not key and self._zygote is not None and self._zygote.alive
+                        cap = min(self.waiting, 16) if forks else 1
+                        if starting < cap:
+                            if key:
+                                self._evict_other_env(key)
+                            self.cond.release()
+                            try:
+                                self.spawn(wenv)
+                            finally:
+                                self.cond.acquire()
+                        spawned = True
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    self.cond.wait(min(left, 0.5))
+                    if not any(r.env_key == key for r in self.idle):
+                        spawned = False
+            finally:
+                self.waiting -= 1
 
     def _evict_other_env(self, key: str) -> None:
         """Before starting a worker for runtime env ``key``: stop one idle worker of another runtime env,
@@ -220,3 +252,7 @@ class WorkerPool:
                 r.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+        with self._zygote_lock:
+            zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            zygote.close()
