@@ -131,7 +131,10 @@ def probe(python: Path, module: str) -> tuple[dict[str, str] | None, str]:
     detail = ""
     for extra in candidates:
         env = _env(extra)
-        code = f"import {module}; print(getattr({module}, '__version__', '?'))"
+        # byte-compile the package first, as installing a wheel does (a source checkout run with
+        # PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every module in every process it starts)
+        code = (f"import compileall, os, {module}; compileall.compile_dir(os.path.dirname({module}.__file__), "
+                f"quiet=2); print(getattr({module}, '__version__', '?'))")
         r = subprocess.run(
             [str(python), "-c", code],
             env=env,

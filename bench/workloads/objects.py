@@ -71,3 +71,12 @@ def tasks_by_ref(ctx: Context) -> Result:
     ref = ctx.ray.put(_array(ctx.sizes.big_bytes))
     r = rate(lambda: ctx.ray.get(f.remote(ref)), 1, ctx.sizes.duration_s, 2)
     return {"single_client_tasks_100mib_by_ref": r}
+
+
+@workload("single_client_tasks_100mib_inline")
+def tasks_inline(ctx: Context) -> Result:
+    """The array itself as the argument: each call puts it into the store first (as Ray does above 100 KiB)."""
+    f = ctx.ray.remote(first_byte)
+    arr = _array(ctx.sizes.big_bytes)
+    r = rate(lambda: ctx.ray.get(f.remote(arr)), 1, ctx.sizes.duration_s, 2)
+    return {"single_client_tasks_100mib_inline": r}
