@@ -29,6 +29,11 @@ logger = logging.getLogger("spindle_operator.autoscaler")
 Emit = Callable[[Obj, str, str, str], None]
 
 
+def _head_ready(cluster: Obj) -> bool:
+    conditions = (cluster.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "HeadPodReady" and c.get("status") == "True" for c in conditions)
+
+
 def tick_once(
     kube: Kube, heads: HeadAccess, namespace: str, name: str, *, emit: Emit, now: Callable[[], str]
 ) -> bool:
@@ -36,8 +41,8 @@ def tick_once(
     cluster = kube.get_cluster(namespace, name)
     if cluster is None or cluster["metadata"].get("deletionTimestamp") or not _autoscale.enabled(cluster):
         return False
-    if (cluster.get("spec") or {}).get("suspend"):
-        return True
+    if (cluster.get("spec") or {}).get("suspend") or not _head_ready(cluster):
+        return True  # nothing to ask yet (a starting head is not an error worth an event)
     previous = (cluster.get("status") or {}).get("autoscaler") or {}
     try:
         client = heads.client(cluster)

@@ -166,6 +166,26 @@ HOLD = """
 """
 
 
+def explain(admin: Admin, kubelet: Kubelet) -> str:
+    """What the operator and the head saw, for a failed wait."""
+    http = urllib3.PoolManager()
+    try:
+        state = http.request("GET", f"{kubelet.url}/api/autoscaler/state", timeout=5.0, retries=False,
+                             headers={"Authorization": f"Bearer {kubelet.token}"}).data.decode()
+    except urllib3.exceptions.HTTPError as exc:
+        state = f"(head unreachable: {exc})"
+    head_log = (kubelet.tmp / "head.log").read_text()[-3000:] if (kubelet.tmp / "head.log").exists() else ""
+    return (f"\ncluster status: {json.dumps(admin.status(), indent=1)}\nevents: {admin.events()}"
+            f"\nhead state: {state}\nhead log tail:\n{head_log}")
+
+
+def wait_explained(admin: Admin, kubelet: Kubelet, check: Any, what: str) -> Any:
+    try:
+        return wait_for(check, what, SLOW)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}{explain(admin, kubelet)}") from None
+
+
 def group(admin: Admin) -> dict[str, Any]:
     groups: list[dict[str, Any]] = admin.cluster()["spec"]["workerGroupSpecs"]
     return groups[0]
@@ -179,7 +199,7 @@ def test_queued_tasks_scale_a_group_up_and_idle_workers_are_drained_then_deleted
         proc = driver(kubelet, HOLD.replace("sys.argv[1:]", repr([str(r) for r in releases])))
         try:
             # Two one-CPU tasks and a head without CPUs: the operator asks for two workers.
-            wait_for(lambda: group(admin).get("replicas") == 2, "replicas raised to 2", SLOW)
+            wait_explained(admin, kubelet, lambda: group(admin).get("replicas") == 2, "replicas raised to 2")
             wait_for(lambda: len(kubelet.sync()) == 2, "two worker pods", SLOW)
             # One step 0 -> 2 (or two, if the driver's demand reached the head in two reports).
             wait_for(lambda: any(r == "ScaledUp" and m.startswith("group workers: ") and m.endswith("-> 2 workers")
@@ -198,7 +218,7 @@ def test_queued_tasks_scale_a_group_up_and_idle_workers_are_drained_then_deleted
         def gone() -> bool:
             return not kubelet.sync() and group(admin).get("replicas") == 0
 
-        wait_for(gone, "both idle workers removed and replicas 0", SLOW)
+        wait_explained(admin, kubelet, gone, "both idle workers removed and replicas 0")
 
         def posted() -> list[str] | None:  # kopf posts events asynchronously
             reasons = [reason for _, reason, _ in admin.events()]
@@ -221,13 +241,13 @@ def test_a_worker_running_a_task_outlives_the_scale_down_of_an_idle_one(
         quick.touch()  # one task ends at once, the other runs until released
         proc = driver(kubelet, HOLD.replace("sys.argv[1:]", repr([str(quick), str(slow)])))
         try:
-            wait_for(lambda: len(kubelet.sync()) == 2, "two worker pods", SLOW)
+            wait_explained(admin, kubelet, lambda: len(kubelet.sync()) == 2, "two worker pods")
 
             def one_left() -> set[str] | None:
                 names = kubelet.sync()
                 return names if len(names) == 1 else None
 
-            [survivor] = wait_for(one_left, "the idle worker removed", SLOW)
+            [survivor] = wait_explained(admin, kubelet, one_left, "the idle worker removed")
             assert proc.poll() is None, "the long task ended early"
             # The busy one stays, well past the idle timeout, for as long as its task runs.
             time.sleep(5)
