@@ -104,6 +104,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="two-node figures in network namespaces (root; see bench/README.md)",
     )
+    p.add_argument(
+        "--k8s",
+        action="store_true",
+        help="Spindle's operator beside KubeRay's on a kind cluster built here (root, Go, Docker; "
+        "see bench/README.md): cluster and job start-up, pod and operator memory, image sizes",
+    )
+    p.add_argument("--keep-cluster", action="store_true", help="with --k8s: leave the kind cluster up afterwards")
     return p.parse_args(argv)
 
 
@@ -259,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import multinode
 
         return multinode.main(args)
+    if args.k8s:
+        from bench.k8s import run as k8s
+
+        return k8s.main(reps=args.reps or 3, keep=args.keep_cluster)
     RAY_TMPDIR.mkdir(parents=True, exist_ok=True)
     sizes = spec.SMOKE if args.smoke else spec.FULL
     reps = args.reps or (1 if args.smoke else 3)
