@@ -110,7 +110,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Spindle's operator beside KubeRay's on a kind cluster built here (root, Go, Docker; "
         "see bench/README.md): cluster and job start-up, pod and operator memory, image sizes",
     )
-    p.add_argument("--keep-cluster", action="store_true", help="with --k8s: leave the kind cluster up afterwards")
+    p.add_argument("--keep-cluster", action="store_true", help="with --k8s: leave the kind cluster up afterwards, and measure on such a cluster again "
+                   "instead of creating one")
     return p.parse_args(argv)
 
 

@@ -1,6 +1,6 @@
 """The resources each side of the Kubernetes benchmark applies, the same shape on both sides: a head
 and one group of 2 workers (200m CPU / 512Mi requested, 1 CPU / 1Gi limit each), and a job running
-examples/primes.py over a small range, submitted by each operator's default submitter pod. Pure functions
+examples/primes.py over a small range, submitted by a pod of the same size on both sides. Pure functions
 returning dicts."""
 
 from __future__ import annotations
@@ -54,8 +54,17 @@ def spindle_job(name: str, image: str, cluster: str | None = None) -> dict[str, 
     return {"apiVersion": "spindle.dev/v1alpha1", "kind": "SpindleJob", "metadata": {"name": name}, "spec": spec}
 
 
+# Spindle's default submitter pod asks for this; KubeRay's default (500m CPU) does not fit beside a cluster on a
+# 2-CPU kind node, so the RayJob gets the same small submitter (KubeRay fills in its `ray job submit` command)
+SUBMITTER_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+
+
 def ray_job(name: str, image: str, cluster: str | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"entrypoint": f"python /home/ray/primes.py {PRIMES_ARGS}"}
+    spec: dict[str, Any] = {
+        "entrypoint": f"python /home/ray/primes.py {PRIMES_ARGS}",
+        "submitterPodTemplate": {"spec": {"restartPolicy": "Never", "containers": [
+            {"name": "ray-job-submitter", "image": image, "imagePullPolicy": "Never",
+             "resources": SUBMITTER_RESOURCES}]}}}
     if cluster:
         spec["clusterSelector"] = {"ray.io/cluster": cluster}
     else:

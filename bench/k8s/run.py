@@ -184,12 +184,14 @@ def tool_env() -> dict[str, str]:
 
 def install_kuberay(kube: Kube, moddir: Path) -> None:
     crds = [yaml.safe_load((moddir / "config/crd/bases" / f).read_text())
-            for f in ("ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml")]
+            for f in ("ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml", "ray.io_rayservices.yaml")]
+    # all three CRDs: KubeRay's operator watches RayServices too and exits when their CRD is missing
     rbac = list(yaml.safe_load_all((moddir / "config/rbac/role.yaml").read_text()))
     kube.run("create", "namespace", KUBERAY_NS, check=False)
     # the CRDs are too large for client-side apply's last-applied annotation
     kube.apply(manifests.kuberay_install(crds, rbac, KUBERAY_IMAGE, KUBERAY_NS), "--server-side",
                "--force-conflicts")
+    kube.run("rollout", "restart", "-n", KUBERAY_NS, "deployment/kuberay-operator")  # after a crash loop, if any
     kube.run("rollout", "status", "-n", KUBERAY_NS, "deployment/kuberay-operator", "--timeout=300s", timeout=320)
 
 
@@ -208,6 +210,11 @@ def table(samples: Samples) -> str:
     return "\n".join(lines)
 
 
+def _cluster_exists(env: dict[str, str]) -> bool:
+    out = subprocess.run(["kind", "get", "clusters"], env=env, capture_output=True, text=True, check=False).stdout
+    return CLUSTER_NAME in out.split()
+
+
 def main(reps: int = 3, keep: bool = False) -> int:
     env = tool_env()
     log("building KubeRay's operator and the Ray image (cached after the first run)")
@@ -220,13 +227,19 @@ def main(reps: int = 3, keep: bool = False) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-k8s-"))
     kube = Kube(env, work / "kubeconfig")
     down = [str(ROOT / "scripts/kind-down.sh"), "--name", CLUSTER_NAME, "--kubeconfig", str(kube.kubeconfig)]
-    subprocess.run(down, env=env, capture_output=True, check=False)
-    log(f"kind cluster {CLUSTER_NAME} with Spindle's operator (scripts/kind-up.sh; a few minutes)")
-    up = subprocess.run([str(ROOT / "scripts/kind-up.sh"), "--name", CLUSTER_NAME, "--kubeconfig",
-                         str(kube.kubeconfig)], env=env, capture_output=True, text=True, check=False)
-    if up.returncode != 0:
-        log(up.stderr[-3000:])
-        return 1
+    if keep and _cluster_exists(env):  # a cluster kept by an earlier --keep-cluster run: measure on it again
+        log(f"reusing the kind cluster {CLUSTER_NAME} (--keep-cluster)")
+        subprocess.run(["kind", "export", "kubeconfig", "--name", CLUSTER_NAME, "--kubeconfig", str(kube.kubeconfig)],
+                       env=env, capture_output=True, check=True)
+        kube.run("delete", "namespace", NS, "--ignore-not-found", "--wait=true", timeout=600)
+    else:
+        subprocess.run(down, env=env, capture_output=True, check=False)
+        log(f"kind cluster {CLUSTER_NAME} with Spindle's operator (scripts/kind-up.sh; a few minutes)")
+        up = subprocess.run([str(ROOT / "scripts/kind-up.sh"), "--name", CLUSTER_NAME, "--kubeconfig",
+                             str(kube.kubeconfig)], env=env, capture_output=True, text=True, check=False)
+        if up.returncode != 0:
+            log(up.stderr[-3000:])
+            return 1
     samples = Samples()
     try:
         subprocess.run(["kind", "load", "docker-image", "--name", CLUSTER_NAME, KUBERAY_IMAGE, RAY_IMAGE], env=env,
@@ -240,6 +253,9 @@ def main(reps: int = 3, keep: bool = False) -> int:
         for side in (SPINDLE, KUBERAY):
             namespace, selector = side.operator
             [pod] = kube.pods(selector, namespace)
+            restarts = sum(c.get("restartCount", 0) for c in pod["status"].get("containerStatuses") or [])
+            if restarts:
+                log(f"    warning: the {side.name} operator restarted {restarts} time(s) during the run")
             samples.add("operator pod memory (MiB)", side.name, working_set_mib(kube, namespace, pod["metadata"]["name"]))
         samples.add("runtime image size (MiB)", "spindle", image_mib(env, SPINDLE.image))
         samples.add("runtime image size (MiB)", "kuberay", image_mib(env, RAY_IMAGE))
