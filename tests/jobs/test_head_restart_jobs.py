@@ -24,9 +24,13 @@ def start_head(tmp: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
                              "--session-dir", str(tmp / name)],
                             env=env, stdout=subprocess.PIPE, stderr=open(tmp / f"{name}.log", "wb"))
     assert proc.stdout is not None
-    lines = [proc.stdout.readline().decode().strip() for _ in range(2)]
-    port = dict(line.split("=", 1) for line in lines)["SPINDLE_DASHBOARD_PORT"]
-    return proc, f"http://127.0.0.1:{port}"
+    announced: dict[str, str] = {}
+    while "SPINDLE_DASHBOARD_PORT" not in announced:  # the head announces its ports one line each, this one last
+        line = proc.stdout.readline().decode().strip()
+        assert line, f"the head exited before announcing its job API port; see {tmp / f'{name}.log'}"
+        key, _, value = line.partition("=")
+        announced[key] = value
+    return proc, f"http://127.0.0.1:{announced['SPINDLE_DASHBOARD_PORT']}"
 
 
 def wait(url: str, sid: str, done: set[str]) -> dict[str, object]:
