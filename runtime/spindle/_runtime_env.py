@@ -38,6 +38,21 @@ def pip_packages(pip: Any) -> list[str]:
     return list(pip)
 
 
+def check_fields(runtime_env: Mapping[str, Any]) -> None:
+    """ValueError naming the fix for an unknown or unsupported field, or env_vars that are not strings
+    (shared by tasks, actors and the job API)."""
+    for key in runtime_env:
+        if key in UNSUPPORTED:
+            raise ValueError(f"runtime_env field {key!r} is not supported by Spindle: use 'pip', 'env_vars', "
+                             "'working_dir' or 'py_modules', or build it into the cluster's image")
+        if key not in SUPPORTED:
+            raise ValueError(f"unknown runtime_env field {key!r}; supported: {', '.join(SUPPORTED)}")
+    env_vars = runtime_env.get("env_vars")
+    if env_vars is not None and (not isinstance(env_vars, Mapping)
+                                 or not all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items())):
+        raise ValueError("runtime_env 'env_vars' must map strings to strings, e.g. {\"OMP_NUM_THREADS\": \"1\"}")
+
+
 def validate(runtime_env: Any) -> dict[str, Any]:
     """A copy of ``runtime_env`` known to be applicable; ValueError naming the bad field otherwise.
 
@@ -47,17 +62,8 @@ def validate(runtime_env: Any) -> dict[str, Any]:
         return {}
     if not isinstance(runtime_env, Mapping):
         raise ValueError(f"runtime_env must be a dict, got {type(runtime_env).__name__}")
-    for key in runtime_env:
-        if key in UNSUPPORTED:
-            raise ValueError(f"runtime_env field {key!r} is not supported by Spindle: use 'pip', 'env_vars', "
-                             "'working_dir' or 'py_modules', or build it into the cluster's image")
-        if key not in SUPPORTED:
-            raise ValueError(f"unknown runtime_env field {key!r}; supported: {', '.join(SUPPORTED)}")
+    check_fields(runtime_env)
     env = dict(runtime_env)
-    env_vars = env.get("env_vars")
-    if env_vars is not None and (not isinstance(env_vars, Mapping)
-                                 or not all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items())):
-        raise ValueError("runtime_env 'env_vars' must map strings to strings, e.g. {\"OMP_NUM_THREADS\": \"1\"}")
     wd = env.get("working_dir")
     if wd is not None and not (isinstance(wd, str) and wd.strip()):
         raise ValueError(f"runtime_env 'working_dir' must be a directory path or a package URI, got {wd!r}")

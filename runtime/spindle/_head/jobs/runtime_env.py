@@ -11,10 +11,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from spindle import _runtime_env as shared
 from spindle._packages import PackageStore, PipInstallError, pip_install
 
-SUPPORTED = ("env_vars", "working_dir", "py_modules", "pip", "excludes", "config")
-UNSUPPORTED = ("conda", "container", "image_uri", "uv", "java_jars", "nsight", "mpi")
 PIP_TIMEOUT_S = float(os.environ.get("SPINDLE_PIP_TIMEOUT_S", "600"))
 
 
@@ -47,16 +46,7 @@ def validate(runtime_env: Any) -> dict[str, Any]:
         return {}
     if not isinstance(runtime_env, dict):
         raise ValueError(f"runtime_env must be a JSON object, got {type(runtime_env).__name__}")
-    for key in runtime_env:
-        if key in UNSUPPORTED:
-            raise ValueError(f"runtime_env field {key!r} is not supported by Spindle: use 'pip', 'env_vars', "
-                             "'working_dir' or 'py_modules', or build it into the cluster's image")
-        if key not in SUPPORTED:
-            raise ValueError(f"unknown runtime_env field {key!r}; supported: {', '.join(SUPPORTED)}")
-    env_vars = runtime_env.get("env_vars")
-    if env_vars is not None and (not isinstance(env_vars, dict)
-                                 or not all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items())):
-        raise ValueError("runtime_env 'env_vars' must map strings to strings, e.g. {\"OMP_NUM_THREADS\": \"1\"}")
+    shared.check_fields(runtime_env)
     wd = runtime_env.get("working_dir")
     if wd is not None and (not isinstance(wd, str) or "://" not in wd):
         raise ValueError(f"runtime_env 'working_dir' {wd!r} is a local path on the submitting machine: submit with "
