@@ -98,7 +98,8 @@ def test_a_job_on_its_own_cluster_completes_and_its_cluster_is_deleted(operator:
     wait_for(lambda: jobs.cluster_exists("j-cluster"), "the job's own SpindleCluster")
     cluster = admin.cluster("j-cluster")
     assert cluster["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
-    assert jobs.status()["jobDeploymentStatus"] == "Initializing"
+    # the operator creates the cluster, then patches the job's status: wait for the patch
+    wait_for(lambda: jobs.status().get("jobDeploymentStatus") == "Initializing", "the job Initializing")
     assert jobs.submitter("j-submit-1") is None  # not before the cluster is ready
     make_cluster_ready(admin, "j-cluster")
     submitter = wait_for(lambda: jobs.submitter("j-submit-1"), "the submitter Job of attempt 1")
