@@ -30,10 +30,12 @@ INIT_KWARGS: dict[str, dict[str, Any]] = {
 }
 
 
-def run(impl: str, name: str, sizes: spec.Sizes, address: str | None) -> dict[str, Any]:
+def run(impl: str, name: str, sizes: spec.Sizes, address: str | None, dashboard: bool = True) -> dict[str, Any]:
     module = importlib.import_module(impl)
     # Connecting to a running cluster takes no options about what to start.
-    kwargs = {"address": address, "log_to_driver": False} if address else INIT_KWARGS[impl]
+    kwargs = {"address": address, "log_to_driver": False} if address else dict(INIT_KWARGS[impl])
+    if not dashboard and not address:
+        kwargs["include_dashboard"] = False
     ctx = Context(ray=module, impl=impl, sizes=sizes, init_kwargs=kwargs)
     if name not in NEEDS_OWN_INIT:
         ctx.init()
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload", choices=sorted(REGISTRY), required=True)
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--address", help="connect to this running cluster instead")
+    parser.add_argument("--no-dashboard", action="store_true", help="init(include_dashboard=False)")
     args = parser.parse_args(argv)
     try:
         metrics = run(
@@ -56,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             args.workload,
             spec.SMOKE if args.smoke else spec.FULL,
             args.address,
+            not args.no_dashboard,
         )
         out: dict[str, Any] = {"ok": True, "metrics": metrics}
     # Any failure, including SystemExit from a runtime, must still produce a result line.

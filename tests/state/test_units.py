@@ -185,10 +185,14 @@ def test_task_events_go_out_in_one_batch_and_wait_while_the_head_is_unreachable(
     events.running(b"t3", "h", b"j", b"")
     events.flush()
     [batch] = sent
-    assert [(e.task_id, e.state, e.worker_id, e.node_id, e.worker_pid) for e in batch.events] == [
-        (b"t1", "PENDING_NODE_ASSIGNMENT", "", "", 0), (b"t1", "RUNNING", "worker-1", "node-1", 42),
-        (b"t2", "FAILED", "", "", 0), (b"t3", "RUNNING", "worker-1", "node-1", 42)]
-    assert dict(batch.events[0].required_resources) == {"CPU": 1.0} and batch.dropped == 0
+    from spindle._event_columns import decode
+
+    events = decode(batch.columns)
+    assert [(e[0], e[1], e[8], e[7], e[9]) for e in events] == [
+        (b"t1".hex(), "PENDING_NODE_ASSIGNMENT", "", "", 0), (b"t1".hex(), "RUNNING", "worker-1", "node-1", 42),
+        (b"t2".hex(), "FAILED", "", "", 0), (b"t3".hex(), "RUNNING", "worker-1", "node-1", 42)]
+    assert events[2][10:12] == ("WORKER_DIED", "its worker died")
+    assert dict(events[0][12]) == {"CPU": 1.0} and batch.dropped == 0
 
 
 def test_task_events_beyond_the_buffer_are_dropped_and_counted() -> None:
@@ -212,5 +216,5 @@ def test_task_events_beyond_the_buffer_are_dropped_and_counted() -> None:
     events.flush()
     up[0] = True
     events.flush()
-    assert len(sent[0].events) == task_events.MAX_BUFFERED and sent[0].dropped == 5
-    assert sent[0].events[0].task_id == (5).to_bytes(4, "big")
+    assert len(sent[0].columns.task_id) == task_events.MAX_BUFFERED and sent[0].dropped == 5
+    assert sent[0].columns.task_id[0] == (5).to_bytes(4, "big")

@@ -88,7 +88,7 @@ class TaskSubmitter:
         if isinstance(retry_ex, list):
             retry_ex = tuple(retry_ex)
         task = Task(spec, fn_blob, prepared, int(opts.get("max_retries", 3)), retry_ex, key)
-        cw.events.submitted(task_id, name, cw.job_id, resources)
+        cw.events.submitted(task_id, name, cw.job_id, key[0])  # the sorted resource pairs
         refs = [cw.new_ref(rid) for rid in return_ids]
         if generator == "streaming":
             state = _gen.register(cw, task_id, lambda n: self._generator_ack(task, n))

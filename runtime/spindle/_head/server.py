@@ -483,7 +483,10 @@ class HeadServicer(rpc.HeadServicer):
         return pb.Empty()
 
     def ReportTaskEvents(self, request: pb.TaskEventBatch, context: Any) -> pb.Empty:
-        self.s.observed.report_tasks(request)
+        try:
+            self.s.observed.report_tasks(request)
+        except ValueError as e:  # a malformed batch: the reporter drops and counts it rather than resending it
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         return pb.Empty()
 
     def ReportNodeStats(self, request: pb.NodeStats, context: Any) -> pb.Empty:

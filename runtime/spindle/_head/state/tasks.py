@@ -12,8 +12,12 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from spindle._event_columns import Decoded
 
 RANK = {"PENDING_ARGS_AVAIL": 0, "PENDING_NODE_ASSIGNMENT": 1, "SUBMITTED_TO_WORKER": 2, "RUNNING": 3,
         "FINISHED": 4, "FAILED": 4}
@@ -63,9 +67,8 @@ class TaskRow:
                 "end_time_ms": self.end_time_ms, "required_resources": self.required_resources}
 
 
-@dataclass(frozen=True)
-class Event:
-    """One reported event (the wire message's fields, decoded)."""
+class Event(NamedTuple):
+    """One reported event (the wire's fields, decoded; a tuple, so a batch of 10,000 is cheap to build)."""
     task_id: str
     state: str
     time_ms: int
@@ -78,7 +81,7 @@ class Event:
     worker_pid: int = 0
     error_type: str = ""
     error_message: str = ""
-    required_resources: dict[str, float] = field(default_factory=dict)
+    required_resources: Mapping[str, float] = MappingProxyType({})
 
 
 def exception_name(message: str) -> str:
@@ -107,7 +110,8 @@ class TaskTable:
         self.current: dict[str, tuple[str, str]] = {}
 
     # ---------------------------------------------------------------- ingest
-    def merge(self, events: list[Event], dropped: int = 0) -> None:
+    def merge(self, events: Sequence[Decoded], dropped: int = 0) -> None:
+        """Events as ``Event`` tuples (or plain tuples of its fields, as ``_event_columns.decode`` makes them)."""
         self.dropped_events += dropped
         for ev in events:
             self._merge_one(ev)
@@ -115,62 +119,64 @@ class TaskTable:
             self.version += 1
             self.changed_ms = int(time.time() * 1000)
 
-    def _merge_one(self, ev: Event) -> None:
-        row = self.rows.get(ev.task_id)
+    def _merge_one(self, ev: Decoded) -> None:
+        # the hot loop of the head's event intake (one call per event): locals, no helper calls on the common path
+        tid, state, t, name, kind, job, actor, node, worker, pid, etype, emsg, res = ev
+        rows = self.rows
+        row = rows.get(tid)
+        fresh = row is None
         if row is None:
-            row = TaskRow(ev.task_id, name=ev.name, type=ev.type, job_id=ev.job_id)
-            self.rows[ev.task_id] = row
+            row = rows[tid] = TaskRow(tid, name=name, type=kind, job_id=job)
             self.total_seen += 1
-            self._count(row, None, row.state)
-            while len(self.rows) > self.max_tasks:
-                self.rows.popitem(last=False)
+            while len(rows) > self.max_tasks:
+                rows.popitem(last=False)
                 self.evicted += 1
-        row.name = row.name or ev.name
-        row.job_id = row.job_id or ev.job_id
-        if ev.actor_id:
-            row.actor_id = ev.actor_id
-        if ev.type and ev.type != "NORMAL_TASK":
-            row.type = ev.type
-        if ev.required_resources:
-            row.required_resources = dict(ev.required_resources)
-        if ev.state == "PENDING_NODE_ASSIGNMENT":
-            row.creation_time_ms = ev.time_ms
-        elif ev.state == "RUNNING":
-            row.start_time_ms = ev.time_ms
-            self._where(row, ev)
-            if ev.worker_id and row.state not in TERMINAL:  # (its end may have arrived first)
-                self.current[ev.worker_id] = (row.task_id, row.name)
-        elif ev.state in TERMINAL:
-            row.end_time_ms = ev.time_ms
-            if ev.worker_id:
-                self._where(row, ev)
-                if self.current.get(ev.worker_id, ("",))[0] == row.task_id:
-                    del self.current[ev.worker_id]
+        else:
+            if not row.name:
+                row.name = name
+            if not row.job_id:
+                row.job_id = job
+            if kind and kind != "NORMAL_TASK":
+                row.type = kind
+        if actor:
+            row.actor_id = actor
+        if res:
+            row.required_resources = dict(res)
+        if state == "RUNNING":
+            row.start_time_ms = t
+            self._where(row, node, worker, pid)
+            if worker and row.state not in TERMINAL:  # (its end may have arrived first)
+                self.current[worker] = (tid, row.name)
+        elif state in TERMINAL:
+            row.end_time_ms = t
+            if worker:
+                self._where(row, node, worker, pid)
+                if self.current.get(worker, ("",))[0] == tid:
+                    del self.current[worker]
+        elif state == "PENDING_NODE_ASSIGNMENT":
+            row.creation_time_ms = t
         if row.creation_time_ms is None:
-            row.creation_time_ms = ev.time_ms
-        if self._advances(row, ev):
-            old = row.state
-            row.state, row.state_time_ms = ev.state, ev.time_ms
-            if ev.state == "FAILED":
-                row.error_type = ev.error_type or "TASK_EXECUTION_EXCEPTION"
-                row.error_message = ev.error_message[-MAX_MESSAGE:]
-                self._error(row, ev)
-            elif ev.state == "FINISHED":
+            row.creation_time_ms = t
+        old = row.state
+        new_rank, cur_rank = RANK.get(state, 0), RANK.get(old, 0)
+        if new_rank > cur_rank or (new_rank == cur_rank and state in TERMINAL and t >= row.state_time_ms
+                                   and state != old):
+            row.state, row.state_time_ms = state, t
+            if state == "FAILED":
+                row.error_type = etype or "TASK_EXECUTION_EXCEPTION"
+                row.error_message = emsg[-MAX_MESSAGE:]
+                self._error(row, t, emsg)
+            elif state == "FINISHED":
                 row.error_type = row.error_message = None
-            self._count(row, old, row.state)
+            self._count(row, None if fresh else old, state)
+        elif fresh:
+            self._count(row, None, old)
 
     @staticmethod
-    def _advances(row: TaskRow, ev: Event) -> bool:
-        new, cur = RANK.get(ev.state, 0), RANK.get(row.state, 0)
-        if new != cur:
-            return new > cur
-        return ev.state in TERMINAL and ev.time_ms >= row.state_time_ms and ev.state != row.state
-
-    @staticmethod
-    def _where(row: TaskRow, ev: Event) -> None:
-        row.node_id = ev.node_id or row.node_id
-        row.worker_id = ev.worker_id or row.worker_id
-        row.worker_pid = ev.worker_pid or row.worker_pid
+    def _where(row: TaskRow, node: str, worker: str, pid: int) -> None:
+        row.node_id = node or row.node_id
+        row.worker_id = worker or row.worker_id
+        row.worker_pid = pid or row.worker_pid
 
     def _count(self, row: TaskRow, old: str | None, new: str) -> None:
         key = (row.name, row.type)
@@ -183,10 +189,10 @@ class TaskTable:
             counts[old] -= 1
         counts[new] = counts.get(new, 0) + 1
 
-    def _error(self, row: TaskRow, ev: Event) -> None:
-        message = ev.error_message[-MAX_MESSAGE:]
+    def _error(self, row: TaskRow, time_ms: int, error_message: str) -> None:
+        message = error_message[-MAX_MESSAGE:]
         self.errors.appendleft({
-            "time": ev.time_ms / 1000.0, "task_id": row.task_id, "actor_id": row.actor_id, "name": row.name,
+            "time": time_ms / 1000.0, "task_id": row.task_id, "actor_id": row.actor_id, "name": row.name,
             "error_type": exception_name(message) or row.error_type, "message": _summary(message),
             "traceback": message, "node_id": row.node_id, "worker_pid": row.worker_pid,
             "job_id": row.job_id, "task_error_type": row.error_type})
