@@ -13,6 +13,7 @@ from typing import Any
 import cloudpickle
 
 from spindle import _ids, _signature
+from spindle._core import actor_scope
 from spindle._core.args import prepare
 from spindle._core.context import core_or_init
 from spindle._core.executor import ActorExit
@@ -142,6 +143,12 @@ class ActorHandle:
         self._methods = methods
         self._max_task_retries = max_task_retries
         self._meta: MethodMeta = meta or {}
+        actor_scope.handle_born(actor_id)
+
+    def __del__(self) -> None:
+        actor_id = self.__dict__.get("_actor_id")
+        if actor_id is not None:
+            actor_scope.handle_gone(actor_id)
 
     def __getattr__(self, name: str) -> ActorMethod:
         methods = self.__dict__.get("_methods", {})
@@ -150,6 +157,7 @@ class ActorHandle:
         raise AttributeError(f"'{self.__dict__.get('_class_name', 'Actor')}' actor has no method '{name}'")
 
     def __reduce__(self) -> Any:
+        actor_scope.escaped(self._actor_id)
         return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._max_task_retries, self._meta))
 
     def __repr__(self) -> str:
@@ -244,8 +252,11 @@ class ActorClass:
             methods_blob=cloudpickle.dumps(methods), method_meta_blob=cloudpickle.dumps(meta),
             concurrency_groups_blob=cloudpickle.dumps(groups), runtime_env=env_spec)
         info = cw.actors.create(spec, bool(opts.get("get_if_exists")))
-        return handle_from_info(info) if info.actor_id != spec.actor_id else \
-            ActorHandle(spec.actor_id, self.__name__, methods, spec.max_task_retries, meta)
+        if info.actor_id != spec.actor_id:
+            return handle_from_info(info)
+        if not name and not spec.detached:
+            actor_scope.created(spec.actor_id)
+        return ActorHandle(spec.actor_id, self.__name__, methods, spec.max_task_retries, meta)
 
     def bind(self, *args: Any, **kwargs: Any) -> Any:
         """A lazy actor creation for a DAG (``spindle.dag``): created when the DAG is executed."""

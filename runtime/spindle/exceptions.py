@@ -129,19 +129,75 @@ class ObjectStoreFullError(SpindleError):
 
 
 class RayActorError(SpindleError):
-    """The actor is dead or could not be reached."""
+    """The actor is dead or could not be reached (Ray's fields: actor_id, error_msg, actor_init_failed,
+    preempted)."""
 
-    def __init__(self, message: str = "The actor died unexpectedly.", cause: BaseException | None = None):
+    BASE_ERROR_MSG = "The actor experienced an error before finishing this task."
+
+    def __init__(self, actor_id: str | None = None, error_msg: str = BASE_ERROR_MSG, actor_init_failed: bool = False,
+                 preempted: bool = False, cause: BaseException | None = None):
+        self.actor_id = actor_id
+        self.error_msg = error_msg
+        self._actor_init_failed = actor_init_failed
+        self._preempted = preempted
         self.cause = cause
-        super().__init__(message)
+        super().__init__(error_msg)
+
+    def __str__(self) -> str:
+        return self.error_msg
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_actor_error, (type(self), self.actor_id, self.error_msg, self._actor_init_failed,
+                                       self._preempted, self.cause))
+
+    @property
+    def preempted(self) -> bool:
+        return self._preempted
+
+    @property
+    def actor_init_failed(self) -> bool:
+        return self._actor_init_failed
+
+
+def _rebuild_actor_error(cls: type, actor_id: str | None, error_msg: str, actor_init_failed: bool, preempted: bool,
+                         cause: BaseException | None) -> RayActorError:
+    err: RayActorError = RayActorError.__new__(cls)
+    RayActorError.__init__(err, actor_id, error_msg, actor_init_failed, preempted, cause)
+    return err
 
 
 class ActorDiedError(RayActorError):
-    """The actor died: its process exited, it was killed, or its constructor raised."""
+    """The actor died: its process exited, it was killed, its node died, or its constructor raised.
+
+    ``ActorDiedError(cause)`` as in Ray: a RayTaskError cause means the constructor raised
+    (``actor_init_failed``); a string is the message; Spindle's own errors also pass ``actor_id``.
+    """
+
+    BASE_ERROR_MSG = "The actor died unexpectedly before finishing this task."
+
+    def __init__(self, cause: Any = None, actor_id: str | None = None, preempted: bool = False):
+        init_failed = isinstance(cause, RayTaskError)
+        if init_failed:
+            msg = f"The actor died because of an error raised in its creation task, {cause}"
+        elif isinstance(cause, str):
+            msg, cause = cause, None
+        else:
+            msg = ActorDiedError.BASE_ERROR_MSG
+        super().__init__(actor_id, msg, init_failed, preempted, cause if isinstance(cause, BaseException) else None)
+
+    @staticmethod
+    def from_task_error(task_error: RayTaskError) -> ActorDiedError:
+        return ActorDiedError(task_error)
 
 
 class ActorUnavailableError(RayActorError):
-    """The actor is restarting; the call may be retried."""
+    """The actor can't be reached for now (restarting, or its connection broke); the call may or may not have
+    run."""
+
+    def __init__(self, error_message: str = "", actor_id: bytes | str | None = None):
+        hex_id = actor_id.hex() if isinstance(actor_id, bytes) else actor_id
+        super().__init__(hex_id, f"The actor {hex_id} is unavailable: {error_message}. The task may or may not "
+                                 "have been executed on the actor.")
 
 
 class ActorUnschedulableError(RayActorError):

@@ -22,7 +22,8 @@ from typing import Any
 
 import grpc
 
-from spindle import _ids, _store
+from spindle import _actor_death, _ids, _store
+from spindle._agent import graceful as graceful_stop
 from spindle._agent import live_actors, log_files, node_stats
 from spindle._agent.bundles import Bundles, Key
 from spindle._agent.object_store import ObjectStore, OwnerProbe, StoreFullError, store_capacity
@@ -440,12 +441,15 @@ class Agent:
                 w.intended_exit = True
                 self.pool.kill(w)
 
-    def kill_actor_worker(self, actor_id: bytes) -> None:
+    def kill_actor_worker(self, actor_id: bytes, graceful: bool = False) -> None:
         assert self.pool is not None
         for w in list(self.pool.by_id.values()):
             if w.actor_id == actor_id:
                 w.intended_exit = True
-                self.pool.kill(w)
+                if graceful:
+                    graceful_stop.terminate(w.proc)
+                else:
+                    self.pool.kill(w)
 
     def _worker_exited(self, worker: WorkerRecord, code: int | None) -> None:
         with self.cond:
@@ -460,7 +464,7 @@ class Agent:
             self.cond.notify_all()
         live_actors.forget(self, worker.worker_id)
         if worker.actor_id and not self.stopping:
-            reason = "it was killed" if worker.intended_exit else f"its worker process exited with code {code}"
+            reason = _actor_death.worker_exited(code, killed=worker.intended_exit)
             try:
                 self._head().ReportWorkerExit(pb.WorkerExit(worker_id=worker.worker_id, actor_id=worker.actor_id,
                                                             reason=reason, intended=worker.intended_exit or code == 0,
@@ -565,7 +569,7 @@ class AgentServicer(rpc.NodeAgentServicer):
         return self.a.start_actor(request)
 
     def KillActorWorker(self, request: pb.KillActorRequest, context: Any) -> pb.Empty:
-        self.a.kill_actor_worker(request.actor_id)
+        self.a.kill_actor_worker(request.actor_id, request.graceful)
         return pb.Empty()
 
     def PullObject(self, request: pb.PullRequest, context: Any) -> pb.PullReply:

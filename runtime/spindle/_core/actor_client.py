@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 import grpc
 
-from spindle import _ids
+from spindle import _actor_death, _ids
 from spindle._core import args as _args
 from spindle._core import generators as _gen
 from spindle._core import timeline as _timeline
 from spindle._proto import pb, rpc
 from spindle._rpc import local_stream
 from spindle._rpc.channels import batched
-from spindle.exceptions import ActorDiedError
+from spindle.exceptions import ActorUnavailableError
 
 if TYPE_CHECKING:
     from spindle._core.core_worker import CoreWorker
@@ -59,6 +59,7 @@ class Conn:
     worker_address: str = ""
     call: Any = None
     doomed: list[ActorCall] = field(default_factory=list)  # died in flight, no retries: fail once we know why
+    release_when_idle: bool = False  # its handles are gone (actor_scope): end it once no call is pending
 
 
 class _LocalOut:
@@ -159,9 +160,42 @@ class ActorClient:
             raise ValueError(info.death_text or f"could not create actor {spec.class_name}")
         return info
 
+    def release(self, actor_id: bytes) -> None:
+        """Every handle to this owned actor is gone: end it gracefully once the calls sent to it are done."""
+        with self.lock:
+            conn = self.conns.get(actor_id)
+            if conn is not None and conn.state != "DEAD" and (conn.queue or conn.inflight or conn.doomed):
+                conn.release_when_idle = True
+                return
+        self._end_out_of_scope(actor_id)
+
+    def _end_out_of_scope(self, actor_id: bytes) -> None:
+        try:
+            self.cw.head().KillActor(pb.KillActorRequest(actor_id=actor_id, no_restart=True, graceful=True,
+                                                         reason=_actor_death.REASON_OUT_OF_SCOPE),
+                                     metadata=self.cw.md, timeout=30)
+        except grpc.RpcError:
+            pass  # the head is gone: the actor ends with its job
+        with self.lock:
+            self.conns.pop(actor_id, None)
+
     def kill(self, actor_id: bytes, no_restart: bool) -> None:
-        self.cw.head().KillActor(pb.KillActorRequest(actor_id=actor_id, no_restart=no_restart),
-                                 metadata=self.cw.md, timeout=30, wait_for_ready=True)
+        with self.lock:  # calls made from now on wait for the head's verdict (restarted or dead), not the old stream
+            conn = self.conns.get(actor_id)
+            call = None
+            if conn is not None and conn.state == "ALIVE":
+                conn.state, call = "CONNECTING", conn.call
+        try:
+            self.cw.head().KillActor(pb.KillActorRequest(actor_id=actor_id, no_restart=no_restart),
+                                     metadata=self.cw.md, timeout=30, wait_for_ready=True)
+        except grpc.RpcError:
+            if conn is not None and call is not None:
+                with self.lock:
+                    conn.state = "ALIVE" if conn.call is call else conn.state
+                self._flush(conn)
+            raise
+        if call is not None:
+            call.cancel()
 
     def _conn(self, actor_id: bytes, max_task_retries: int) -> Conn:
         with self.lock:
@@ -329,28 +363,27 @@ class ActorClient:
         if not doomed:
             return
         if info.state == "DEAD":
-            err = self._death_value(info)
+            err = self._death_value(info, conn.actor_id)
         elif restarted:
-            err = self.cw.error_value(b"", ActorDiedError(
-                f"The actor died while running this call and has restarted (restart {info.num_restarts}); set "
-                "max_task_retries to retry such calls."))
+            err = self.cw.error_value(b"", _actor_death.died_error(
+                conn.actor_id, info.spec.class_name, info.spec.name, info.spec.namespace, conn.worker_address,
+                f"The actor's worker process died while running this call; the actor has restarted (restart "
+                f"{info.num_restarts}). Set max_task_retries to retry such calls."))
         else:
-            err = self.cw.error_value(b"", ActorDiedError(
-                "The connection to the actor broke while it ran this call, so its outcome is unknown; set "
-                "max_task_retries to retry such calls."))
+            err = self.cw.error_value(b"", ActorUnavailableError(
+                "the connection to the actor broke while it ran this call (set max_task_retries to retry such "
+                "calls)", conn.actor_id))
         for c in doomed:
             self._complete_error(c, err)
 
-    def _death_value(self, info: pb.ActorInfo) -> pb.ObjectValue:
-        if info.death_cause:
-            cause = cloudpickle.loads(info.death_cause)
-            exc = ActorDiedError(f"The actor died because of an error raised in its creation task: {cause}", cause)
-        else:
-            exc = ActorDiedError(info.death_text or "The actor is dead.")
+    def _death_value(self, info: pb.ActorInfo, actor_id: bytes) -> pb.ObjectValue:
+        cause = cloudpickle.loads(info.death_cause) if info.death_cause else None
+        exc = _actor_death.died_error(info.actor_id or actor_id, info.spec.class_name, info.spec.name, info.spec.namespace,
+                                      info.worker_address, info.death_text, cause)
         return self.cw.error_value(b"", exc)
 
     def _mark_dead(self, conn: Conn, info: pb.ActorInfo) -> None:
-        death = self._death_value(info)
+        death = self._death_value(info, conn.actor_id)
         with self.lock:
             conn.state = "DEAD"
             conn.death = death
@@ -368,6 +401,11 @@ class ActorClient:
             return
         with self.lock:
             c = conn.inflight.pop(r.task_id, None)
+            idle = conn.release_when_idle and not conn.inflight and not conn.queue and not conn.doomed
+            if idle:
+                conn.release_when_idle = False
+        if idle:
+            self.cw.io_pool.submit(self._end_out_of_scope, conn.actor_id)
         if c is None:
             return
         _timeline.record((r,), {r.task_id: c}, conn.worker_address)

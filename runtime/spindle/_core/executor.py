@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
-from spindle import _dispatch
-from spindle._core import gen_exec
+from spindle import _actor_death, _dispatch
+from spindle._core import actor_shutdown, gen_exec
 from spindle._core.task_events import error_fields
 from spindle._proto import pb
 from spindle._rpc.local_stream import FrameSocket
@@ -165,7 +165,9 @@ class Executor:
         self.loop_ident = 0
         self.held_outs: set[DirectOut] = set()  # local streams whose results wait for the queue to empty
         self.held_event: threading.Event | None = None
-        self.exiting = False
+        self.exiting = False  # no more calls start; the main loop ends and runs actor_shutdown.run
+        self.exit_requested = False
+        self.async_calls: set[Any] = set()  # an async actor's calls submitted to its loop (futures)
         self.actor_incarnation = 0
         self.gen_acks = gen_exec.Acks()
         threading.Thread(target=self._give_back_loop, daemon=True, name="spindle-give-back").start()
@@ -301,6 +303,7 @@ class Executor:
     # ---------------------------------------------------------------- main loop
     def run_forever(self) -> None:
         signal.signal(signal.SIGINT, self._on_sigint)
+        actor_shutdown.install(self)
         while not self.exiting:
             if self.held_outs and self.queue.empty():
                 self._flush_held()
@@ -314,9 +317,12 @@ class Executor:
                 pool = self.group_pools.get(spec.concurrency_group, self.actor_pool)
                 pool.submit(self.execute, spec, sink)
             elif self.loop is not None:
-                asyncio.run_coroutine_threadsafe(self._execute_async(spec, sink), self.loop)
+                fut = asyncio.run_coroutine_threadsafe(self._execute_async(spec, sink), self.loop)
+                self.async_calls.add(fut)
+                fut.add_done_callback(self.async_calls.discard)
             else:
                 self.execute(spec, sink)
+        actor_shutdown.run(self)
 
     def hold(self, out: DirectOut) -> None:
         """``out`` holds results back; they go when the queue empties, or within ~2 ms (a long next call)."""
@@ -466,6 +472,8 @@ class Executor:
         sem = self.group_sems.get(spec.concurrency_group, self.async_sem)
         assert sem is not None
         async with sem:
+            if self.exiting:  # queued behind exit_actor(): never runs (the caller learns the actor died)
+                return
             start = time.perf_counter()
             self.ctx.task_id, self.ctx.sink, self.ctx.name = spec.task_id, sink, spec.name
             self.cw.events.running(spec.task_id, spec.name, spec.job_id, spec.actor_id)
@@ -515,15 +523,13 @@ class Executor:
 
     def _exit_result(self, spec: pb.TaskSpec) -> pb.TaskResult:
         self.exiting = True
-        err = ActorDiedError("The actor exited intentionally with exit_actor().")
+        a = self.actor_spec
+        err = _actor_death.died_error(a.actor_id, a.class_name, a.name, a.namespace, self.cw.address,
+                                      _actor_death.EXIT_ACTOR) if a is not None else ActorDiedError()
         return pb.TaskResult(task_id=spec.task_id, failed=True, error=pickle_error(err), error_text=str(err))
 
     def _exit_now(self) -> None:
-        def bye() -> None:
-            time.sleep(0.2)  # let the stream deliver the last results
-            os._exit(0)
-
-        threading.Thread(target=bye, daemon=True).start()
+        actor_shutdown.request(self)
 
     # ---------------------------------------------------------------- actors
     def create_actor(self, req: pb.StartActorRequest) -> pb.StartActorReply:
@@ -554,7 +560,7 @@ class Executor:
                                         for g, n in groups.items()}
                 reply.append(pb.StartActorReply(ok=True, worker_address=self.cw.address))
             except BaseException as e:  # noqa: BLE001
-                tb = traceback.format_exc()
+                tb = _user_traceback(e)
                 err = RayTaskError(f"{spec.class_name}.__init__", tb, e).as_instanceof_cause()
                 reply.append(pb.StartActorReply(ok=False, error=pickle_error(err), error_text=tb))
             finally:

@@ -22,7 +22,7 @@ from typing import Any
 
 import grpc
 
-from spindle import _ids, _sessions
+from spindle import _actor_death, _ids, _sessions
 from spindle import _membership as membership
 from spindle._head import package_service
 from spindle._head.autoscaling import AutoscalerBook
@@ -55,6 +55,7 @@ class ActorRecord:
     death_text: str = ""
     incarnation: int = 0
     no_restart: bool = False
+    kill_restarts: bool = False  # kill(no_restart=False): the exit it causes restarts the actor if allowed
     scheduling: bool = False
     waiting: bool = False  # no node can take it now (pending demand for the autoscaler)
 
@@ -189,7 +190,7 @@ class HeadState:
         self.pgs.node_died(node_id)
         self.observed.forget_node(node_id)
         for a in victims:
-            self.actor_exited(a.spec.actor_id, a.incarnation, f"its node {node_id[:8]} at {address} died ({reason})",
+            self.actor_exited(a.spec.actor_id, a.incarnation, _actor_death.node_died(node_id, address, reason),
                               intended=False)
 
     # ---------------------------------------------------------------- jobs
@@ -325,10 +326,10 @@ class HeadState:
             return None  # busy: try again
         return reply
 
-    def _kill_worker(self, address: str, actor_id: bytes) -> None:
+    def _kill_worker(self, address: str, actor_id: bytes, graceful: bool = False) -> None:
         try:
             rpc.NodeAgentStub(self.channels.get(address)).KillActorWorker(
-                pb.KillActorRequest(actor_id=actor_id), metadata=self.channels.metadata, timeout=10)
+                pb.KillActorRequest(actor_id=actor_id, graceful=graceful), metadata=self.channels.metadata, timeout=10)
         except grpc.RpcError:
             pass
 
@@ -359,7 +360,9 @@ class HeadState:
                     return rec.info()
                 self.lock.wait(min(left, 1.0))
 
-    def kill_actor(self, actor_id: bytes, no_restart: bool, reason: str = "killed by kill()") -> None:
+    def kill_actor(self, actor_id: bytes, no_restart: bool, reason: str = "", graceful: bool = False) -> None:
+        """``reason`` is a ``_actor_death.REASON_*`` or a phrase (``"its placement group was removed"``);
+        ``graceful`` lets the actor run its shutdown hooks first (a handle that went out of scope)."""
         with self.lock:
             rec = self.actors.get(actor_id)
             if rec is None or rec.state == "DEAD":
@@ -368,12 +371,14 @@ class HeadState:
             address = self._agent_address(rec.node_id)
             if no_restart:
                 rec.state = "DEAD"
-                rec.death_text = f"The actor was killed: {reason}"
+                rec.death_text = _actor_death.kill_reason(reason)
                 self._free_name(rec)
                 self.recovery.save_actor(rec)
                 self.lock.notify_all()
+            elif rec.state == "ALIVE":
+                rec.kill_restarts = True
         if address:
-            self._kill_worker(address, actor_id)
+            self._kill_worker(address, actor_id, graceful)
 
     def _agent_address(self, node_id: str) -> str:
         rec = self.nodes.get(node_id)
@@ -384,10 +389,12 @@ class HeadState:
             rec = self.actors.get(actor_id)
             if rec is None or rec.state == "DEAD" or rec.incarnation != incarnation:
                 return
-            decision = actor_restart_decision(rec.spec.max_restarts, rec.num_restarts, intended or rec.no_restart)
+            restartable_kill, rec.kill_restarts = rec.kill_restarts, False
+            decision = actor_restart_decision(rec.spec.max_restarts, rec.num_restarts,
+                                              (intended and not restartable_kill) or rec.no_restart)
             if decision == "dead":
                 rec.state = "DEAD"
-                rec.death_text = rec.death_text or f"The actor died: {reason}"
+                rec.death_text = rec.death_text or (_actor_death.KILLED if restartable_kill else reason)
                 self._free_name(rec)
                 self.recovery.save_actor(rec)
                 self.lock.notify_all()
@@ -433,7 +440,7 @@ class HeadServicer(rpc.HeadServicer):
         return self.s.get_actor(request)
 
     def KillActor(self, request: pb.KillActorRequest, context: Any) -> pb.Empty:
-        self.s.kill_actor(request.actor_id, request.no_restart)
+        self.s.kill_actor(request.actor_id, request.no_restart, request.reason, request.graceful)
         return pb.Empty()
 
     def ReportWorkerExit(self, request: pb.WorkerExit, context: Any) -> pb.Empty:
