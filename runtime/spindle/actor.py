@@ -254,7 +254,7 @@ class ActorClass:
         info = cw.actors.create(spec, bool(opts.get("get_if_exists")))
         if info.actor_id != spec.actor_id:
             return handle_from_info(info)
-        if not name and not spec.detached:
+        if not spec.detached:
             actor_scope.created(spec.actor_id)
         return ActorHandle(spec.actor_id, self.__name__, methods, spec.max_task_retries, meta)
 

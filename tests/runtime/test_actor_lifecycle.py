@@ -121,20 +121,35 @@ def test_an_actor_whose_last_handle_goes_out_of_scope_finishes_its_calls_then_ru
     wait_until(lambda: process_gone(pid), "the actor's process exited")
 
 
-def test_an_actor_whose_handle_was_passed_to_a_task_outlives_its_creators_handle(tmp_path: Path) -> None:
+def test_an_actor_whose_handle_was_passed_to_another_actor_outlives_its_creators_handle(tmp_path: Path) -> None:
     @spindle.remote
-    def call_pid(h: object) -> int:
-        return int(spindle.get(h.pid.remote()))  # type: ignore[attr-defined]
+    class Keeper:
+        def keep(self, handles: list[object]) -> None:
+            self.h = handles[0]
+
+        def call_pid(self) -> int:
+            return int(spindle.get(self.h.pid.remote()))  # type: ignore[attr-defined]
 
     a = Hooked.remote(str(tmp_path), "shared")
-    pid = spindle.get(call_pid.remote(a))
+    pid = spindle.get(a.pid.remote())
+    k = Keeper.remote()
+    spindle.get(k.keep.remote([a]))
+    del a
+    time.sleep(0.5)  # a wrong out-of-scope kill would be under way by now
+    assert spindle.get(k.call_pid.remote(), timeout=60) == pid
+    assert hooks_run(tmp_path, "shared") == set()
+
+
+def test_a_named_actor_ends_with_its_creators_last_handle_as_in_ray(tmp_path: Path) -> None:
     named = Hooked.options(name="lifecycle-named").remote(str(tmp_path), "named")
     spindle.get(named.pid.remote())
-    del a, named
-    again = spindle.get_actor("lifecycle-named")  # a named actor outlives its creator's handle
-    assert spindle.get(again.pid.remote(), timeout=60) > 0
-    assert not process_gone(pid)
-    assert hooks_run(tmp_path, "shared") == set()
+    also = spindle.get_actor("lifecycle-named")  # a second handle in the creating process keeps it
+    del named
+    assert spindle.get(also.pid.remote(), timeout=60) > 0
+    del also
+    wait_until(lambda: hooks_run(tmp_path, "named") == {"shutdown", "del", "atexit"}, "the named actor ended")
+    with pytest.raises(ValueError):
+        spindle.get_actor("lifecycle-named")
 
 
 def test_kill_runs_no_hooks_and_callers_are_told_it_was_killed(tmp_path: Path) -> None:

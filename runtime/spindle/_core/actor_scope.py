@@ -4,8 +4,8 @@ Ray counts an actor's handles across the cluster; when the last one is gone (and
 still pending) the actor exits gracefully, running ``__ray_shutdown__``, ``__del__`` and its
 ``atexit`` handlers. Spindle counts the handles in the process that created the actor (its owner)
 and stays on the safe side where it can't see: an actor whose handle was ever pickled (passed to a
-task or another actor), a named actor (others may ``get_actor`` it) and a detached one are never
-collected this way; they end with their job (or never, if detached). The owner's actor client
+task or another actor) is not collected this way; it ends with its job. A named actor is collected
+like any other (as in Ray: ``get_actor`` elsewhere does not keep it); a detached one never is. The owner's actor client
 sends the termination once the calls it still has in flight are done (``ActorClient.release``).
 """
 
@@ -15,11 +15,11 @@ import threading
 
 _lock = threading.Lock()
 _counts: dict[bytes, int] = {}  # actor id -> live ActorHandle objects in this process
-_collectible: set[bytes] = set()  # created here, unnamed, not detached, never pickled
+_collectible: set[bytes] = set()  # created here, not detached, never pickled
 
 
 def created(actor_id: bytes) -> None:
-    """This process just created the (unnamed, non-detached) actor: it ends with its last handle here."""
+    """This process just created the (non-detached) actor: it ends with its last handle here."""
     with _lock:
         _collectible.add(actor_id)
 
