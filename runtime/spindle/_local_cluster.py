@@ -122,22 +122,29 @@ class Pending:
     token: str
     session_dir: str
     with_dashboard: bool = False
+    one_process: bool = False  # head_proc is agent_proc: one announcement carries every marker
 
     def wait_ready(self) -> LocalProcesses:
         logs = os.path.join(self.session_dir, "logs")
         head_address = self.head_address
         seen: dict[str, str] = {}
         try:
-            if self.head_proc is not None and self.head_proc.stdout is not None:
+            if self.one_process:
+                assert self.agent_proc.stdout is not None
+                agent_address = _read_marker(self.agent_proc.stdout, "SPINDLE_AGENT_ADDRESS", self.agent_proc, 60,
+                                             os.path.join(logs, "agent.log"), seen)
+                head_address = f"{head_address.rsplit(':', 1)[0]}:{seen['SPINDLE_HEAD_PORT']}"
+            elif self.head_proc is not None and self.head_proc.stdout is not None:
                 # the head prints its gRPC port first, then (when it has one) its job API port
                 last = "SPINDLE_DASHBOARD_PORT" if self.with_dashboard else "SPINDLE_HEAD_PORT"
                 value = _read_marker(self.head_proc.stdout, last, self.head_proc, 60, os.path.join(logs, "head.log"),
                                      seen)
                 head_port = seen.get("SPINDLE_HEAD_PORT", value)
                 head_address = f"{head_address.rsplit(':', 1)[0]}:{head_port}"
-            assert self.agent_proc.stdout is not None
-            agent_address = _read_marker(self.agent_proc.stdout, "SPINDLE_AGENT_ADDRESS", self.agent_proc, 60,
-                                         os.path.join(logs, "agent.log"))
+            if not self.one_process:
+                assert self.agent_proc.stdout is not None
+                agent_address = _read_marker(self.agent_proc.stdout, "SPINDLE_AGENT_ADDRESS", self.agent_proc, 60,
+                                             os.path.join(logs, "agent.log"))
         except BaseException:
             for p in self.procs:
                 p.kill()
@@ -161,11 +168,15 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
           token: str | None = None, node_ip: str | None = None, tie_to_parent: bool = True,
           cli: bool = False, head_args: list[str] | None = None, object_store_memory: int | None = None,
           spill_dir: str | None = None, dashboard_port: int = 8265, dashboard_port_fallback: bool = True,
-          labels: dict[str, str] | None = None) -> Pending:
+          labels: dict[str, str] | None = None, one_process: bool = False) -> Pending:
     """Start a head (when ``head``) and a node agent; ``cli`` marks a `spindle start` session for `spindle stop`.
 
     ``dashboard_port`` -1 starts no job API; with the fallback, a taken port means any free one.
+    ``one_process`` runs head and agent in one process (``spindle._embedded``: the embedded cluster of
+    ``init()``, unless ``SPINDLE_EMBEDDED_SPLIT=1``), logging to the node's ``agent.log``; `spindle start` keeps
+    them apart.
     """
+    one_process = head and one_process and os.environ.get("SPINDLE_EMBEDDED_SPLIT", "") != "1"
     token = token or os.environ.get("SPINDLE_TOKEN") or new_token()
     session_dir = _sessions.new_session()
     env = {**os.environ, "SPINDLE_TOKEN": token, "PYTHONUNBUFFERED": "1"}
@@ -175,24 +186,21 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
         env = _lifeline.child_env(env)
     procs: list[subprocess.Popen[bytes]] = []
     head_proc = None
+    head_argv: list[str] = []
     if head:
         port = port or free_port(host if host != "0.0.0.0" else "127.0.0.1")
-        log_fd = _sessions.open_log(os.path.join(session_dir, "logs", "head.log"))
-        try:
-            head_argv = [sys.executable, "-m", "spindle._head", "--host", host, "--port", str(port),
-                         "--dashboard-port", str(dashboard_port), "--session-dir", session_dir, *(head_args or [])]
-            if dashboard_port_fallback:
-                head_argv.append("--dashboard-port-fallback")
-            head_env = {**env, "SPINDLE_NODE_IP": node_ip} if node_ip else env
-            head_proc = subprocess.Popen(head_argv, env=head_env, stdout=subprocess.PIPE, stderr=log_fd,
-                                         stdin=subprocess.DEVNULL, start_new_session=not tie_to_parent)
-        finally:
-            os.close(log_fd)
-        procs.append(head_proc)
+        head_argv = ["--host", host, "--port", str(port), "--dashboard-port", str(dashboard_port), "--session-dir",
+                     session_dir, *(head_args or [])]
+        if dashboard_port_fallback:
+            head_argv.append("--dashboard-port-fallback")
+        if not one_process:
+            head_proc = _popen([sys.executable, "-m", "spindle._head", *head_argv], env, node_ip, tie_to_parent,
+                               os.path.join(session_dir, "logs", "head.log"))
+            procs.append(head_proc)
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         head_address = f"{connect_host}:{port}"
     node_id = _ids.new_id().hex()
-    argv = [sys.executable, "-m", "spindle._agent", "--head", head_address, "--node-id", node_id]
+    argv = ["--head", head_address, "--node-id", node_id]
     if num_cpus is not None:
         argv += ["--num-cpus", str(num_cpus)]
     if num_gpus is not None:
@@ -209,14 +217,28 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
         argv += ["--object-store-memory", str(int(object_store_memory))]
     argv += ["--log-dir", os.path.join(session_dir, "logs")]
     argv += ["--object-spilling-directory", spill_dir or os.environ.get("SPINDLE_OBJECT_SPILLING_DIR") or session_dir]
-    agent_log = _sessions.open_log(os.path.join(session_dir, "logs", "agent.log"))
-    try:
-        agent_proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=agent_log,
-                                      stdin=subprocess.DEVNULL, start_new_session=not tie_to_parent)
-    finally:
-        os.close(agent_log)
+    if one_process:
+        agent_proc = head_proc = _popen([sys.executable, "-m", "spindle._embedded", *head_argv, "--agent", *argv], env,
+                                        node_ip, tie_to_parent, os.path.join(session_dir, "logs", "agent.log"))
+    else:
+        agent_proc = _popen([sys.executable, "-m", "spindle._agent", *argv], env, None, tie_to_parent,
+                            os.path.join(session_dir, "logs", "agent.log"))
     procs.append(agent_proc)
-    roles = ([("head", head_proc.pid)] if head_proc is not None else []) + [("agent", agent_proc.pid)]
+    if one_process:
+        roles = [("embedded", agent_proc.pid)]
+    else:
+        roles = ([("head", head_proc.pid)] if head_proc is not None else []) + [("agent", agent_proc.pid)]
     _sessions.record_processes(session_dir, roles, cli=cli)
     return Pending(procs, head_proc, agent_proc, head_address, node_id, token, session_dir,
-                   with_dashboard=head and dashboard_port >= 0)
+                   with_dashboard=head and dashboard_port >= 0, one_process=one_process)
+
+
+def _popen(argv: list[str], env: dict[str, str], node_ip: str | None, tie_to_parent: bool,
+           log: str) -> subprocess.Popen[bytes]:
+    log_fd = _sessions.open_log(log)
+    try:
+        return subprocess.Popen(argv, env={**env, "SPINDLE_NODE_IP": node_ip} if node_ip else env,
+                                stdout=subprocess.PIPE, stderr=log_fd, stdin=subprocess.DEVNULL,
+                                start_new_session=not tie_to_parent)
+    finally:
+        os.close(log_fd)

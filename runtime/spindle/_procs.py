@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 # a worker forked by its node's zygote keeps the zygote's command line, so it shows as "zygote" too
 ROLES = {"head": "spindle._head", "agent": "spindle._agent", "worker": "spindle._core.worker",
-         "zygote": "spindle._core.zygote"}
+         "zygote": "spindle._core.zygote", "embedded": "spindle._embedded"}  # embedded: head + agent of init()
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class ProcInfo:
     argv: tuple[str, ...]
 
     def role(self) -> str:
-        """head / agent / worker when this is exactly ``python -m <a Spindle entry point> ...``, else ''."""
+        """head / agent / worker / zygote / embedded when this is exactly ``python -m <a Spindle entry point> ...``, else ''."""
         if len(self.argv) < 3 or self.argv[1] != "-m":
             return ""
         for role, entry in ROLES.items():

@@ -77,7 +77,7 @@ def _start(tmp_path: object, mode: str) -> tuple[subprocess.Popen[str], list[int
                             env={**os.environ, "SPINDLE_ADDRESS": "", "RAY_ADDRESS": ""})
     assert proc.stdout is not None
     pids = json.loads(proc.stdout.readline())
-    assert len(pids) == 4 and all(_alive(p) for p in pids)
+    assert len(pids) == 3 and all(_alive(p) for p in pids)  # head and agent (one process), actor, task
     return proc, pids
 
 

@@ -111,4 +111,4 @@ def test_without_the_zygote_workers_start_as_fresh_interpreters() -> None:
     assert out.returncode == 0, out.stderr
     who: list[Any] = json.loads(out.stdout.strip().splitlines()[-1])
     assert len({pid for pid, _, _ in who}) == 3
-    assert all(role == "worker" and parent == "agent" for _, role, parent in who)
+    assert all(role == "worker" and parent == "embedded" for _, role, parent in who)  # init(): head + agent

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from spindle import _ids
@@ -61,8 +62,7 @@ def _log_dir(given: str | None, node_id: str) -> str:
     return os.path.abspath(path)
 
 
-def main(argv: list[str] | None = None) -> None:
-    die_with_parent()  # an agent whose starter (driver, `spindle start --block`) is gone must not linger
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spindle-agent", description="Run a Spindle node agent.")
     p.add_argument("--head", required=True, help="head address host:port")
     p.add_argument("--port", type=int, default=0)
@@ -81,12 +81,32 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-dir", default=None,
                    help="directory of this node's log files (workers' stdout/stderr; default: SPINDLE_LOG_DIR, "
                         "else a private directory under the temp dir)")
-    args = p.parse_args(argv)
+    return p
+
+
+@dataclass
+class Prepared:
+    """An agent between its two start-up phases: warm workers booting, gRPC not yet loaded."""
+    args: argparse.Namespace
+    token: str
+    ip: str
+    port: int
+    total: dict[str, float]
+    node_id: str
+    labels: dict[str, str]
+    log_dir: str
+    num_prestart: int
+    prestarted: list[Any]
+
+
+def prepare(argv: list[str] | None = None, role: str = "agent") -> Prepared:
+    """Parse the arguments and start the warm workers (before gRPC loads, so they boot meanwhile)."""
+    args = parser().parse_args(argv)
     try:
         labels = parse_labels(args.labels, os.environ.get("SPINDLE_NODE_LABELS"))
     except ValueError as e:
         sys.exit(f"spindle agent: {e}")
-    token = service_setup("agent")
+    token = service_setup(role)
     ip = args.node_ip or os.environ.get("SPINDLE_NODE_IP") or routable_ip(args.head)
     total = parse_resources(args.num_cpus, args.num_gpus, args.resources)
     node_id = args.node_id or _ids.new_id().hex()
@@ -99,25 +119,36 @@ def main(argv: list[str] | None = None) -> None:
     log_dir = _log_dir(args.log_dir, node_id)
     os.environ["SPINDLE_LOG_DIR"] = log_dir  # workers write their stdout/stderr there
     prestarted = [start_worker_process(token, f"{ip}:{port}", node_id, ip, args.head) for _ in range(num_prestart)]
+    return Prepared(args, token, ip, port, total, node_id, labels, log_dir, num_prestart, prestarted)
 
+
+def start(pre: Prepared) -> tuple[Any, Any]:
+    """The agent and its started gRPC server."""
     from spindle._agent.agent import Agent  # gRPC and the rest load while the workers boot
 
+    args = pre.args
     store_args: dict[str, Any] = {
         "object_store_memory": args.object_store_memory,
         "spill_dir": args.object_spilling_directory or os.environ.get("SPINDLE_OBJECT_SPILLING_DIR", ""),
-        "labels": labels, "is_head": args.head_node}
-    agent = Agent(args.head, token, ip, total, node_id, **store_args)
-    agent.log_dir = log_dir
+        "labels": pre.labels, "is_head": args.head_node}
+    agent = Agent(args.head, pre.token, pre.ip, pre.total, pre.node_id, **store_args)
+    agent.log_dir = pre.log_dir
     try:
-        server = agent.start(port, num_prestart, prestarted)
+        server = agent.start(pre.port, pre.num_prestart, pre.prestarted)
     except OSError:
         if args.port:
             raise
-        for _, proc in prestarted:  # the free port was taken meanwhile: start over on any port
+        for _, proc in pre.prestarted:  # the free port was taken meanwhile: start over on any port
             proc.kill()
-        agent = Agent(args.head, token, ip, total, node_id, **store_args)
-        agent.log_dir = log_dir
-        server = agent.start(0, num_prestart)
+        agent = Agent(args.head, pre.token, pre.ip, pre.total, pre.node_id, **store_args)
+        agent.log_dir = pre.log_dir
+        server = agent.start(0, pre.num_prestart)
+    return agent, server
+
+
+def main(argv: list[str] | None = None) -> None:
+    die_with_parent()  # an agent whose starter (driver, `spindle start --block`) is gone must not linger
+    agent, server = start(prepare(argv))
     announce(f"SPINDLE_AGENT_ADDRESS={agent.address}")
 
     def stop(*_: Any) -> None:

@@ -125,7 +125,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             pending = _local_cluster.spawn(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
                                            object_store_memory=object_store_memory,
                                            spill_dir=_spill_dir(_system_config),
-                                           dashboard_port=port, dashboard_port_fallback=dashboard_port is None)
+                                           dashboard_port=port, dashboard_port_fallback=dashboard_port is None,
+                                           one_process=True)
             import grpc  # noqa: F401 - while the head and agent boot
 
             from spindle._core.core_worker import CoreWorker  # noqa: F401

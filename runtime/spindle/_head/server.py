@@ -533,7 +533,17 @@ def serve(host: str, port: int, token: str, storage: str | None = None) -> tuple
     return server, state, bound
 
 
-def main(argv: list[str] | None = None) -> None:
+@dataclass
+class Started:
+    """A head that serves (gRPC, and the job API and metrics when asked), not yet announced."""
+    server: grpc.Server
+    state: HeadState
+    lines: list[str]  # the start-up markers, the gRPC port first: starters wait for it
+    stoppers: list[Any]
+    provider: Any  # the local autoscaler's provider, started after the announcement
+
+
+def start(argv: list[str] | None = None, role: str = "head") -> Started:
     p = argparse.ArgumentParser(prog="spindle-head", description="Run a Spindle head process.")
     p.add_argument("--host", default=os.environ.get("SPINDLE_NODE_IP") or "127.0.0.1",
                    help="address to listen on (default: SPINDLE_NODE_IP, else 127.0.0.1; 0.0.0.0 = every address)")
@@ -553,12 +563,12 @@ def main(argv: list[str] | None = None) -> None:
 
     autoscale_local.add_head_args(p)
     args = p.parse_args(argv)
-    token = service_setup("head")
+    token = service_setup(role)
     try:
         server, state, bound = serve(args.host, args.port, token, args.storage)
     except OSError as e:
         raise SystemExit(f"spindle head: {e}") from None
-    lines = []
+    lines = [f"SPINDLE_HEAD_PORT={bound}"]
     stoppers: list[Any] = []
     if args.dashboard_port is None:
         args.dashboard_port, args.dashboard_port_fallback = 8265, True
@@ -597,17 +607,22 @@ def main(argv: list[str] | None = None) -> None:
     provider = autoscale_local.from_head_args(args, state, bound, token)
     if provider is not None:
         stoppers.insert(0, provider.shutdown)  # its agents stop cleanly before the head goes
-    if stoppers:
+    return Started(server, state, lines, stoppers, provider)
+
+
+def main(argv: list[str] | None = None) -> None:
+    head = start(argv)
+    if head.stoppers:
         def on_term(*_: Any) -> None:
-            for stop in stoppers:
+            for stop in head.stoppers:
                 stop()
             os._exit(0)
 
         signal.signal(signal.SIGTERM, on_term)
-    announce("\n".join([f"SPINDLE_HEAD_PORT={bound}", *lines]))  # the gRPC port first: starters wait for it
-    if provider is not None:
-        provider.start()
-    server.wait_for_termination()
+    announce("\n".join(head.lines))  # the gRPC port first: starters wait for it
+    if head.provider is not None:
+        head.provider.start()
+    head.server.wait_for_termination()
 
 
 if __name__ == "__main__":
