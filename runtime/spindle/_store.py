@@ -8,9 +8,12 @@ pages live until the last mapping goes. The node agent owns the directory and un
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -51,6 +54,7 @@ class SpareFile:
         self.wanted = 0
         self.last_use = 0.0
         self.allocating = 0
+        self.recycled = False  # the spare is a freed object's file (readers may have mapped it), not a fresh one
         self.closed = False
         self._n = 0
         threading.Thread(target=self._loop, daemon=True, name="spindle-spare").start()
@@ -67,13 +71,19 @@ class SpareFile:
                 self.cond.wait(0.05)  # finishing an allocation under way beats allocating afresh
             if self.path and self.size >= size:
                 path, self.path, self.size = self.path, "", 0
+                recycled, self.recycled = self.recycled, False
                 self.cond.notify_all()
-                return path
-            self.cond.notify_all()
+            else:
+                self.cond.notify_all()
+                return ""
+        if recycled and not unused(path):  # a reader still maps the freed object's file: never write into it
+            delete_object(path)
             return ""
+        return path
 
     def give(self, path: str, size: int) -> bool:
-        """Adopt a freed object's file (that no process maps) as the spare: its pages are already allocated."""
+        """Adopt a freed object's file as the spare: its pages are already allocated. ``take`` checks that no
+        process has it open or mapped any more before it is written again (``unused``)."""
         import time
 
         with self.cond:
@@ -87,7 +97,7 @@ class SpareFile:
                 return False
             if self.path:
                 delete_object(self.path)
-            self.path, self.size = spare, size
+            self.path, self.size, self.recycled = spare, size, True
             self.wanted = max(self.wanted, size)
             self.last_use = time.monotonic()
             self.cond.notify_all()
@@ -129,7 +139,7 @@ class SpareFile:
                 else:
                     if self.path:
                         delete_object(self.path)
-                    self.path, self.size = path, size
+                    self.path, self.size, self.recycled = path, size, False
                 self.cond.notify_all()
 
     def close(self) -> None:
@@ -139,6 +149,77 @@ class SpareFile:
             self.cond.notify_all()
         if path:
             delete_object(path)
+
+
+_LEASE_WORKS: bool | None = None
+
+
+def _lease_free(path: str) -> bool:
+    """Whether the kernel grants a write lease on ``path``: only when no other open file (and so no mapping: a
+    mapping holds its file open) refers to it. The lease is dropped at once; a break would be signalled with
+    SIGURG (ignored) instead of SIGIO (which terminates)."""
+    import fcntl
+    import signal
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+        except OSError:
+            return False
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _lease_works() -> bool:
+    """Whether ``_lease_free`` sees read-only mappings on this kernel (it needs leases enabled and the inode's
+    reader count, CONFIG_IMA): checked once on a scratch file that this process maps."""
+    global _LEASE_WORKS
+    if _LEASE_WORKS is None:
+        path = os.path.join(SHM_DIR, f"spindle-leasecheck-{os.getpid()}")
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o600)
+            try:
+                os.ftruncate(fd, mmap.PAGESIZE)
+                mm = mmap.mmap(fd, mmap.PAGESIZE, prot=mmap.PROT_READ)
+            finally:
+                os.close(fd)
+            try:
+                busy_seen = not _lease_free(path)
+            finally:
+                mm.close()
+            _LEASE_WORKS = busy_seen and _lease_free(path)
+        except OSError:
+            _LEASE_WORKS = False
+        finally:
+            delete_object(path)
+    return _LEASE_WORKS
+
+
+def unused(path: str) -> bool:
+    """True only if no process has the store file ``path`` open or mapped (so it may be overwritten).
+
+    Asks the kernel (a write lease is granted only on a file nobody else holds); where leases cannot tell, every
+    process's ``/proc/<pid>/maps`` is searched for the file's current name.
+    """
+    try:
+        if _lease_works():
+            return _lease_free(path)
+        needle = path.encode()
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open(f"/proc/{pid}/maps", "rb") as f:
+                        if needle in f.read():
+                            return False
+                except OSError:
+                    continue
+        return True
+    except OSError:
+        return False
 
 
 def tmp_path(path: str) -> str:
@@ -154,26 +235,12 @@ def write_object(path: str, ser: Serialized, spare: SpareFile | None = None) -> 
         if spare_path:
             os.rename(spare_path, tmp)
             fd = os.open(tmp, os.O_WRONLY)
-            try:
-                written = os.pwritev(fd, ser.pieces(), 0)
-                if written == ser.size:
-                    os.ftruncate(fd, written)
-            finally:
-                os.close(fd)
-            if written != ser.size:  # short write: finish the slow way
-                delete_object(tmp)
-                return write_object(path, ser)
-            os.rename(tmp, path)
-            return written
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        else:
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
         try:
-            pieces = ser.pieces()
-            written = 0
-            # writev takes a bounded number of pieces at a time (IOV_MAX)
-            while pieces:
-                n = os.writev(fd, pieces[:512])
-                written += n
-                pieces = _advance(pieces, n)
+            written = _pwrite_all(fd, ser.pieces(), ser.size)
+            if spare_path:
+                os.ftruncate(fd, written)
         finally:
             os.close(fd)
         os.rename(tmp, path)
@@ -181,6 +248,63 @@ def write_object(path: str, ser: Serialized, spare: SpareFile | None = None) -> 
     except BaseException:
         delete_object(tmp)
         raise
+
+
+PARALLEL_MIN = 8 * 1024 * 1024  # frames at least this big are written by several threads at once
+_PAGE = 4096
+_writers: ThreadPoolExecutor | None = None
+_writers_lock = threading.Lock()
+
+
+def _pwrite_all(fd: int, pieces: list[bytes | memoryview], size: int) -> int:
+    """Write the frame at offset 0; a large one in ranges by up to 4 threads (the copy into shared memory is the
+    whole cost of a large put, and ``pwritev`` runs without the GIL)."""
+    global _writers
+    parts = min(4, os.cpu_count() or 1) if size >= PARALLEL_MIN else 1
+    if parts == 1:
+        return _pwrite_range(fd, pieces, 0)
+    ranges = _split(pieces, -(-size // parts // _PAGE) * _PAGE)
+    with _writers_lock:
+        if _writers is None:
+            _writers = ThreadPoolExecutor(max_workers=3, thread_name_prefix="spindle-write")
+    futures = [_writers.submit(_pwrite_range, fd, rp, off) for off, rp in ranges[1:]]
+    try:
+        written = _pwrite_range(fd, ranges[0][1], ranges[0][0])
+    finally:
+        wait(futures)  # none may still write once the caller closes (or deletes) the file
+    return written + sum(f.result() for f in futures)
+
+
+def _pwrite_range(fd: int, pieces: list[bytes | memoryview], offset: int) -> int:
+    written = 0
+    while pieces:  # pwritev takes a bounded number of pieces at a time (IOV_MAX), and may write less
+        n = os.pwritev(fd, pieces[:512], offset + written)
+        if n <= 0:
+            raise OSError(errno.EIO, "short write into the object store")
+        written += n
+        pieces = _advance(pieces, n)
+    return written
+
+
+def _split(pieces: list[bytes | memoryview], step: int) -> list[tuple[int, list[bytes | memoryview]]]:
+    """The pieces cut into consecutive ranges of ``step`` bytes (the last one shorter): (offset, pieces) each."""
+    out: list[tuple[int, list[bytes | memoryview]]] = []
+    cur: list[bytes | memoryview] = []
+    start = room = 0
+    offset = 0
+    for p in pieces:
+        view = memoryview(p)
+        while len(view):
+            if room == 0:
+                if cur:
+                    out.append((start, cur))
+                cur, start, room = [], offset, step
+            take = min(room, len(view))
+            cur.append(view[:take])
+            view, room, offset = view[take:], room - take, offset + take
+    if cur:
+        out.append((start, cur))
+    return out
 
 
 def _advance(pieces: list[bytes | memoryview], n: int) -> list[bytes | memoryview]:

@@ -1,14 +1,24 @@
-"""A freed large object's store file is reused for the next put only when no process ever read it."""
+"""A freed large object's store file is reused for the next put only when no process maps it any more.
+
+Task arguments count as let go when the task's answer says its worker unmapped them; whatever a process still
+maps (an actor keeping its argument, the driver holding a zero-copy array) is never written again, and the kernel
+is asked once more (``_store.unused``) before a recycled file is written.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
 import spindle
+from spindle import _store
 from spindle._core import context
 
 pytestmark = pytest.mark.usefixtures("cluster")
@@ -81,3 +91,133 @@ def _store_path(ref: Any) -> str:
     from spindle import _store
 
     return _store.object_path(context.core().node_id, ref.binary())
+
+
+def _eventually(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    delay, deadline = 0.01, time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def _spare_recycled() -> bool:
+    spare = context.core().shm._spare
+    return spare is not None and spare.recycled
+
+
+def _spare_inode() -> int:
+    path = _spare_path()
+    try:
+        return os.stat(path).st_ino if path else 0
+    except FileNotFoundError:
+        return 0
+
+
+def test_an_argument_the_task_let_go_of_becomes_the_spare_and_the_next_put_reads_back_its_own_value() -> None:
+    ref = spindle.put(np.full(20 * MiB, 4, dtype=np.uint8))
+    inode = os.stat(_store_path(ref)).st_ino
+    assert spindle.get(first.remote(ref)) == 4  # the worker maps it, then unmaps it before answering
+    del ref
+    _eventually(lambda: _spare_inode() == inode, "the released argument's file is the spare")
+    ref_b = spindle.put(np.full(20 * MiB, 6, dtype=np.uint8))
+    assert os.stat(_store_path(ref_b)).st_ino == inode
+    got = spindle.get(ref_b)
+    assert got[0] == 6 and got[-1] == 6 and int(got.sum()) == 6 * 20 * MiB
+
+
+@spindle.remote
+def total(arr: Any) -> int:
+    return int(arr.sum())
+
+
+def test_large_inline_arguments_reuse_one_store_file_call_after_call_and_each_call_sees_its_own_value() -> None:
+    inodes = set()
+    for i in range(1, 6):
+        arr = np.full(20 * MiB, i, dtype=np.uint8)
+        assert spindle.get(total.remote(arr)) == i * 20 * MiB
+        _eventually(_spare_recycled, "the argument's file came back as the spare")
+        inodes.add(_spare_inode())
+    assert len(inodes) <= 2  # the first call's file and (at most) one the spare thread allocated meanwhile
+
+
+def test_a_task_that_keeps_its_argument_gets_its_file_kept_even_across_tasks_on_the_same_worker() -> None:
+    k = Keeper.remote()
+    arr = np.full(20 * MiB, 2, dtype=np.uint8)
+    assert spindle.get(k.keep.remote(arr)) == 2  # an inline (promoted) argument the actor keeps
+    for i in range(3):
+        assert spindle.get(total.remote(np.full(20 * MiB, 10 + i, dtype=np.uint8))) == (10 + i) * 20 * MiB
+    assert spindle.get(k.first_and_sum.remote()) == (2, 2 * 20 * MiB)
+
+
+_MAP_AND_WAIT = """
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+mm = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+os.close(fd)
+print("mapped", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.fixture(params=["kernel lease", "/proc maps"])
+def probe(request: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "/proc maps":
+        monkeypatch.setattr(_store, "_LEASE_WORKS", False)
+    else:
+        assert _store._lease_works(), "this kernel grants write leases and counts read-only mappings"
+    return str(request.param)
+
+
+def _map_elsewhere(path: str) -> subprocess.Popen[str]:
+    reader = subprocess.Popen([sys.executable, "-c", _MAP_AND_WAIT, path], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert reader.stdout is not None and reader.stdout.readline().strip() == "mapped"
+    return reader
+
+
+def test_a_file_another_process_maps_is_in_use_until_that_process_unmaps_it(tmp_path: Any, probe: str) -> None:
+    path = os.path.join(_store.SHM_DIR, f"spindle-test-unused-{os.getpid()}")
+    with open(path, "wb") as f:
+        f.write(b"x" * 8192)
+    try:
+        assert _store.unused(path)
+        reader = _map_elsewhere(path)
+        try:
+            assert not _store.unused(path)
+        finally:
+            reader.communicate("\n", timeout=30)
+        assert _store.unused(path)
+    finally:
+        _store.delete_object(path)
+
+
+def test_a_recycled_spare_that_a_reader_still_maps_is_deleted_not_written(probe: str) -> None:
+    node = f"test{os.getpid()}"
+    spare = _store.SpareFile(node)
+
+    def freed_object(fill: bytes) -> str:
+        path = _store.object_path(node, b"\x01" * 16)
+        with open(path, "wb") as f:
+            f.write(fill * (1 << 20))
+        return path
+
+    try:
+        path = freed_object(b"a")
+        reader = _map_elsewhere(path)
+        try:
+            assert spare.give(path, 1 << 20)
+            kept = spare.path
+            assert spare.take(1 << 20) == ""  # never handed out for writing while mapped
+            assert not os.path.exists(kept)
+        finally:
+            reader.communicate("\n", timeout=30)
+        path = freed_object(b"b")
+        reader = _map_elsewhere(path)
+        assert spare.give(path, 1 << 20)
+        reader.communicate("\n", timeout=30)
+        got = spare.take(1 << 20)  # its reader is gone now: the file is handed out
+        assert got and os.path.getsize(got) == 1 << 20
+        _store.delete_object(got)
+    finally:
+        spare.close()

@@ -408,6 +408,7 @@ class ActorClient:
             self.cw.io_pool.submit(self._end_out_of_scope, conn.actor_id)
         if c is None:
             return
+        _args.answered(self.cw, c.prepared, r)
         _timeline.record((r,), {r.task_id: c}, conn.worker_address)
         if r.failed:
             self._complete_error(c, pb.ObjectValue(inline=r.error, is_error=True))

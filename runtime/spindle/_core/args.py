@@ -52,8 +52,7 @@ def prepare(cw: CoreWorker, args: tuple[Any, ...], kwargs: dict[str, Any], what:
                 arg.value.inline = ser.to_bytes()
         out.args.append(arg)
     for _, ref in out.deps:
-        if ref.owner_address == cw.address:
-            cw.shm.shared(ref.binary())
+        if ref.owner_address == cw.address:  # handed to the task: its answer says whether it let go (answered)
             cw.refs.pin(ref.binary())
             out.pinned.append(ref.binary())
     return out
@@ -89,6 +88,12 @@ def resolve(cw: CoreWorker, prepared: PreparedArgs, done: Callable[[pb.ObjectVal
     for index, ref in prepared.deps:
         cw.ensure_fetch(ref)
         cw.store.on_ready(ref.binary(), make_cb(index))
+
+
+def answered(cw: CoreWorker, prepared: PreparedArgs, result: pb.TaskResult) -> None:
+    """A run of the task answered: the arguments we own that it did not unmap may still be mapped there."""
+    if prepared.pinned:
+        cw.shm.answered(prepared.pinned, set(result.released_object_ids))
 
 
 def release(cw: CoreWorker, prepared: PreparedArgs) -> None:

@@ -187,6 +187,15 @@ class CoreWorker:
             return deserialize(ov.inline)
         return deserialize(self._map(ov))
 
+    def materialize_arg(self, ov: pb.ObjectValue, maps: list[tuple[bytes, memoryview]]) -> Any:
+        """A task argument in a store; when read in place from its owner's file on this node, the mapping is added
+        to ``maps`` so that the executor can unmap it after the run and tell the owner (who may reuse the file)."""
+        if not self.node_id or ov.location.node_id != self.node_id:
+            return self.materialize(ov)
+        view = self.shm.map(ov.object_id)
+        maps.append((ov.object_id, view))
+        return deserialize(view)
+
     def _map(self, ov: pb.ObjectValue) -> memoryview | bytes:
         loc = ov.location
         if loc.node_id == self.node_id and self.node_id:

@@ -32,6 +32,7 @@ import cloudpickle
 
 from spindle import _actor_death, _dispatch
 from spindle._core import actor_shutdown, gen_exec
+from spindle._core.store_client import unmap
 from spindle._core.task_events import error_fields
 from spindle._proto import pb
 from spindle._rpc.local_stream import FrameSocket
@@ -353,11 +354,18 @@ class Executor:
             fn = self.functions[spec.function_id] = cloudpickle.loads(spec.function_blob)
         return fn
 
-    def _resolve(self, args: Iterable[pb.Arg]) -> tuple[list[Any], dict[str, Any]]:
+    def _resolve(self, args: Iterable[pb.Arg], maps: list[tuple[bytes, memoryview]] | None = None,
+                 ) -> tuple[list[Any], dict[str, Any]]:
+        """The call's arguments; ``maps`` collects the owner's store files read in place (to unmap after the run)."""
         pos: list[Any] = []
         kw: dict[str, Any] = {}
         for a in args:
-            v = self.cw.materialize(a.value) if a.value.in_store or a.value.is_error else deserialize(a.value.inline)
+            if maps is not None and a.value.in_store and not a.value.is_error:
+                v = self.cw.materialize_arg(a.value, maps)
+            elif a.value.in_store or a.value.is_error:
+                v = self.cw.materialize(a.value)
+            else:
+                v = deserialize(a.value.inline)
             if a.keyword:
                 kw[a.keyword] = v
             else:
@@ -421,16 +429,9 @@ class Executor:
             return
         start = time.perf_counter()
         saved_env = _apply_env(spec.env_vars)
+        maps: list[tuple[bytes, memoryview]] = []
         try:
-            args, kwargs = self._resolve(spec.args)
-            fn = self._actor_method(spec.method) if spec.actor_id else self._function(spec)
-            self.ctx.function_name = self._function_name(spec)
-            if spec.generator:  # the generator's body runs (and can be cancelled) while it streams
-                result = self._call(spec.task_id, lambda: gen_exec.run(self, spec, fn(*args, **kwargs), sink, start),
-                                    [], {})
-            else:
-                value = self._call(spec.task_id, fn, args, kwargs)
-                result = self._result(spec, value, start)
+            result = self._run(spec, sink, start, maps)
         except (KeyboardInterrupt, TaskCancelledError) as e:
             if spec.task_id in self.cancelling or isinstance(e, TaskCancelledError):
                 result = pb.TaskResult(task_id=spec.task_id, failed=True, cancelled=True)
@@ -448,11 +449,23 @@ class Executor:
             _restore_env(saved_env)
             _flush_std()
             self._end(spec)
+        if maps:  # the arguments are gone with _run's frame: unmap their files before the owner hears back
+            result.released_object_ids.extend(unmap(maps))
         self.cw.events.finished(spec.task_id, spec.name, spec.job_id, spec.actor_id, *error_fields(result))
         sink.q.put(result)
         if self.exiting:
             self._flush_held()
             self._exit_now()
+
+    def _run(self, spec: pb.TaskSpec, sink: Sink, start: float, maps: list[tuple[bytes, memoryview]]) -> pb.TaskResult:
+        args, kwargs = self._resolve(spec.args, maps)
+        fn = self._actor_method(spec.method) if spec.actor_id else self._function(spec)
+        self.ctx.function_name = self._function_name(spec)
+        if spec.generator:  # the generator's body runs (and can be cancelled) while it streams
+            return self._call(spec.task_id,  # type: ignore[no-any-return]
+                              lambda: gen_exec.run(self, spec, fn(*args, **kwargs), sink, start), [], {})
+        value = self._call(spec.task_id, fn, args, kwargs)
+        return self._result(spec, value, start)
 
     def _actor_method(self, name: str) -> Any:
         """The actor's method, or one of the methods every actor has (``__ray_ready__``, ``__ray_call__``,

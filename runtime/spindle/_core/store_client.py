@@ -10,10 +10,12 @@ shared memory (spilled) asks the agent to restore it. A full store (memory and d
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import queue
 import threading
 import time
+from collections.abc import Container
 from typing import TYPE_CHECKING
 
 import grpc
@@ -27,6 +29,27 @@ if TYPE_CHECKING:
     from spindle._serialization import Serialized
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def unmap(maps: list[tuple[bytes, memoryview]]) -> list[bytes]:
+    """Close the mappings of store files a finished task read in place; the ids of those now unmapped.
+
+    A mapping that some value still uses (the task kept a view of it, or returned it) refuses to close: that
+    object is not reported, so its owner never reuses its file.
+    """
+    out = []
+    for oid, view in maps:
+        mm = view.obj
+        try:
+            view.release()
+            if not isinstance(mm, mmap.mmap):
+                continue
+            mm.close()
+        except BufferError:
+            continue
+        out.append(oid)
+    maps.clear()
+    return out
 
 
 class AgentUnreachable(Exception):
@@ -47,9 +70,19 @@ class StoreClient:
         self._private: set[bytes] = set()
 
     def shared(self, oid: bytes) -> None:
-        """``oid`` is about to be read here or handed to another process: its file must never be reused."""
+        """``oid`` is about to be read here or given to another process: its file must never be reused.
+
+        (Task arguments are judged by the task's answer instead, see ``answered``.)"""
         if self._private:
             self._private.discard(oid)
+
+    def answered(self, handed: list[bytes], released: Container[bytes]) -> None:
+        """A task that was handed ``handed`` (objects we own) answered, saying which files it unmapped: one it did
+        not (still in use there, or read from another node's copy) may stay mapped, so its file is never reused."""
+        if self._private:
+            for oid in handed:
+                if oid not in released:
+                    self._private.discard(oid)
 
     def recycle(self, oid: bytes, size: int) -> None:
         """The owner freed ``oid``: if no process ever mapped it, keep its file as the spare."""

@@ -331,6 +331,7 @@ class TaskSubmitter:
                 task = lease.inflight.pop(r.task_id, None)
                 if task is None:
                     continue
+                _args.answered(self.cw, task.prepared, r)
                 if r.returned:  # never started: it waited behind a long task
                     task.lease = None
                     if task.cancelled:
@@ -373,6 +374,7 @@ class TaskSubmitter:
             task = lease.inflight.get(r.task_id)
             if task is None or task.cancelled or not all(oid in self.cw.owned for oid in r.lost_object_ids):
                 return False
+            _args.answered(self.cw, task.prepared, r)
         if any(self.reconstruct(oid) for oid in r.lost_object_ids):
             return False  # some cannot be rebuilt: the task fails with the ObjectLostError it reported
         with self.lock:
