@@ -23,12 +23,15 @@ from spindle._rpc.net import free_port, new_token
 
 
 def service_setup(role: str) -> str:
-    """Common start of the head and agent processes: logging, the fd limit, the cluster token (required)."""
+    """Common start of the head and agent processes: logging, the fd limit, stack dumps, the cluster token."""
     import logging
 
     from spindle._rpc.net import raise_fd_limit
 
     raise_fd_limit()  # before the agent starts its workers, so they inherit it
+    from spindle import _stacks
+
+    _stacks.install()  # kill -USR1 prints every thread's stack to our log
 
     token = os.environ.get("SPINDLE_TOKEN", "")
     if not token:

@@ -82,8 +82,12 @@ class CoreWorker:
 
             self.node_watch = NodeWatch(self)
         set_counter(self)
-        if os.environ.get("SPINDLE_DEBUG"):
-            signal.signal(signal.SIGUSR1, lambda *_: sys.stderr.write(
+        if mode == "driver":
+            from spindle import _stacks
+
+            _stacks.install(library=True)  # kill -USR1 prints the driver's stacks, unless the program uses USR1
+        if os.environ.get("SPINDLE_DEBUG") and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGUSR2, lambda *_: sys.stderr.write(
                 f"[{self.mode} {os.getpid()}] {self.submitter.debug_state()}\n"))
 
     @property

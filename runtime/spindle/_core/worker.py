@@ -15,6 +15,7 @@ import time
 
 import grpc
 
+from spindle import _stacks
 from spindle._core import context as _context
 from spindle._core.core_worker import CoreWorker
 from spindle._core.executor import Executor
@@ -99,6 +100,7 @@ def main() -> None:
     die_with_parent()  # SIGKILL when the agent dies, even if this worker's Python is stuck in C code
     env = os.environ
     to_file = redirect_output(env.get("SPINDLE_LOG_DIR", ""), env["SPINDLE_WORKER_ID"])
+    _stacks.install()  # kill -USR1 prints every thread's stack to the worker's .err log
     token = env["SPINDLE_TOKEN"]
     agent_address = env["SPINDLE_AGENT_ADDRESS"]
     ip = env.get("SPINDLE_NODE_IP", "127.0.0.1")

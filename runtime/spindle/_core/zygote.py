@@ -24,7 +24,7 @@ import select
 import signal
 import sys
 
-from spindle import _lifeline
+from spindle import _lifeline, _stacks
 
 
 def _preload() -> None:
@@ -79,6 +79,7 @@ def main() -> None:
     in_fd = os.dup(0)
     out_fd = os.dup(1)
     os.dup2(2, 1)
+    _stacks.install()  # kill -USR1 prints the zygote's stacks to stderr
     _preload()
     r_wake, w_wake = os.pipe()
     os.set_blocking(r_wake, False)
