@@ -312,7 +312,7 @@ class ActorClient:
             out, call = _LocalOut(fs, conn, self), _LocalCall(fs)
         else:
             out = queue.SimpleQueue()
-            stub = rpc.CoreWorkerStub(self.cw.channels.get(info.worker_address))
+            stub = self.cw.channels.stub(info.worker_address, rpc.CoreWorkerStub)
             call = stub.PushTasks(batched(out), metadata=self.cw.md)
         with self.lock:
             conn.out = out

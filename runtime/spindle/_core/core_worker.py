@@ -28,7 +28,7 @@ from spindle._core.object_ref import ObjectRef, set_counter
 from spindle._core.store_client import AgentUnreachable, StoreClient
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
-from spindle._rpc.transfer import fetch_stream
+from spindle._rpc.transfer import fetch_call, fetch_stream
 from spindle._serialization import deserialize, pickle_error, serialize
 from spindle.exceptions import GetTimeoutError, ObjectLostError, ObjectStoreFullError, OwnerDiedError
 
@@ -102,13 +102,13 @@ class CoreWorker:
 
     # ---------------------------------------------------------------- stubs
     def head(self) -> rpc.HeadStub:
-        return rpc.HeadStub(self.channels.get(self.head_address))
+        return self.channels.stub(self.head_address, rpc.HeadStub)
 
     def _report_events(self, batch: pb.TaskEventBatch) -> None:
         self.head().ReportTaskEvents(batch, metadata=self.md, timeout=10)
 
     def agent(self, address: str | None = None) -> rpc.NodeAgentStub:
-        return rpc.NodeAgentStub(self.channels.get(address or self.agent_address))
+        return self.channels.stub(address or self.agent_address, rpc.NodeAgentStub)
 
     # ---------------------------------------------------------------- ref counting protocol
     def add_local_ref(self, oid: bytes) -> None:
@@ -222,7 +222,7 @@ class CoreWorker:
                 raise ObjectLostError(ov.object_id.hex(), reply.message)
             return self.shm.map(ov.object_id)
         try:  # a driver with no node of its own: stream the value into memory
-            chunks = fetch_stream(self.channels.get(loc.agent_address), pb.FetchRequest(object_id=ov.object_id),
+            chunks = fetch_stream(self.channels.stub(loc.agent_address, fetch_call), pb.FetchRequest(object_id=ov.object_id),
                                   self.md, 600)
             return b"".join(chunks)
         except grpc.RpcError as e:
@@ -240,7 +240,7 @@ class CoreWorker:
         self.io_pool.submit(self._fetch_from_owner, oid, ref.owner_address)
 
     def _fetch_from_owner(self, oid: bytes, owner: str) -> None:
-        stub = rpc.CoreWorkerStub(self.channels.get(owner))
+        stub = self.channels.stub(owner, rpc.CoreWorkerStub)
         try:
             while not self.closed:
                 ov = stub.GetObject(pb.GetObjectRequest(object_id=oid, timeout_s=20), metadata=self.md, timeout=60)

@@ -34,7 +34,7 @@ from spindle._core.lineage import Lineage
 from spindle._core.task_events import exception_error_type
 from spindle._core.task_records import KeyQueue, Lease, Task, cancelled_error, load_error, resources_of, strategy_of
 from spindle._proto import pb, rpc
-from spindle._rpc.channels import batched
+from spindle._rpc.channels import CHANNEL_OPTIONS, batched
 from spindle._scheduling import task_should_retry
 from spindle.exceptions import NodeDiedError, RuntimeEnvSetupError, WorkerCrashedError
 
@@ -200,6 +200,10 @@ class TaskSubmitter:
                                       runtime_env=q.runtime_env)
                 try:
                     reply = cw.agent(address).RequestLease(req, metadata=cw.md, timeout=30)
+                except ValueError:  # our channels were closed under us: this process is shutting down
+                    if self.closed:
+                        return
+                    raise
                 except grpc.RpcError as e:
                     log.debug("lease request to %s failed: %s", address, e.code())
                     if e.code() == grpc.StatusCode.UNAVAILABLE:
@@ -257,11 +261,16 @@ class TaskSubmitter:
 
     def _granted(self, q: KeyQueue, reply: pb.LeaseReply, agent_address: str) -> None:
         lease = Lease(reply.lease_id, reply.worker_address, agent_address, q.key)  # granted: its node takes work
-        stub = rpc.CoreWorkerStub(self.cw.channels.get(reply.worker_address))
-        call = stub.PushTasks(batched(lease.out),
-                              metadata=(*self.cw.md, ("x-spindle-lease", reply.lease_id.hex()),
-                                        ("x-spindle-resources", json.dumps(q.resources)),
-                                        ("x-spindle-namespace", self.cw.namespace)))
+        try:
+            stub = self.cw.channels.stub(reply.worker_address, rpc.CoreWorkerStub)
+            call = stub.PushTasks(batched(lease.out),
+                                  metadata=(*self.cw.md, ("x-spindle-lease", reply.lease_id.hex()),
+                                            ("x-spindle-resources", json.dumps(q.resources)),
+                                            ("x-spindle-namespace", self.cw.namespace)))
+        except (ValueError, grpc.RpcError):  # our channels were closed under us (shutdown): the lease goes back
+            lease.dead = True
+            self._return_lease(lease, False)
+            return
         lease.call = call
         threading.Thread(target=self._read, args=(q, lease, call), daemon=True, name="spindle-results").start()
         with self.lock:
@@ -523,11 +532,17 @@ class TaskSubmitter:
             self.children.pop(task_id, None)
 
     def _return_lease(self, lease: Lease, failed: bool) -> None:
+        request = pb.ReturnLeaseRequest(lease_id=lease.lease_id, worker_failed=failed)
         try:
-            self.cw.agent(lease.agent_address).ReturnLease(
-                pb.ReturnLeaseRequest(lease_id=lease.lease_id, worker_failed=failed), metadata=self.cw.md, timeout=10)
-        except grpc.RpcError:
-            pass
+            self.cw.agent(lease.agent_address).ReturnLease(request, metadata=self.cw.md, timeout=10)
+        except (grpc.RpcError, ValueError):  # unreachable, or our channels were closed under us (shutdown)
+            if not self.cw.channels.closed:
+                return  # the agent takes back a lease whose holder is gone (its stream closes, or is never opened)
+            try:  # shutting down: one short-lived channel, so the node lends the worker again now
+                with grpc.insecure_channel(lease.agent_address, options=CHANNEL_OPTIONS) as ch:
+                    rpc.NodeAgentStub(ch).ReturnLease(request, metadata=self.cw.md, timeout=5)
+            except grpc.RpcError:
+                pass
 
     def _idle_loop(self) -> None:
         while not self.closed:

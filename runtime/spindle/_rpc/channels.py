@@ -8,7 +8,13 @@ without the token cannot make a server buffer a large message: the server holds 
 HTTP/2 flow-control window of it. Servers also close connections that stay idle, that never
 finish the HTTP/2 handshake, or whose peer stopped answering keepalive pings, and accept at most
 as many connections as their file-descriptor budget allows (see ``net.incoming_connection_cap``).
-Channels are cached per address: one HTTP/2 connection per peer.
+Channels are cached per address: one HTTP/2 connection per peer. Stubs come from ``Channels.stub``,
+which never builds one on a channel that ``close`` has closed: gRPC (1.85) crashes the whole process
+with a segmentation fault when a stub or call object is created on a closed channel, and a background
+thread of a process that is shutting down does exactly that unless creation and closing exclude each
+other. After ``close``, ``stub`` raises ``ChannelsClosed``, an ``RpcError`` (CANCELLED) that every
+caller already handles; a call through a stub whose channel was closed afterwards raises gRPC's
+``ValueError``.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import hmac
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -34,6 +40,20 @@ from spindle._rpc.net import (
 __all__ = ["free_port", "new_token", "routable_ip"]
 
 TOKEN_KEY = "x-spindle-token"
+S = TypeVar("S")
+
+
+class ChannelsClosed(grpc.RpcError):
+    """Raised by ``Channels.stub`` once the process's channels are closed: its RPCs end as CANCELLED."""
+
+    def __init__(self, address: str):
+        super().__init__(f"no RPC to {address}: this process's channels are closed (it is shutting down)")
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.CANCELLED
+
+    def details(self) -> str:
+        return str(self)
 MAX_MESSAGE = 512 * 1024 * 1024
 
 CHANNEL_OPTIONS = [
@@ -124,7 +144,27 @@ class Channels:
     def __init__(self, token: str):
         self.metadata = ((TOKEN_KEY, token),)
         self._channels: dict[str, grpc.Channel] = {}
+        self._stubs: dict[tuple[str, Callable[[grpc.Channel], Any]], Any] = {}
         self._lock = threading.Lock()
+        self.closed = False
+
+    def stub(self, address: str, make: Callable[[grpc.Channel], S]) -> S:
+        """``make(channel)`` for the peer at ``address`` (a stub class, or a function making a call object),
+        made once and cached; ``ChannelsClosed`` once ``close`` has run (this process is shutting down)."""
+        key = (address, make)
+        cached: S | None = self._stubs.get(key)
+        if cached is not None:
+            return cached
+        with self._lock:
+            if self.closed:
+                raise ChannelsClosed(address)
+            made: S | None = self._stubs.get(key)
+            if made is None:
+                ch = self._channels.get(address)
+                if ch is None:
+                    ch = self._channels[address] = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                made = self._stubs[key] = make(ch)
+            return made
 
     def get(self, address: str) -> grpc.Channel:
         ch = self._channels.get(address)
@@ -139,13 +179,17 @@ class Channels:
     def drop(self, address: str) -> None:
         with self._lock:
             ch = self._channels.pop(address, None)
+            for key in [k for k in self._stubs if k[0] == address]:
+                del self._stubs[key]
         if ch is not None:
             ch.close()
 
     def close(self) -> None:
         with self._lock:
+            self.closed = True
             chans = list(self._channels.values())
             self._channels.clear()
+            self._stubs.clear()
         for ch in chans:
             ch.close()
 

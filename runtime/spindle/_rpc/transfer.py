@@ -90,8 +90,13 @@ def add_agent_servicer(servicer: Any, server: grpc.Server) -> None:
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
 
 
-def fetch_stream(channel: grpc.Channel, request: pb.FetchRequest, metadata: Any,
-                 timeout: float) -> Iterator[memoryview]:
-    call = channel.unary_stream(FETCH_METHOD, request_serializer=pb.FetchRequest.SerializeToString,
+def fetch_call(channel: grpc.Channel) -> Any:
+    """The FetchObject call object of ``channel`` (what ``Channels.stub`` caches per peer)."""
+    return channel.unary_stream(FETCH_METHOD, request_serializer=pb.FetchRequest.SerializeToString,
                                 response_deserializer=decode_chunk)
+
+
+def fetch_stream(channel: Any, request: pb.FetchRequest, metadata: Any, timeout: float) -> Iterator[memoryview]:
+    """Stream an object's chunks; ``channel`` is a channel, or the call object ``fetch_call`` made of one."""
+    call = fetch_call(channel) if isinstance(channel, grpc.Channel) else channel
     return iter(call(request, metadata=metadata, timeout=timeout))
