@@ -118,6 +118,26 @@ class Kind:
                     parts.append(f"===== logs of the previous container {ns}/{pod}\n{prev}")
         return "\n".join(parts)
 
+    def stacks(self, namespace: str, selector: str) -> str:
+        """Every thread's stack of the Spindle processes and e2e drivers in the running pods matching ``selector``,
+        with the tails of their log files (tests/e2e/pod_stacks.py): what a timed-out test reports."""
+        script = (ROOT / "tests/e2e/pod_stacks.py").read_text()
+        parts = []
+        try:
+            pods = [p["metadata"]["name"] for p in self.pods(namespace, selector) if p["status"].get("phase") == "Running"]
+        except subprocess.CalledProcessError as exc:
+            return f"===== cannot list pods {selector}: {exc.stderr}"
+        for pod in pods:
+            try:
+                proc = self.kubectl("exec", "-i", "-n", namespace, pod, "--", "python", "-", stdin=script, check=False,
+                                    timeout=120)
+                out = proc.stdout + proc.stderr
+            except subprocess.TimeoutExpired:
+                out = "(kubectl exec timed out)"
+            logs = self._text(["logs", "-n", namespace, pod, "--all-containers", "--tail=300"])
+            parts.append(f"===== stacks and logs in {namespace}/{pod}\n{out}\n===== container log of {pod}\n{logs}")
+        return "\n".join(parts) or f"===== no running pod matches {selector}"
+
     def _text(self, args: list[str]) -> str:
         try:
             proc = self.kubectl(*args, check=False, timeout=60)

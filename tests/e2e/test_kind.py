@@ -110,8 +110,11 @@ def job_finished(kind: Kind, name: str) -> str | None:
 
 
 def job_output(kind: Kind, name: str, timeout: float = READY_TIMEOUT) -> str:
-    result = wait_for(lambda: job_finished(kind, name), f"job {name} to finish", timeout,
-                      describe=lambda: kind.kubectl("describe", "job", name, "-n", NAMESPACE, check=False).stdout)
+    def describe() -> str:  # a hung job says where: every process's stacks, the driver's and the cluster's
+        return "\n".join([kind.kubectl("describe", "job", name, "-n", NAMESPACE, check=False).stdout,
+                          kind.stacks(NAMESPACE, f"job-name={name}"), kind.stacks(NAMESPACE, CLUSTER)])
+
+    result = wait_for(lambda: job_finished(kind, name), f"job {name} to finish", timeout, describe=describe)
     logs = kind.kubectl("logs", "-n", NAMESPACE, f"job/{name}").stdout
     assert result == "Complete", f"job {name} failed; its output:\n{logs}"
     return logs

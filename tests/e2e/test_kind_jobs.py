@@ -27,6 +27,9 @@ START, END, CHUNK = 1_000_000, 1_200_000, 20_000
 ENTRYPOINT = f"python /opt/spindle/examples/primes.py --start {START} --end {END} --chunk-size {CHUNK}"
 EXPECTED = f"Primes between {START:,} and {END:,}: {count_primes(START, END)}"
 JOB_TIMEOUT = 600
+# the job's own deadline is later than the test's wait, so a hung job is still running when the wait gives up
+# and the failure shows its processes' stacks (kind.stacks), not a submitter already killed by the deadline
+DEADLINE_S = JOB_TIMEOUT + 180
 
 
 def minimal_spec() -> dict[str, Any]:
@@ -36,7 +39,7 @@ def minimal_spec() -> dict[str, Any]:
 
 def spindle_job(name: str, **spec: Any) -> str:
     return yaml.safe_dump({"apiVersion": "spindle.dev/v1alpha1", "kind": "SpindleJob", "metadata": {"name": name},
-                           "spec": {"entrypoint": ENTRYPOINT, "activeDeadlineSeconds": JOB_TIMEOUT, **spec}})
+                           "spec": {"entrypoint": ENTRYPOINT, "activeDeadlineSeconds": DEADLINE_S, **spec}})
 
 
 def job_status(kind: Kind, name: str) -> dict[str, Any]:
@@ -44,14 +47,17 @@ def job_status(kind: Kind, name: str) -> dict[str, Any]:
     return status
 
 
-def wait_finished(kind: Kind, name: str) -> dict[str, Any]:
+def wait_finished(kind: Kind, name: str, cluster: str) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         status = job_status(kind, name)
         return status if status.get("jobDeploymentStatus") in ("Complete", "Failed") else None
 
-    return wait_for(probe, f"SpindleJob {name} to finish", JOB_TIMEOUT,
-                    describe=lambda: kind.kubectl("get", "spj,spc,jobs,pods", "-n", NAMESPACE, "-o", "wide",
-                                                  check=False).stdout)
+    def describe() -> str:  # a hung job says where: the stacks of the submitter, the head (driver) and workers
+        return "\n".join([kind.kubectl("get", "spj,spc,jobs,pods", "-n", NAMESPACE, "-o", "wide", check=False).stdout,
+                          kind.stacks(NAMESPACE, f"job-name={name}-submit-1"),
+                          kind.stacks(NAMESPACE, f"spindle.dev/cluster={cluster}")])
+
+    return wait_for(probe, f"SpindleJob {name} to finish", JOB_TIMEOUT, describe=describe)
 
 
 def check_succeeded(kind: Kind, name: str, status: dict[str, Any]) -> None:
@@ -81,7 +87,7 @@ def test_a_spindlejob_with_its_own_cluster_runs_primes_and_the_cluster_is_delete
                              kind.pods(NAMESPACE, f"spindle.dev/cluster={cluster},spindle.dev/node-type=worker")),
                  f"a running worker pod of the owned cluster {cluster}", READY_TIMEOUT,
                  describe=lambda: kind.kubectl("get", "spj,spc,pods", "-n", NAMESPACE, check=False).stdout)
-        status = wait_finished(kind, name)
+        status = wait_finished(kind, name, cluster)
         check_succeeded(kind, name, status)
         assert status["clusterName"] == cluster
 
@@ -107,7 +113,7 @@ def test_a_spindlejob_with_a_cluster_selector_runs_on_an_existing_cluster_and_le
         wait_for(lambda: (kind.get("spc", cluster, "-n", NAMESPACE).get("status") or {}).get("state") == "Ready",
                  f"cluster {cluster} Ready", READY_TIMEOUT)
         kind.apply(NAMESPACE, spindle_job(name, clusterSelector={"spindle.dev/cluster": cluster}))
-        status = wait_finished(kind, name)
+        status = wait_finished(kind, name, cluster)
         check_succeeded(kind, name, status)
         assert status["clusterName"] == cluster
         # the head keeps the job's record: its own CLI in the head pod reports it
