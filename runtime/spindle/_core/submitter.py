@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("spindle")
 
 LEASE_IDLE_S = 0.2
+LEASE_FAILING_WARN_S = 30.0
 MAX_LEASES_PER_KEY = 256
 
 
@@ -205,7 +206,7 @@ class TaskSubmitter:
                         return
                     raise
                 except grpc.RpcError as e:
-                    log.debug("lease request to %s failed: %s", address, e.code())
+                    self._lease_request_failed(q, address, e)
                     if e.code() == grpc.StatusCode.UNAVAILABLE:
                         cw.agent_unreachable(address)
                     if self._no_node(q):
@@ -215,6 +216,7 @@ class TaskSubmitter:
                     delay = min(delay * 2, 1.0)
                     continue
                 cw.failover.ok()
+                q.failing_since = 0.0
                 if reply.status == "GRANTED":
                     self._granted(q, reply, address)
                     return
@@ -234,6 +236,20 @@ class TaskSubmitter:
         finally:
             with self.lock:
                 q.requesting -= 1
+
+    def _lease_request_failed(self, q: KeyQueue, address: str, e: grpc.RpcError) -> None:
+        """Tasks waiting because node agents do not answer are never a silent hang: say so every minute."""
+        now = time.monotonic()
+        if not q.failing_since:
+            q.failing_since = now
+        log.debug("lease request to %s failed: %s", address, e.code())
+        waited = now - q.failing_since
+        if waited >= LEASE_FAILING_WARN_S and now - q.failure_warned >= LEASE_FAILING_WARN_S:
+            q.failure_warned = now
+            log.warning("spindle: %d task(s) needing %s have waited %.0f s for a worker: lease requests to the node "
+                        "agent at %s fail (%s: %s). Check that node with 'spindle status' and its agent log; the "
+                        "driver keeps trying.", len(q.tasks), q.resources, waited, address, e.code().name,
+                        e.details())
 
     def _fail_queue(self, q: KeyQueue, error: bytes, text: str) -> None:
         with self.lock:
@@ -313,6 +329,13 @@ class TaskSubmitter:
         except grpc.RpcError as e:
             if not self.closed:
                 self._lease_failed(q, lease, f"{e.code().name}: {e.details()}")
+            return
+        except Exception as e:  # a bug handling a result must not strand this lease's tasks: place them again
+            log.exception("spindle: handling results from worker %s failed", lease.worker_address)
+            if not self.closed:
+                self._lease_failed(q, lease, f"the driver could not handle its results ({type(e).__name__}: {e})")
+                if lease.call is not None:
+                    lease.call.cancel()
             return
         if not lease.dead and not self.closed:
             self._lease_failed(q, lease, "the worker closed the stream")

@@ -63,6 +63,8 @@ class KeyQueue:
     leases: list[Lease] = field(default_factory=list)
     requesting: int = 0
     warned: bool = False
+    failing_since: float = 0.0  # when lease requests started failing (0: the last one went through)
+    failure_warned: float = 0.0  # when the driver last said so
     runtime_env: pb.RuntimeEnvSpec = field(default_factory=pb.RuntimeEnvSpec)  # dedicated workers, if key set
 
 
