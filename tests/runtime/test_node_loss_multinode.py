@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import spindle
+from spindle.exceptions import ActorDiedError
 from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tests.netns_harness.spindle_nodes import start_node
 from tests.runtime._nodes import wait_until
@@ -70,3 +71,35 @@ def test_work_on_a_node_cut_off_from_the_network_moves_to_a_live_node(three_host
     wait_until(lambda: any(n["NodeID"] == b and not n["Alive"] for n in spindle.nodes()), 60, "b declared dead")
     assert spindle.get(ref, timeout=120) == three_hosts["a"]
     assert spindle.get(actor.node.remote(), timeout=120) == three_hosts["a"]
+
+
+@spindle.remote(max_restarts=1, max_task_retries=1)
+class Worker:
+    def work(self, flag: str, delay: float) -> str:
+        Path(flag).write_text("started")
+        time.sleep(delay)
+        return spindle.get_runtime_context().get_node_id()
+
+    def node(self) -> str:
+        return spindle.get_runtime_context().get_node_id()
+
+
+def test_actor_calls_in_flight_on_a_vanished_node_are_retried_on_the_restarted_actor_within_max_task_retries(
+        three_hosts: dict[str, Any], tmp_path: Path) -> None:
+    a, b = three_hosts["a"], three_hosts["b"]
+    soft_b = NodeAffinitySchedulingStrategy(node_id=b, soft=True)
+    retried = Worker.options(scheduling_strategy=soft_b).remote()
+    unretried = Worker.options(scheduling_strategy=soft_b, max_restarts=0, max_task_retries=0).remote()
+    assert spindle.get([retried.node.remote(), unretried.node.remote()], timeout=60) == [b, b]
+    flag1, flag2 = tmp_path / "flag1", tmp_path / "flag2"
+    in_flight = retried.work.remote(str(flag1), 5.0)
+    queued = retried.node.remote()  # sent behind the running call
+    lost = unretried.work.remote(str(flag2), 5.0)
+    wait_until(lambda: flag1.exists() and flag2.exists(), 60, "both calls to start on b")
+    three_hosts["b_host"].run(["ip", "link", "set", "eth0", "down"], check=True)  # b vanishes from the network
+    assert spindle.get(in_flight, timeout=120) == a  # run again by the actor restarted on a
+    assert spindle.get(queued, timeout=120) == a
+    with pytest.raises(ActorDiedError, match=f"its node has died. Node Id: {b}"):
+        spindle.get(lost, timeout=120)
+    with pytest.raises(ActorDiedError, match=f"its node has died. Node Id: {b}"):
+        spindle.get(unretried.node.remote(), timeout=120)
