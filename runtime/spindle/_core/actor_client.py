@@ -27,7 +27,7 @@ from spindle._core import timeline as _timeline
 from spindle._proto import pb, rpc
 from spindle._rpc import local_stream
 from spindle._rpc.channels import batched
-from spindle.exceptions import ActorUnavailableError
+from spindle.exceptions import ActorUnavailableError, TaskCancelledError
 
 if TYPE_CHECKING:
     from spindle._core.core_worker import CoreWorker
@@ -42,6 +42,7 @@ class ActorCall:
     retries_left: int
     ready: bool = False
     error: pb.ObjectValue | None = None
+    cancelled: bool = False  # cancel() while in flight: its result, whatever it is, reads TaskCancelledError
 
 
 @dataclass
@@ -178,6 +179,31 @@ class ActorClient:
             pass  # the head is gone: the actor ends with its job
         with self.lock:
             self.conns.pop(actor_id, None)
+
+    def cancel(self, oid: bytes, force: bool, recursive: bool) -> bool:
+        """Cancel the call returning ``oid`` (see ``_core.cancel``); False if no call of ours returns it."""
+        with self.lock:
+            found = next(((conn, c) for conn in self.conns.values()
+                          for c in [*conn.queue, *conn.inflight.values()] if oid in c.spec.return_ids), None)
+            if found is None:
+                return False
+            if force:
+                raise ValueError("force=True is not supported for actor tasks.")
+            conn, c = found
+            queued = c in conn.queue
+            if queued:
+                conn.queue.remove(c)
+            else:
+                c.cancelled = True
+                if conn.state == "ALIVE":
+                    conn.out.put(pb.TaskBatch(cancel_task_ids=[c.spec.task_id], cancel_recursive=recursive))
+        if queued:
+            self._complete_error(c, self._cancelled_value(c))
+        return True
+
+    def _cancelled_value(self, c: ActorCall) -> pb.ObjectValue:
+        tid = c.spec.task_id.hex()
+        return self.cw.error_value(b"", TaskCancelledError(tid, f"Task {c.spec.name!r} ({tid}) was cancelled."))
 
     def kill(self, actor_id: bytes, no_restart: bool) -> None:
         with self.lock:  # calls made from now on wait for the head's verdict (restarted or dead), not the old stream
@@ -410,6 +436,9 @@ class ActorClient:
             return
         _args.answered(self.cw, c.prepared, r)
         _timeline.record((r,), {r.task_id: c}, conn.worker_address)
+        if r.cancelled or c.cancelled:  # as in Ray, also a sync call that ran on to the end
+            self._complete_error(c, self._cancelled_value(c))
+            return
         if r.failed:
             self._complete_error(c, pb.ObjectValue(inline=r.error, is_error=True))
             return

@@ -326,7 +326,9 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
         object_ref = object_ref.completed()
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel() expects an ObjectRef or ObjectRefGenerator, got {type(object_ref).__name__}")
-    _context.core_or_init().submitter.cancel(object_ref.binary(), force, recursive)
+    from spindle._core.cancel import cancel as cancel_ref
+
+    cancel_ref(_context.core_or_init(), object_ref, force, recursive)
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:

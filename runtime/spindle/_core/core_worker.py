@@ -399,6 +399,15 @@ class CoreWorkerServicer(rpc.CoreWorkerServicer):
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "this process is a driver; it does not host actors")
         return self.cw.executor.create_actor(request)
 
+    def CancelTask(self, request: pb.CancelTaskRequest, context: Any) -> pb.Empty:
+        from spindle._core.cancel import cancel_owned
+
+        try:
+            cancel_owned(self.cw, request.object_id, request.force, request.recursive)
+        except ValueError as e:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        return pb.Empty()
+
     def Exit(self, request: pb.Empty, context: Any) -> pb.Empty:
         import os
 

@@ -32,6 +32,7 @@ import cloudpickle
 
 from spindle import _actor_death, _dispatch
 from spindle._core import actor_shutdown, gen_exec
+from spindle._core.cancel import cancel_actor_call
 from spindle._core.store_client import unmap
 from spindle._core.task_events import error_fields
 from spindle._proto import pb
@@ -169,6 +170,8 @@ class Executor:
         self.exiting = False  # no more calls start; the main loop ends and runs actor_shutdown.run
         self.exit_requested = False
         self.async_calls: set[Any] = set()  # an async actor's calls submitted to its loop (futures)
+        self.actor_queued: set[bytes] = set()  # actor calls received, not started (cancel drops them)
+        self.async_tasks: dict[bytes, asyncio.Task[Any]] = {}  # an async actor's running calls (cancel)
         self.actor_incarnation = 0
         self.gen_acks = gen_exec.Acks()
         threading.Thread(target=self._give_back_loop, daemon=True, name="spindle-give-back").start()
@@ -223,6 +226,8 @@ class Executor:
             for t in tasks:
                 if not t.actor_id:
                     self.pending[t.task_id] = sink
+                else:
+                    self.actor_queued.add(t.task_id)
             if self.pending and not self.watching:  # wake the give-back thread (once per busy spell)
                 self.watching = True
                 self.lock.notify_all()
@@ -252,6 +257,9 @@ class Executor:
                     sink.q.put(pb.TaskResult(task_id=tid, returned=True))
 
     def cancel(self, task_id: bytes, force: bool, recursive: bool, sink: Sink) -> None:
+        if self.actor_spec is not None:
+            cancel_actor_call(self, task_id, recursive, sink)
+            return
         with self.lock:
             if self.pending.pop(task_id, None) is not None:  # queued here, not started: it never runs
                 self.skip.add(task_id)
@@ -382,6 +390,7 @@ class Executor:
                 self.skip.discard(spec.task_id)
                 return False
             self.pending.pop(spec.task_id, None)
+            self.actor_queued.discard(spec.task_id)
             if sink.closed and not spec.actor_id:
                 return False  # nobody is waiting for this result any more
             ident = threading.get_ident()
@@ -487,6 +496,14 @@ class Executor:
         async with sem:
             if self.exiting:  # queued behind exit_actor(): never runs (the caller learns the actor died)
                 return
+            with self.lock:
+                if spec.task_id in self.skip:  # cancelled while queued: already answered
+                    self.skip.discard(spec.task_id)
+                    return
+                self.actor_queued.discard(spec.task_id)
+                me = asyncio.current_task()
+                if me is not None:
+                    self.async_tasks[spec.task_id] = me
             start = time.perf_counter()
             self.ctx.task_id, self.ctx.sink, self.ctx.name = spec.task_id, sink, spec.name
             self.cw.events.running(spec.task_id, spec.name, spec.job_id, spec.actor_id)
@@ -506,6 +523,8 @@ class Executor:
                 result = self._exit_result(spec)
             except BaseException as e:  # noqa: BLE001
                 result = self._error_result(spec, e, start)
+            with self.lock:
+                self.async_tasks.pop(spec.task_id, None)
             _flush_std()
             self.cw.events.finished(spec.task_id, spec.name, spec.job_id, spec.actor_id, *error_fields(result))
             sink.q.put(result)
