@@ -2,7 +2,8 @@
 a submitter pod runs `spindle job submit` against its head service, examples/primes.py (shipped in the
 runtime image, where a user finds it) runs as the driver in real pods, the status reaches SUCCEEDED, and
 the owned cluster is deleted afterwards (shutdownAfterJobFinishes); a second job runs on an existing
-cluster picked by clusterSelector and leaves it running.
+cluster picked by clusterSelector and leaves it running; a third is submitted by the operator itself
+(submissionMode HTTPMode), with no submitter pod.
 
 Self-contained (its own clusters and names), so it can run alone with ``-k`` or after test_kind.py.
 """
@@ -126,3 +127,25 @@ def test_a_spindlejob_with_a_cluster_selector_runs_on_an_existing_cluster_and_le
     finally:
         kind.kubectl("delete", "spj", name, "-n", NAMESPACE, "--wait=false", check=False)
         kind.kubectl("delete", "spc", cluster, "-n", NAMESPACE, "--wait=true", check=False, timeout=300)
+
+
+def test_an_http_mode_spindlejob_is_submitted_by_the_operator_itself_without_a_submitter_pod(kind: Kind) -> None:
+    name = "primes-http"
+    cluster = f"{name}-cluster"
+    kind.apply(NAMESPACE, spindle_job(name, clusterSpec=minimal_spec(), shutdownAfterJobFinishes=True,
+                                      submissionMode="HTTPMode"))
+    try:
+        status = wait_finished(kind, name)
+        assert status["jobDeploymentStatus"] == "Complete", status
+        assert status["jobStatus"] == "SUCCEEDED" and status["attempt"] == 1 and status["startTime"] <= status["endTime"]
+        uid = kind.get("spj", name, "-n", NAMESPACE)["metadata"]["uid"]
+        assert status["jobId"] == f"{name}-{uid[:8]}-1"
+        jobs = kind.kubectl("get", "jobs", "-n", NAMESPACE, "-l", f"spindle.dev/job={name}", "-o", "name").stdout
+        assert jobs.strip() == ""  # the operator talked to the head's job API: no submitter Job
+        events = kind.kubectl("get", "events", "-n", NAMESPACE, "--field-selector",
+                              f"involvedObject.name={name}", "-o", "jsonpath={.items[*].reason}").stdout.split()
+        assert "Submitted" in events and "JobSucceeded" in events, events
+        wait_for(lambda: kind.kubectl("get", "spc", cluster, "-n", NAMESPACE, check=False).returncode != 0,
+                 f"the owned cluster {cluster} to be deleted", READY_TIMEOUT)
+    finally:
+        kind.kubectl("delete", "spj", name, "-n", NAMESPACE, "--wait=true", check=False, timeout=300)
