@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -53,7 +54,7 @@ def _measure(client: Any, entrypoint: str, runs: int) -> dict[str, Any]:
 
     def stats(xs: list[float]) -> dict[str, float]:
         xs = sorted(xs)
-        return {"median_ms": round(statistics.median(xs), 1), "p90_ms": round(xs[int(0.9 * (len(xs) - 1))], 1)}
+        return {"median_ms": round(statistics.median(xs), 1), "p90_ms": round(xs[max(0, math.ceil(0.9 * len(xs)) - 1)], 1)}  # nearest rank
 
     return {"to_running": stats(running), "to_succeeded": stats(done), "runs": runs}
 
@@ -92,16 +93,21 @@ def run_ray(runs: int) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="ray-jobs-bench-")
     port, dash = free_port(), free_port()
     ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
-    subprocess.run([ray_bin, "start", "--head", f"--port={port}", f"--dashboard-port={dash}", "--num-cpus=2",
-                    f"--temp-dir={tmp}", "--include-dashboard=true", "--disable-usage-stats"],
-                   check=True, capture_output=True, timeout=300)
+    # --block keeps `ray start` as the leader of the process group of everything it starts, so the cleanup
+    # below stops exactly this Ray (`ray stop --force` would stop every Ray on the machine)
+    head = subprocess.Popen([ray_bin, "start", "--head", "--block", f"--port={port}", f"--dashboard-port={dash}",
+                             "--num-cpus=2", f"--temp-dir={tmp}", "--include-dashboard=true",
+                             "--disable-usage-stats"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while True:
             try:
                 client = JobSubmissionClient(f"http://127.0.0.1:{dash}")
                 break
             except Exception:
+                if head.poll() is not None:
+                    raise RuntimeError(f"`ray start --head` exited with {head.returncode}; see {tmp}") from None
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
@@ -109,8 +115,32 @@ def run_ray(runs: int) -> dict[str, Any]:
         out["version"] = ray.__version__
         return out
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, timeout=120)
+        _stop_ray(head, tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _stop_ray(head: subprocess.Popen[bytes], tmp: str) -> None:
+    """Stop the Ray this run started: its process group, then any of its processes that left the group
+    (every one of them names the run's private temp dir on its command line)."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(head.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            head.wait(timeout=30)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if tmp.encode() in f.read():
+                    os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def main() -> None:

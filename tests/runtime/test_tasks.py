@@ -272,13 +272,21 @@ def test_large_task_results_travel_through_the_store() -> None:
 
 
 def _store_files() -> int:
-    return sum(1 for n in os.listdir("/dev/shm") if n.startswith("spindle-"))
+    """This cluster's store files only (other clusters on the machine, e.g. parallel test runs, share /dev/shm)."""
+    from spindle._store import SHM_DIR, store_prefix
+
+    mine = os.path.basename(store_prefix(spindle.get_runtime_context().get_node_id()))
+    return sum(1 for n in os.listdir(SHM_DIR) if n.startswith(mine))
 
 
 def test_dropped_objects_are_freed_so_a_put_loop_runs_in_bounded_memory() -> None:
+    from spindle._store import object_path
+
     before = _store_files()
-    for _ in range(30):
+    for i in range(30):
         ref = spindle.put(np.ones(2_000_000))  # 16 MB each, ~480 MB if nothing were freed
+        if i == 0:  # the files counted are the ones this cluster's puts create
+            assert os.path.exists(object_path(spindle.get_runtime_context().get_node_id(), ref.binary()))
         del ref
     deadline = time.time() + 10
     while _store_files() > before + 2 and time.time() < deadline:
