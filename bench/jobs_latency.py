@@ -49,6 +49,7 @@ def _measure(client: Any, entrypoint: str, runs: int) -> dict[str, Any]:
         t_end = time.perf_counter()
         if status != "SUCCEEDED":
             raise RuntimeError(f"{entrypoint!r} ended {status}: {info.message}")
+        assert t_run is not None  # set on leaving PENDING, at the latest at the terminal status
         running.append((t_run - t0) * 1000)
         done.append((t_end - t0) * 1000)
 
