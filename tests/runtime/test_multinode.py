@@ -19,7 +19,7 @@ import pytest
 
 import spindle
 from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from tests.netns_harness.spindle_nodes import start_node
+from tests.netns_harness.spindle_nodes import joined_cluster
 
 TOKEN = "multinode-test-token"
 
@@ -28,22 +28,8 @@ TOKEN = "multinode-test-token"
 def three_hosts(netns_hosts_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("multinode")
     head, a, b = netns_hosts_module(3)
-    start_node(TOKEN, head, ["--head", "--port", "6380", "--num-cpus", "0"], tmp)
-    address = f"{head.ip}:6380"
-    start_node(TOKEN, a, ["--address", address, "--num-cpus", "2"], tmp)
-    start_node(TOKEN, b, ["--address", address, "--num-cpus", "2"], tmp)
-    os.environ["SPINDLE_TOKEN"] = TOKEN
-    try:
-        spindle.init(address=address)
-        deadline = time.monotonic() + 60
-        while len([n for n in spindle.nodes() if n["Alive"]]) < 3:
-            assert time.monotonic() < deadline, "the nodes did not join the head within 60 s"
-            time.sleep(0.2)
-        nodes = {n["NodeManagerAddress"]: n["NodeID"] for n in spindle.nodes()}
+    with joined_cluster(TOKEN, head, [(a, ["--num-cpus", "2"]), (b, ["--num-cpus", "2"])], tmp) as nodes:
         yield {"a": nodes[a.ip], "b": nodes[b.ip], "head": nodes[head.ip], "hosts": (head, a, b)}
-    finally:
-        spindle.shutdown()
-        os.environ.pop("SPINDLE_TOKEN", None)
 
 
 def on(node_id: str) -> NodeAffinitySchedulingStrategy:

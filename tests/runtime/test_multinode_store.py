@@ -5,7 +5,6 @@ namespace, started with `spindle start --object-store-memory`)."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 
 import spindle
 from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from tests.netns_harness.spindle_nodes import start_node
+from tests.netns_harness.spindle_nodes import joined_cluster
 
 TOKEN = "multinode-store-test-token"
 MiB = 1 << 20
@@ -24,22 +23,9 @@ MiB = 1 << 20
 def small_node(netns_hosts_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("multinode-store")
     head, a, b = netns_hosts_module(3)
-    start_node(TOKEN, head, ["--head", "--port", "6380", "--num-cpus", "0"], tmp)
-    address = f"{head.ip}:6380"
-    start_node(TOKEN, a, ["--address", address, "--num-cpus", "1", "--object-store-memory", str(40 * MiB)], tmp)
-    start_node(TOKEN, b, ["--address", address, "--num-cpus", "1"], tmp)
-    os.environ["SPINDLE_TOKEN"] = TOKEN
-    try:
-        spindle.init(address=address)
-        deadline = time.monotonic() + 60
-        while len([n for n in spindle.nodes() if n["Alive"]]) < 3:
-            assert time.monotonic() < deadline, "the nodes did not join the head within 60 s"
-            time.sleep(0.2)
-        nodes = {n["NodeManagerAddress"]: n["NodeID"] for n in spindle.nodes()}
+    agents = [(a, ["--num-cpus", "1", "--object-store-memory", str(40 * MiB)]), (b, ["--num-cpus", "1"])]
+    with joined_cluster(TOKEN, head, agents, tmp) as nodes:
         yield {"a": nodes[a.ip], "b": nodes[b.ip], "a_dir": tmp / a.name}
-    finally:
-        spindle.shutdown()
-        os.environ.pop("SPINDLE_TOKEN", None)
 
 
 def on(node_id: str) -> NodeAffinitySchedulingStrategy:

@@ -7,7 +7,6 @@ task and actor elsewhere on the head's word, not wait for TCP keepalive.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 import spindle
 from spindle.exceptions import ActorDiedError
 from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from tests.netns_harness.spindle_nodes import start_node
+from tests.netns_harness.spindle_nodes import joined_cluster
 from tests.runtime._nodes import wait_until
 
 TOKEN = "node-loss-multinode-token"
@@ -27,19 +26,8 @@ TOKEN = "node-loss-multinode-token"
 @pytest.fixture
 def three_hosts(netns_hosts: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
     head, a, b = netns_hosts(3)
-    start_node(TOKEN, head, ["--head", "--port", "6380", "--num-cpus", "0"], tmp_path)
-    address = f"{head.ip}:6380"
-    start_node(TOKEN, a, ["--address", address, "--num-cpus", "1"], tmp_path)
-    start_node(TOKEN, b, ["--address", address, "--num-cpus", "1"], tmp_path)
-    os.environ["SPINDLE_TOKEN"] = TOKEN
-    try:
-        spindle.init(address=address)
-        wait_until(lambda: len([n for n in spindle.nodes() if n["Alive"]]) == 3, 60, "three live nodes")
-        nodes = {n["NodeManagerAddress"]: n["NodeID"] for n in spindle.nodes()}
+    with joined_cluster(TOKEN, head, [(a, ["--num-cpus", "1"]), (b, ["--num-cpus", "1"])], tmp_path) as nodes:
         yield {"a": nodes[a.ip], "b": nodes[b.ip], "b_host": b}
-    finally:
-        spindle.shutdown()
-        os.environ.pop("SPINDLE_TOKEN", None)
 
 
 @spindle.remote(max_retries=2)

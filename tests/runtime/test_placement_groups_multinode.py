@@ -18,7 +18,7 @@ import spindle
 from spindle.exceptions import WorkerCrashedError
 from spindle.util import placement_group, placement_group_table, remove_placement_group
 from spindle.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-from tests.netns_harness.spindle_nodes import start_node
+from tests.netns_harness.spindle_nodes import joined_cluster, start_node
 
 TOKEN = "placement-groups-test-token"
 
@@ -29,19 +29,8 @@ pytestmark = pytest.mark.multinode
 def hosts(netns_hosts_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("pg-multinode")
     head, a, b, late = netns_hosts_module(4)
-    start_node(TOKEN, head, ["--head", "--port", "6380", "--num-cpus", "0"], tmp)
-    address = f"{head.ip}:6380"
-    start_node(TOKEN, a, ["--address", address, "--num-cpus", "2"], tmp)
-    start_node(TOKEN, b, ["--address", address, "--num-cpus", "2"], tmp)
-    os.environ["SPINDLE_TOKEN"] = TOKEN
-    try:
-        spindle.init(address=address)
-        wait_for(lambda: len([n for n in spindle.nodes() if n["Alive"]]) == 3, 60, "the nodes to join")
-        ids = {n["NodeManagerAddress"]: n["NodeID"] for n in spindle.nodes()}
-        yield {"a": ids[a.ip], "b": ids[b.ip], "address": address, "late": late, "tmp": tmp}
-    finally:
-        spindle.shutdown()
-        os.environ.pop("SPINDLE_TOKEN", None)
+    with joined_cluster(TOKEN, head, [(a, ["--num-cpus", "2"]), (b, ["--num-cpus", "2"])], tmp) as ids:
+        yield {"a": ids[a.ip], "b": ids[b.ip], "address": f"{head.ip}:6380", "late": late, "tmp": tmp}
 
 
 def wait_for(pred: Any, timeout: float, what: str) -> None:
