@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from spindle._http_errors import error_message
 from spindle.job_submission import packaging
 from spindle.job_submission.models import JobDetails, JobStatus
 
@@ -94,13 +95,7 @@ class JobSubmissionClient:
     def _check(self, r: requests.Response) -> Any:
         if r.status_code == 200:
             return r.json()
-        try:
-            message = r.json().get("error") or r.text
-        except ValueError:
-            message = r.text
-        if r.status_code == 401:
-            message += " (set SPINDLE_TOKEN to the cluster's token)"
-        raise RuntimeError(f"Request failed with status code {r.status_code}: {message}")
+        raise RuntimeError(f"Request failed with status code {r.status_code}: {error_message(r)}")
 
     def get_version(self) -> str:
         return str(self._check(self._request("GET", "/api/version"))["version"])

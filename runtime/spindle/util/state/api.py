@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 
+from spindle._http_errors import error_message
 from spindle.job_submission.client import resolve_address
 
 DEFAULT_LIMIT = 100
@@ -50,13 +51,7 @@ class StateApiClient:
         except requests.Timeout:
             raise TimeoutError(f"the head at {self.address} did not answer {path} within {timeout} s") from None
         if r.status_code != 200:
-            try:
-                message = r.json().get("error") or r.text
-            except ValueError:
-                message = r.text
-            if r.status_code == 401:
-                message += " (set SPINDLE_TOKEN to the cluster's token)"
-            raise RuntimeError(f"{path} failed with status {r.status_code}: {message}")
+            raise RuntimeError(f"{path} failed with status {r.status_code}: {error_message(r)}")
         return r
 
     def list_rows(self, kind: str, filters: list[Filter] | None = None, limit: int = DEFAULT_LIMIT,
