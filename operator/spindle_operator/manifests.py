@@ -191,6 +191,36 @@ def sample_two_groups() -> Obj:
     }
 
 
+HEAD_TABLES_DIR = "/var/lib/spindle"
+
+
+def sample_persistent_head() -> list[Obj]:
+    """A cluster whose head keeps its tables (jobs, detached actors, named actors, KV) on a volume, so they
+    survive a replaced head pod; the volume's group is the image's (gid 1000) so its non-root user can write."""
+    claim = "persistent-head-tables"
+    pvc: Obj = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": claim},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    head = _small_container("spindle-head")
+    head["volumeMounts"] = [{"name": "head-tables", "mountPath": HEAD_TABLES_DIR}]
+    cluster = sample_minimal()
+    cluster["metadata"]["name"] = "persistent-head"
+    cluster["spec"]["headGroupSpec"] = {
+        "startParams": {"storage": f"{HEAD_TABLES_DIR}/head.sqlite"},
+        "template": {
+            "spec": {
+                "securityContext": {"fsGroup": 1000},
+                "containers": [head],
+                "volumes": [{"name": "head-tables", "persistentVolumeClaim": {"claimName": claim}}],
+            }
+        },
+    }
+    return [pvc, cluster]
+
+
 SAMPLE_ENTRYPOINT = (
     "python -c \"import spindle; spindle.init(); "
     "sq = spindle.remote(lambda i: i * i); print(sum(spindle.get([sq.remote(i) for i in range(100)])))\""
@@ -250,6 +280,7 @@ def render() -> dict[str, str]:
         "operator/deployment.yaml": dump(operator_deployment()),
         "samples/minimal.yaml": dump(sample_minimal()),
         "samples/two-groups.yaml": dump(sample_two_groups()),
+        "samples/persistent-head.yaml": dump(*sample_persistent_head()),
         "samples/job-new-cluster.yaml": dump(sample_job_new_cluster()),
         "samples/job-existing-cluster.yaml": dump(sample_job_existing_cluster()),
     }

@@ -233,7 +233,14 @@ def test_the_shipped_samples_reconcile_to_ready(kube_api: Any, admin: Admin, ope
     assert sorted(p.metadata.labels["spindle.dev/group"] for p in workers) == ["cpu", "cpu", "highmem"]
     cpu = next(p for p in workers if p.metadata.labels["spindle.dev/group"] == "cpu")
     assert cpu.spec.containers[0].command[-2:] == ["--num-cpus", "2"]
-    for name in ("minimal", "two-groups"):
+    head, _ = admin.wait_pods(1, 1, name="persistent-head")
+    [persistent] = head
+    main = persistent.spec.containers[0]
+    assert main.command[-2:] == ["--storage", "/var/lib/spindle/head.sqlite"]  # the head's tables on the claim
+    assert [m.mount_path for m in main.volume_mounts if m.name == "head-tables"] == ["/var/lib/spindle"]
+    claim = next(v for v in persistent.spec.volumes if v.name == "head-tables").persistent_volume_claim
+    assert claim.claim_name == "persistent-head-tables" and persistent.spec.security_context.fs_group == 1000
+    for name in ("minimal", "two-groups", "persistent-head"):
         admin.make_all_ready(name)
 
         def ready(n: str = name) -> bool:
