@@ -3,7 +3,8 @@ a submitter pod runs `spindle job submit` against its head service, examples/pri
 runtime image, where a user finds it) runs as the driver in real pods, the status reaches SUCCEEDED, and
 the owned cluster is deleted afterwards (shutdownAfterJobFinishes); a second job runs on an existing
 cluster picked by clusterSelector and leaves it running; a third is submitted by the operator itself
-(submissionMode HTTPMode), with no submitter pod.
+(submissionMode HTTPMode), with no submitter pod. A head with its tables on a volume keeps job records when
+its pod is replaced.
 
 Self-contained (its own clusters and names), so it can run alone with ``-k`` or after test_kind.py.
 """
@@ -149,3 +150,33 @@ def test_an_http_mode_spindlejob_is_submitted_by_the_operator_itself_without_a_s
                  f"the owned cluster {cluster} to be deleted", READY_TIMEOUT)
     finally:
         kind.kubectl("delete", "spj", name, "-n", NAMESPACE, "--wait=true", check=False, timeout=300)
+
+
+def test_a_persistent_head_keeps_its_job_records_when_its_pod_is_replaced(kind: Kind) -> None:
+    cluster, sample = "persistent-head", (ROOT / "manifests/samples/persistent-head.yaml").read_text()
+    head_pods = f"spindle.dev/cluster={cluster},spindle.dev/node-type=head"
+
+    def ready_head(not_uid: str = "") -> dict[str, Any] | None:
+        return next((p for p in kind.pods(NAMESPACE, head_pods)
+                     if running_and_ready(p) and p["metadata"]["uid"] != not_uid), None)
+
+    def in_head(pod: dict[str, Any], *args: str) -> str:
+        return kind.kubectl("exec", "-n", NAMESPACE, pod["metadata"]["name"], "--", "spindle", "job", *args,
+                            timeout=180).stdout
+
+    kind.apply(NAMESPACE, sample)  # the claim (bound by kind's local-path provisioner) and the cluster
+    try:
+        old = wait_for(ready_head, f"a ready head pod of {cluster}", READY_TIMEOUT,
+                       describe=lambda: kind.kubectl("get", "spc,pvc,pods", "-n", NAMESPACE, check=False).stdout)
+        out = in_head(old, "submit", "--submission-id", "kept-record", "--", "python", "-c", "print('kept' * 2)")
+        assert "keptkept" in out, out
+        kind.kubectl("delete", "pod", "-n", NAMESPACE, old["metadata"]["name"], "--wait=true", timeout=300)
+        new = wait_for(lambda: ready_head(old["metadata"]["uid"]), "a new ready head pod", READY_TIMEOUT,
+                       describe=lambda: kind.kubectl("get", "spc,pvc,pods", "-n", NAMESPACE, check=False).stdout)
+        # the new head read the record from the volume: the finished job is still there, and known by its id
+        assert "SUCCEEDED" in in_head(new, "status", "kept-record")
+        assert "kept-record" in in_head(new, "list")
+    finally:
+        kind.kubectl("delete", "spc", cluster, "-n", NAMESPACE, "--wait=true", check=False, timeout=300)
+        kind.kubectl("delete", "pvc", "persistent-head-tables", "-n", NAMESPACE, "--wait=true", check=False,
+                     timeout=300)
