@@ -298,6 +298,52 @@ def test_the_pages_are_reachable_by_keyboard_with_landmarks_and_labels(page: Pag
         assert unlabeled == [], f"{route}: form fields without a label: {unlabeled}"
 
 
+# WCAG 2.x contrast of every visible text element against the background it is drawn on (ancestors'
+# backgrounds composited, alpha included): 4.5:1, or 3:1 for large text (24 px, or 18.66 px bold).
+LOW_CONTRAST_JS = """() => {
+  const parse = c => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const blend = (top, under) => { const a = top[3];
+    return [0, 1, 2].map(i => top[i] * a + under[i] * (1 - a)).concat([1]); };
+  const lum = rgb => 0.2126 * ch(rgb[0]) + 0.7152 * ch(rgb[1]) + 0.0722 * ch(rgb[2]);
+  const ch = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  const background = el => { const layers = [];
+    for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c[3] > 0) { layers.push(c); if (c[3] >= 1) break; } }
+    let bg = [255, 255, 255, 1]; for (const l of layers.reverse()) bg = blend(l, bg); return bg; };
+  const low = [], seen = new Set();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const text = walker.currentNode.textContent.trim(), el = walker.currentNode.parentElement;
+    if (!text || seen.has(el)) continue;
+    seen.add(el);
+    const st = getComputedStyle(el), box = el.getBoundingClientRect();
+    if (st.visibility === "hidden" || box.width <= 1 || box.height <= 1 || el.closest("[aria-hidden=true]")
+        || el.closest(":disabled")) continue;
+    const bg = background(el), fg = blend(parse(st.color), bg);
+    const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a), ratio = (hi + 0.05) / (lo + 0.05);
+    const size = parseFloat(st.fontSize), large = size >= 24 || (parseInt(st.fontWeight) >= 700 && size >= 18.66);
+    if (ratio < (large ? 3 : 4.5)) low.push(`${el.tagName.toLowerCase()}.${el.className} "${text.slice(0, 40)}" `
+                                            + `${ratio.toFixed(2)}:1 (${st.color} on rgb(${bg.slice(0, 3).map(Math.round)}))`);
+  }
+  return low;
+}"""
+
+
+def test_every_page_keeps_its_text_at_wcag_aa_contrast(page: Page, cluster: Cluster) -> None:
+    go(page, "overview", "Overview")
+    probe = "document.querySelector('main').insertAdjacentHTML('beforeend', '<p id=probe style=\"color:#aaa\">faint</p>')"
+    page.evaluate(f"() => {{ {probe} }}")  # the check itself finds light grey on white (2.3:1)
+    assert [line for line in page.evaluate(LOW_CONTRAST_JS) if '"faint"' in line], "the contrast check is blind"
+    page.evaluate("() => document.getElementById('probe').remove()")
+    for route, heading in [("overview", "Overview"), ("tasks", "Tasks"), ("actors", "Actors"), ("jobs", "Jobs"),
+                           ("logs", "Logs"), ("errors", "Errors")]:
+        go(page, route, heading)
+        page.wait_for_function("() => document.querySelector('main').innerText.length > 60")  # content, not a heading
+        low = page.evaluate(LOW_CONTRAST_JS)
+        assert low == [], f"{route}: text below WCAG AA contrast: {low}"
+
+
 def test_the_sse_feed_and_api_need_the_login_even_from_the_browser(browser: Browser, cluster: Cluster) -> None:
     ctx = browser.new_context()
     pg = ctx.new_page()

@@ -11,6 +11,7 @@ a task.
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 import time
@@ -51,7 +52,10 @@ class TaskEvents:
         self._node_id = node_id
         self._worker_id = worker_id
         self._pid = pid
-        self._buf: list[Event] = []
+        # a deque, never swapped out: a recording thread that is preempted between looking the buffer up and
+        # appending to it still appends to the one buffer the reporter drains (a swapped-out list could already
+        # have been sent, losing the event)
+        self._buf: collections.deque[Event] = collections.deque()
         self._dropped = 0
         self._closed = threading.Event()
         if self.enabled:
@@ -82,7 +86,8 @@ class TaskEvents:
             self.flush()
 
     def flush(self) -> None:
-        buf, self._buf = self._buf, []
+        take = self._buf.popleft
+        buf = [take() for _ in range(len(self._buf))]
         if not buf:
             return
         batch = encode(buf, self._node_id(), self._worker_id, self._pid, self._dropped)
@@ -95,7 +100,7 @@ class TaskEvents:
                 return
             keep = buf[-MAX_BUFFERED:]
             self._dropped += len(buf) - len(keep)
-            self._buf[:0] = keep  # next round, before what came meanwhile
+            self._buf.extendleft(reversed(keep))  # next round, before what came meanwhile
 
     def close(self) -> None:
         if self.enabled and not self._closed.is_set():
