@@ -293,8 +293,13 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
         raise TypeError("wait() expected a list of ObjectRef, got a single ObjectRef")
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(f"wait() expected a list of ObjectRef, got {type(object_refs).__name__}")
-    refs, _ = _as_list(list(object_refs), "wait")
+    from spindle._core.generators import ObjectRefGenerator
+
+    gens = [x for x in object_refs if isinstance(x, ObjectRefGenerator)]
+    refs, _ = _as_list([x for x in object_refs if not isinstance(x, ObjectRefGenerator)], "wait")
     cw = _context.core_or_init()
+    if gens:
+        return _wait_with_generators(cw, list(object_refs), num_returns, timeout)
     if not refs:
         return [], []
     ids = [r.binary() for r in refs]
@@ -314,6 +319,26 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
             ready.append(ref)
         else:
             pending.append(ref)
+    return ready, pending
+
+
+def _wait_with_generators(cw: Any, items: list[Any], num_returns: int,
+                          timeout: float | None) -> tuple[list[Any], list[Any]]:
+    from spindle._core.wait_generators import wait_mixed
+
+    if len({id(x) if not isinstance(x, ObjectRef) else x.binary() for x in items}) != len(items):
+        raise ValueError("Wait requires a list of unique ray_waitables.")
+    if num_returns <= 0:
+        raise ValueError(f"Invalid number of objects to return {num_returns}.")
+    if num_returns > len(items):
+        raise ValueError("num_returns cannot be greater than the number of objects provided to wait().")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"The 'timeout' argument must be >= 0, got {timeout}")
+    ready_idx = wait_mixed(cw, items, num_returns, timeout)
+    ready: list[Any] = []
+    pending: list[Any] = []
+    for i, x in enumerate(items):
+        (ready if i in ready_idx and len(ready) < num_returns else pending).append(x)
     return ready, pending
 
 
