@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from spindle._head.tables import Tables
+from spindle._metrics_keys import KV_PREFIX
 from spindle._proto import pb
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ class Recovery:
             self.tables.put("placement_groups", pg_id, info.SerializeToString())
 
     def save_kv(self, key: str) -> None:
-        if not self.tables.durable:
+        if not self.tables.durable or key.startswith(KV_PREFIX):  # metrics snapshots are re-sent, not kept
             return
         value = self.s.kv.get(key)
         if value is None:

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from spindle._head.http_server import HttpServer, _auth_middleware
 from spindle._head.state import rows
+from spindle._head.state.user_metrics import UserMetricsCollector
 
 if TYPE_CHECKING:
     from spindle._head.jobs.manager import JobManager
@@ -126,6 +127,7 @@ class ClusterCollector(Collector):
 def make_registry(head: HeadState, manager: JobManager | None = None) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ClusterCollector(head, manager))
+    registry.register(UserMetricsCollector(head))  # spindle.util.metrics, as ray_<name>
     return registry
 
 
