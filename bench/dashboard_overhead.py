@@ -6,7 +6,9 @@
 reports task events); "off" is ``init(include_dashboard=False)`` with ``SPINDLE_TASK_EVENTS_REPORT_INTERVAL_MS=0``
 (no HTTP server, no task events), i.e. Spindle before the dashboard existed. Each run is a fresh
 ``python -m bench.worker`` (the suite's own runner); on and off alternate and swap order every repetition;
-the table shows medians and the machine's load average at the start and end of each row's runs.
+the table shows medians and the machine's load average at the start and end of each row's runs. A first row,
+CPU time per task of the whole cluster (driver, head, agent, workers), shows the events' cost independently
+of how busy the machine is.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,6 +40,51 @@ def one(python: Path, workload: str, dashboard: bool, timeout_s: float) -> dict[
     return {k: float(v) for k, v in out.metrics.items() if isinstance(v, (int, float))}
 
 
+CPU_CHILD = r"""
+import json, os, sys, time, psutil, spindle
+dashboard = sys.argv[1] == "on"
+spindle.init(include_dashboard=dashboard, log_to_driver=False)
+f = spindle.remote(lambda: 0)
+spindle.get([f.remote() for _ in range(1000)])  # warm: leases and workers up
+time.sleep(1.5)
+
+def tree_cpu():
+    total = 0.0
+    for p in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+n, before = 0, tree_cpu()
+for _ in range(int(sys.argv[2])):
+    spindle.get([f.remote() for _ in range(1000)])
+    n += 1000
+time.sleep(2.5)  # the last event batches are reported and merged (every second)
+print("CPU_US_PER_TASK", json.dumps((tree_cpu() - before) / n * 1e6))
+spindle.shutdown()
+"""
+
+
+def cpu_per_task(python: Path, dashboard: bool, batches: int) -> float:
+    """CPU time (user + system) of the driver and every cluster process per task, over ``batches`` x 1,000 tasks.
+
+    Unlike throughput this hardly depends on what else the machine runs, so it shows the cost of the events
+    even on a shared, loaded machine.
+    """
+    env = _env([ROOT / "runtime"])
+    if not dashboard:
+        env["SPINDLE_TASK_EVENTS_REPORT_INTERVAL_MS"] = "0"
+    out = subprocess.run([str(python), "-c", CPU_CHILD, "on" if dashboard else "off", str(batches)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    for line in out.stdout.splitlines():
+        if line.startswith("CPU_US_PER_TASK "):
+            return float(line.split()[1])
+    raise RuntimeError(f"cpu run failed (exit {out.returncode}): {out.stderr[-1500:]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.dashboard_overhead", description=__doc__.split("\n\n")[0])
     p.add_argument("--reps", type=int, default=3, help="runs per side and row (default 3)")
@@ -44,10 +92,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--python", type=Path, default=DEFAULT_SPINDLE_PYTHON if DEFAULT_SPINDLE_PYTHON.exists()
                    else Path(sys.executable), help="interpreter with Spindle (default .venv/bin/python)")
     p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--cpu-batches", type=int, default=20,
+                   help="also measure CPU per task over this many batches of 1,000 tasks (0 = skip)")
     args = p.parse_args(argv)
     rows = [r for r in ROWS if not args.only or any(o in r for o in args.only)]
+    if args.cpu_batches:
+        cpu: dict[bool, list[float]] = {True: [], False: []}
+        load0 = os.getloadavg()[0]
+        for rep in range(args.reps):
+            for dashboard in ((True, False) if rep % 2 == 0 else (False, True)):
+                log(f"==> cpu per task, dashboard {'on' if dashboard else 'off'} rep {rep + 1}/{args.reps}")
+                cpu[dashboard].append(cpu_per_task(args.python, dashboard, args.cpu_batches))
+                log(f"    {cpu[dashboard][-1]:.0f} us")
+        on, off = statistics.median(cpu[True]), statistics.median(cpu[False])
     units = {m.name: m.unit for w in spec.WORKLOADS for m in w.metrics}
     table = []
+    if args.cpu_batches:
+        table.append(("cluster_cpu_us_per_task", "us", on, off, off / on - 1, load0, os.getloadavg()[0]))
     for workload in rows:
         samples: dict[bool, list[dict[str, float]]] = {True: [], False: []}
         load0 = os.getloadavg()[0]

@@ -162,6 +162,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "idle_cluster",
         (
             _m("idle_cluster_rss_mib", "MiB", L),
+            _m("idle_cluster_pss_mib", "MiB", L),
             _m("idle_cluster_processes", "procs", L),
         ),
     ),

@@ -38,6 +38,18 @@ def tree_rss(procs: list[psutil.Process]) -> int:
     return total
 
 
+def tree_pss(procs: list[psutil.Process]) -> int:
+    """Summed PSS (shared pages split among the processes mapping them: what the tree costs the machine)."""
+    total = 0
+    for p in procs:
+        try:
+            with open(f"/proc/{p.pid}/smaps_rollup") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("Pss:")) * 1024
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
 @workload("init", own_init=True)
 def init_seconds(ctx: Context) -> Result:
     """``init()`` until a task has run: what a user waits for before their program does anything."""
@@ -67,5 +79,6 @@ def idle_cluster(ctx: Context) -> Result:
     procs = tree_processes()
     return {
         "idle_cluster_rss_mib": tree_rss(procs) / MIB,
+        "idle_cluster_pss_mib": tree_pss(procs) / MIB,
         "idle_cluster_processes": float(len(procs)),
     }
