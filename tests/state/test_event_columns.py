@@ -36,12 +36,34 @@ def test_a_burst_of_events_comes_back_from_the_wire_complete_and_in_order() -> N
     wire = encode(events, "node-1", "worker-1", 42, dropped=3).SerializeToString()
     batch = pb.TaskEventBatch.FromString(wire)
     decoded = decode(batch.columns)
-    assert batch.dropped == 3 and len(decoded) == len(events)
-    for sent, got in zip(events, decoded, strict=True):
+    # each task's RUNNING, followed directly by its end in the same process, travels inside that end event
+    expected = []
+    for sent in events:
         tid, state, t, name, kind, job, actor, etype, emsg, res, here = sent
-        assert got == (tid.hex(), state, t, name, kind, job.hex(), actor.hex(),
-                       "node-1" if here else "", "worker-1" if here else "", 42 if here else 0, etype, emsg,
-                       dict(res) if res else {})
+        start = 0
+        if state in ("FINISHED", "FAILED"):
+            running = expected.pop()
+            assert running[1] == "RUNNING" and running[0] == tid.hex()
+            start = running[2]
+        expected.append((tid.hex(), state, t, name, kind, job.hex(), actor.hex(),
+                         "node-1" if here else "", "worker-1" if here else "", 42 if here else 0, etype, emsg,
+                         dict(res) if res else {}, start))
+    assert batch.dropped == 3 and decoded == expected and len(decoded) == 2 * 4000
+
+
+def test_only_a_running_event_directly_followed_by_its_end_here_is_folded_into_it() -> None:
+    a, b = b"a" * 16, b"b" * 16
+    events = [(a, "RUNNING", 1, "f", "ACTOR_TASK", b"", b"", "", "", None, True),
+              (b, "RUNNING", 2, "f", "ACTOR_TASK", b"", b"", "", "", None, True),  # interleaved (async actor)
+              (a, "FINISHED", 3, "f", "ACTOR_TASK", b"", b"", "", "", None, True),
+              (b, "FINISHED", 4, "f", "ACTOR_TASK", b"", b"", "", "", None, True),  # its RUNNING is not right before it
+              (a, "RUNNING", 5, "f", "NORMAL_TASK", b"", b"", "", "", None, True),
+              (a, "FAILED", 6, "f", "NORMAL_TASK", b"", b"", "WORKER_DIED", "gone", None, False)]  # its owner's word
+    got = [(e[0], e[1], e[2], e[13]) for e in decode(encode(events, "n", "w", 1).columns)]
+    assert got == [(a.hex(), "RUNNING", 1, 0), (b.hex(), "RUNNING", 2, 0), (a.hex(), "FINISHED", 3, 0),
+                   (b.hex(), "FINISHED", 4, 0), (a.hex(), "RUNNING", 5, 0), (a.hex(), "FAILED", 6, 0)]
+    events = [events[1], events[3]]  # b alone: folded
+    assert [(e[1], e[2], e[13]) for e in decode(encode(events, "n", "w", 1).columns)] == [("FINISHED", 4, 2)]
 
 
 def test_the_head_merges_a_burst_into_one_finished_or_failed_row_per_task() -> None:

@@ -82,6 +82,7 @@ class Event(NamedTuple):
     error_type: str = ""
     error_message: str = ""
     required_resources: Mapping[str, float] = MappingProxyType({})
+    start_time_ms: int = 0  # an end event that also says when the task started (its RUNNING folded in)
 
 
 def exception_name(message: str) -> str:
@@ -121,7 +122,7 @@ class TaskTable:
 
     def _merge_one(self, ev: Decoded) -> None:
         # the hot loop of the head's event intake (one call per event): locals, no helper calls on the common path
-        tid, state, t, name, kind, job, actor, node, worker, pid, etype, emsg, res = ev
+        tid, state, t, name, kind, job, actor, node, worker, pid, etype, emsg, res, start = ev
         rows = self.rows
         row = rows.get(tid)
         fresh = row is None
@@ -149,6 +150,8 @@ class TaskTable:
                 self.current[worker] = (tid, row.name)
         elif state in TERMINAL:
             row.end_time_ms = t
+            if start:
+                row.start_time_ms = start
             if worker:
                 self._where(row, node, worker, pid)
                 if self.current.get(worker, ("",))[0] == tid:
@@ -156,7 +159,7 @@ class TaskTable:
         elif state == "PENDING_NODE_ASSIGNMENT":
             row.creation_time_ms = t
         if row.creation_time_ms is None:
-            row.creation_time_ms = t
+            row.creation_time_ms = start or t
         old = row.state
         new_rank, cur_rank = RANK.get(state, 0), RANK.get(old, 0)
         if new_rank > cur_rank or (new_rank == cur_rank and state in TERMINAL and t >= row.state_time_ms
