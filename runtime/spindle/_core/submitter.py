@@ -233,9 +233,17 @@ class TaskSubmitter:
                               "until a node that can run it joins the cluster.", file=sys.stderr)
                     time.sleep(1.0)
                 address, spilled = cw.agent_address, False
+        except Exception:  # a bug must not end the queue's lease requests silently: say so, then ask again below
+            log.exception("spindle: requesting a worker lease failed")
+            time.sleep(1.0)
         finally:
             with self.lock:
                 q.requesting -= 1
+                # Tasks put back meanwhile (a lease failed, a worker handed tasks back) were pumped while this
+                # thread still counted as asking for a lease, so _pump started none for them: ask now, or they
+                # wait for an event that may never come (no lease left to finish or fail).
+                if q.tasks and not self.closed:
+                    self._pump(q)
 
     def _lease_request_failed(self, q: KeyQueue, address: str, e: grpc.RpcError) -> None:
         """Tasks waiting because node agents do not answer are never a silent hang: say so every minute."""
