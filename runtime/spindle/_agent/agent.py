@@ -24,7 +24,7 @@ import grpc
 
 from spindle import _actor_death, _ids, _store
 from spindle._agent import graceful as graceful_stop
-from spindle._agent import live_actors, log_files, node_stats
+from spindle._agent import live_actors, log_files, node_stats, transfer
 from spindle._agent.bundles import Bundles, Key
 from spindle._agent.object_store import ObjectStore, OwnerProbe, StoreFullError, store_capacity
 from spindle._agent.runtime_env import RuntimeEnvs
@@ -32,7 +32,7 @@ from spindle._agent.worker_pool import WorkerPool, WorkerRecord
 from spindle._membership import HEARTBEAT_S
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
-from spindle._rpc.transfer import add_agent_servicer, fetch_stream
+from spindle._rpc.transfer import add_agent_servicer
 from spindle._scheduling import NodeView, Placer, Strategy, add, fits, subtract
 from spindle.exceptions import RuntimeEnvSetupError
 
@@ -67,6 +67,7 @@ class Agent:
         self.unconfirmed: dict[bytes, float] = {}  # lease id -> grant time, until its stream opens
         self.fetchers: dict[bytes, set[str]] = {}
         self.pulls: dict[bytes, threading.Event] = {}
+        self.transfers: transfer.TransferServer | None = None  # our data port (objects other agents pull)
         self.stopping = False
         self.waiting: dict[int, dict[str, float]] = {}
         self._ticket = 0
@@ -99,6 +100,7 @@ class Agent:
         add_agent_servicer(AgentServicer(self), server)
         server.start()
         self.address = f"{self.ip}:{bound}"
+        self.transfers = transfer.TransferServer(self.ip)
         swept = _store.sweep_orphans()
         if swept:
             log.warning("removed the store files of %d agent(s) that died without cleaning up", len(swept))
@@ -208,6 +210,8 @@ class Agent:
         self.stopping = True
         if self.pool is not None:
             self.pool.kill_all()
+        if self.transfers is not None:
+            self.transfers.close()
         self.store.shutdown()
 
     # ---------------------------------------------------------------- leases
@@ -489,21 +493,26 @@ class Agent:
             return pb.PullReply(ok=ok, message="" if ok else "pull failed")
         try:
             path, _ = self.store.reserve(object_id, loc.size, "", os.getpid())
-            stream = fetch_stream(self.channels.get(loc.agent_address),
-                                  pb.FetchRequest(object_id=object_id, requester=self.address),
-                                  self.channels.metadata, 600)
-            _store.write_stream(path, stream)
+            transfer.pull_object(self, object_id, loc, path)
             return pb.PullReply(ok=True)
         except StoreFullError as e:
             return pb.PullReply(ok=False, store_full=True, message=str(e))
-        except (grpc.RpcError, OSError) as e:
+        except (grpc.RpcError, OSError, transfer.TransferError) as e:
             self.store.free([object_id])
-            detail = e.code() if isinstance(e, grpc.RpcError) else e
+            detail = f"{e.code().name}: {e.details()}" if isinstance(e, grpc.RpcError) else e
             return pb.PullReply(ok=False, message=f"fetch from {loc.agent_address} failed: {detail}")
         finally:
             with self.cond:
                 self.pulls.pop(object_id, None)
             ev.set()
+
+    def open_transfer(self, object_id: bytes, requester: str) -> pb.TransferTicket:
+        """A ticket to read the object from our data port (FileNotFoundError if this node does not have it)."""
+        assert self.transfers is not None
+        ticket = self.transfers.open(self.store.path_for_read(object_id))
+        with self.cond:
+            self.fetchers.setdefault(object_id, set()).add(requester)
+        return ticket
 
     def fetch(self, object_id: bytes, requester: str) -> Iterator[memoryview]:
         view = self.store.map(object_id)
@@ -574,6 +583,13 @@ class AgentServicer(rpc.NodeAgentServicer):
 
     def PullObject(self, request: pb.PullRequest, context: Any) -> pb.PullReply:
         return self.a.pull(request.object_id, request.location)
+
+    def OpenTransfer(self, request: pb.FetchRequest, context: Any) -> pb.TransferTicket:
+        try:
+            return self.a.open_transfer(request.object_id, request.requester)
+        except FileNotFoundError:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"object {request.object_id.hex()} is not on this node")
+            raise
 
     def FetchObject(self, request: pb.FetchRequest, context: Any) -> Iterator[Any]:
         try:
