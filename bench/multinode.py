@@ -15,6 +15,7 @@ import datetime as dt
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -176,6 +177,30 @@ def _one(
     return r
 
 
+COPY_PORT = 7391
+
+
+def socket_copy(python: Path, pair: netns.Pair, env: dict[str, str], size: int, streams: int) -> float:
+    """GiB/s of a plain TCP copy (``bench/socket_copy.py``) from the node's namespace into the head's."""
+    args = [str(COPY_PORT), str(size), str(streams)]
+    sender = subprocess.Popen(
+        [*pair.exec_prefix(pair.node_ns), str(python), "-m", "bench.socket_copy", "send", pair.node_ip, *args],
+        cwd=run.ROOT, env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert sender.stdout is not None and sender.stdout.readline().strip() == "ready"
+        r = subprocess.run(
+            [*pair.exec_prefix(pair.head_ns), str(python), "-m", "bench.socket_copy", "recv", pair.node_ip, *args],
+            cwd=run.ROOT, env=env, capture_output=True, text=True, timeout=300, check=True,
+        )  # fmt: skip
+        return float(r.stdout.strip())
+    finally:
+        try:
+            sender.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            sender.kill()
+
+
 def main(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         run.log("--multinode needs root (it creates network namespaces)")
@@ -222,9 +247,18 @@ def main(args: argparse.Namespace) -> int:
 
     runs: list[report.Run] = []
     impls = list(pythons)
+    copies: dict[str, list[float]] = {}
     with netns.pair() as pair:
         for w in workloads:
             for rep in range(reps):
+                if w.name == "remote_pull":  # the physical limit, measured between the same runs
+                    big = 1 << 30 if sizes.big_bytes >= 1 << 26 else sizes.big_bytes
+                    for label, size in (("100mib", sizes.big_bytes), ("1gib", big)):
+                        for streams in (1, 4):
+                            key = f"socket_copy_{label}_{streams}_stream{'s' if streams > 1 else ''}"
+                            copies.setdefault(key, []).append(
+                                socket_copy(pythons["spindle"], pair, envs["spindle"], size, streams))
+                    meta["socket_copy_gibs"] = copies
                 for impl in impls if rep % 2 == 0 else impls[::-1]:
                     runs.append(_one(w, impl, rep, pythons[impl], envs[impl], pair, args, sizes))
                     write(runs)  # keep what is measured even if the run is cut short
@@ -232,6 +266,9 @@ def main(args: argparse.Namespace) -> int:
     rows = write(runs)
     print(f"\nTwo nodes in network namespaces, {meta['date']}; ratio > 1 means Spindle is better\n")
     print(report.table(rows))
+    for key, values in copies.items():
+        print(f"{key} (plain TCP between the namespaces, sendfile -> recv_into + pwrite): "
+              f"{statistics.median(values):.2f} GiB/s (median of {len(values)})")
     print(f"\nJSON: {out_path}")
     sys.stdout.flush()
     return 0 if all(r.ok for r in runs) else 1

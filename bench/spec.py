@@ -220,6 +220,13 @@ MULTINODE_WORKLOADS: tuple[Workload, ...] = (
             _m("remote_transfer_from_node", "GiB/s", H),
         ),
     ),
+    Workload(
+        "remote_pull",
+        (
+            _m("remote_pull_100mib", "GiB/s", H),
+            _m("remote_pull_1gib", "GiB/s", H),
+        ),
+    ),
 )
 
 METRICS: dict[str, Metric] = {m.name: m for w in WORKLOADS + MULTINODE_WORKLOADS for m in w.metrics}

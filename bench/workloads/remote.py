@@ -7,6 +7,9 @@ two-node cluster (``bench.multinode``).
 
 from __future__ import annotations
 
+import statistics
+import time
+
 import numpy as np
 
 from bench.workloads import Context, Result, workload
@@ -66,3 +69,25 @@ def remote_transfer(ctx: Context) -> Result:
         "remote_transfer_to_node": rate(send, nbytes, ctx.sizes.duration_s, 1) / GIB,
         "remote_transfer_from_node": rate(fetch, nbytes, ctx.sizes.duration_s, 1) / GIB,
     }
+
+
+@workload("remote_pull")
+def remote_pull(ctx: Context) -> Result:
+    """An object made on the other node, then one timed ``get`` here (the transfer between the nodes' stores):
+    100 MiB (5 objects) and 1 GiB (3 objects; smoke: the small size), median GiB/s of the gets."""
+    maker = ctx.ray.remote(make_array).options(**REMOTE)
+    out = {}
+    big = 1 << 30 if ctx.sizes.big_bytes >= 1 << 26 else ctx.sizes.big_bytes
+    for name, nbytes, count in (("remote_pull_100mib", ctx.sizes.big_bytes, 5), ("remote_pull_1gib", big, 3)):
+        speeds = []
+        for _ in range(count):
+            ref = maker.remote(nbytes)
+            ctx.ray.wait([ref], fetch_local=False)  # made there, not yet here
+            start = time.perf_counter()
+            got = ctx.ray.get(ref)
+            seconds = time.perf_counter() - start
+            assert got.nbytes == nbytes
+            del got, ref
+            speeds.append(nbytes / seconds / GIB)
+        out[name] = statistics.median(speeds)
+    return out

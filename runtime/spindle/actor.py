@@ -15,7 +15,7 @@ import cloudpickle
 from spindle import _ids, _signature
 from spindle._core import actor_scope
 from spindle._core.args import prepare
-from spindle._core.context import core_or_init
+from spindle._core.context import core_or_init, maybe_core
 from spindle._core.executor import ActorExit
 from spindle._core.task_records import resources_of, strategy_of
 from spindle._proto import pb
@@ -158,6 +158,9 @@ class ActorHandle:
 
     def __reduce__(self) -> Any:
         actor_scope.escaped(self._actor_id)
+        cw = maybe_core()
+        if cw is not None:  # whoever receives the handle asks the head about the actor: it must know it by then
+            cw.actors.registered(self._actor_id)
         return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._max_task_retries, self._meta))
 
     def __repr__(self) -> str:
@@ -251,9 +254,12 @@ class ActorClass:
             job_id=cw.job_id, owner_address=cw.address, env_vars={**base_env, **env_vars_of(opts)},
             methods_blob=cloudpickle.dumps(methods), method_meta_blob=cloudpickle.dumps(meta),
             concurrency_groups_blob=cloudpickle.dumps(groups), runtime_env=env_spec)
-        info = cw.actors.create(spec, bool(opts.get("get_if_exists")))
-        if info.actor_id != spec.actor_id:
-            return handle_from_info(info)
+        if name or spec.detached:  # a taken name is refused right here, as in Ray; a detached actor outlives us
+            info = cw.actors.create(spec, bool(opts.get("get_if_exists")))
+            if info.actor_id != spec.actor_id:
+                return handle_from_info(info)
+        else:
+            cw.actors.create_async(spec)
         if not spec.detached:
             actor_scope.created(spec.actor_id)
         return ActorHandle(spec.actor_id, self.__name__, methods, spec.max_task_retries, meta)

@@ -127,6 +127,7 @@ class ActorClient:
         self.cw = cw
         self.lock = threading.RLock()
         self.conns: dict[bytes, Conn] = {}
+        self.creating: dict[bytes, Any] = {}  # actor id -> CreateActor future not yet answered (create_async)
         self.closed = False
         self.dirty: set[_LocalOut] = set()  # local streams holding back calls (see _LocalOut)
         self._dirty_event: threading.Event | None = None
@@ -161,6 +162,30 @@ class ActorClient:
             raise ValueError(info.death_text or f"could not create actor {spec.class_name}")
         return info
 
+    def create_async(self, spec: pb.ActorSpec) -> None:
+        """Register an unnamed actor with the head without waiting (as Ray does): ``.remote()`` returns at once, so
+        a burst of actors costs no head round trip each. Whatever needs the head to know the actor (its first
+        call, kill, release, a handle leaving this process) waits for the registration first (``registered``)."""
+        fut = self.cw.head().CreateActor.future(pb.CreateActorRequest(spec=spec), metadata=self.cw.md, timeout=60,
+                                                wait_for_ready=True)
+        with self.lock:
+            self.creating[spec.actor_id] = fut
+
+    def registered(self, actor_id: bytes) -> str:
+        """Wait until the head has our creation of ``actor_id`` (if one is under way); why it failed, or ""."""
+        with self.lock:
+            fut = self.creating.get(actor_id)
+        if fut is None:
+            return ""
+        try:
+            info = fut.result()
+            why = "" if info.found else (info.death_text or "the head refused to create it")
+        except grpc.RpcError as e:
+            why = f"the head at {self.cw.head_address} could not register it ({e.code().name}: {e.details()})"
+        with self.lock:
+            self.creating.pop(actor_id, None)
+        return why
+
     def release(self, actor_id: bytes) -> None:
         """Every handle to this owned actor is gone: end it gracefully once the calls sent to it are done."""
         with self.lock:
@@ -171,6 +196,7 @@ class ActorClient:
         self._end_out_of_scope(actor_id)
 
     def _end_out_of_scope(self, actor_id: bytes) -> None:
+        self.registered(actor_id)
         try:
             self.cw.head().KillActor(pb.KillActorRequest(actor_id=actor_id, no_restart=True, graceful=True,
                                                          reason=_actor_death.REASON_OUT_OF_SCOPE),
@@ -206,6 +232,7 @@ class ActorClient:
         return self.cw.error_value(b"", TaskCancelledError(tid, f"Task {c.spec.name!r} ({tid}) was cancelled."))
 
     def kill(self, actor_id: bytes, no_restart: bool) -> None:
+        self.registered(actor_id)
         with self.lock:  # calls made from now on wait for the head's verdict (restarted or dead), not the old stream
             conn = self.conns.get(actor_id)
             call = None
@@ -296,6 +323,10 @@ class ActorClient:
         cw = self.cw
         delay = 0.02
         unreachable_since: float | None = None
+        why = self.registered(conn.actor_id)
+        if why:
+            self._mark_dead(conn, pb.ActorInfo(death_text=f"The actor could not be created: {why}."))
+            return
         while not self.closed:
             try:
                 info = cw.head().GetActor(pb.GetActorRequest(actor_id=conn.actor_id, wait_alive_s=2.0,
