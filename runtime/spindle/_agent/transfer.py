@@ -38,7 +38,9 @@ _HEADER = struct.Struct("<16sQQ")  # ticket, offset, length
 TICKET_IDLE_S = 60.0
 RANGE_MIN = 8 * 1024 * 1024  # ranges are at least this big: small objects go on one connection
 MAX_STREAMS = 4
-_BUF = 4 * 1024 * 1024
+_BUF = 8 * 1024 * 1024
+MAX_CONNECTIONS = 64  # data connections served at once (16 pulls of 4 ranges)
+HEADER_TIMEOUT_S = 10.0
 
 
 class TransferError(Exception):
@@ -62,6 +64,7 @@ class TransferServer:
         self.lock = threading.Lock()
         self.tickets: dict[bytes, _Ticket] = {}
         self.closed = False
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         threading.Thread(target=self._accept_loop, daemon=True, name="transfer-accept").start()
         threading.Thread(target=self._expire_loop, daemon=True, name="transfer-expire").start()
 
@@ -84,9 +87,11 @@ class TransferServer:
 
     def _accept_loop(self) -> None:
         while not self.closed:
+            self.slots.acquire()  # at most MAX_CONNECTIONS at once; further ones wait in the listen backlog
             try:
                 conn, _ = self.sock.accept()
             except OSError:
+                self.slots.release()
                 if self.closed:
                     return
                 time.sleep(0.05)
@@ -94,8 +99,14 @@ class TransferServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True, name="transfer-send").start()
 
     def _serve(self, conn: socket.socket) -> None:
+        try:
+            self._send_range(conn)
+        finally:
+            self.slots.release()
+
+    def _send_range(self, conn: socket.socket) -> None:
         with conn:
-            conn.settimeout(env_seconds("SPINDLE_TRANSFER_TIMEOUT_S", 30.0))
+            conn.settimeout(HEADER_TIMEOUT_S)  # a connection that does not say what it wants is dropped
             try:
                 header = _recv_exactly(conn, _HEADER.size)
             except OSError:
@@ -187,9 +198,14 @@ def pull(host: str, ticket: pb.TransferTicket, path: str, streams: int = MAX_STR
             socks.append(s)
             try:
                 s.sendall(_HEADER.pack(ticket.ticket, offset, length))
+                # blocking reads of whole buffers (MSG_WAITALL): the thread takes the GIL once per 8 MiB, not once
+                # per socket read; the agent's other threads would otherwise hold each read up (the GIL's 5 ms
+                # switch interval). SO_RCVTIMEO keeps a silent peer from blocking forever.
+                s.settimeout(None)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", max(int(timeout), 1), 0))
                 view = memoryview(bytearray(min(_BUF, max(length, 1))))
                 while got[i] < length and not errors:
-                    k = s.recv_into(view[: min(len(view), length - got[i])])
+                    k = s.recv_into(view, min(len(view), length - got[i]), socket.MSG_WAITALL)
                     if not k:
                         fail(f"the connection ended after {sum(got)} of {ticket.size} bytes (the node stopped, or "
                              "the object was freed there)")
@@ -201,7 +217,7 @@ def pull(host: str, ticket: pb.TransferTicket, path: str, streams: int = MAX_STR
             except ConnectionError:
                 fail(f"the connection ended after {sum(got)} of {ticket.size} bytes (the node stopped, or the object "
                      "was freed there)")
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):
                 fail(f"no data for {timeout:.0f} s after {sum(got)} of {ticket.size} bytes (the node is unreachable "
                      "or hung; SPINDLE_TRANSFER_TIMEOUT_S)")
             except OSError as e:
