@@ -26,7 +26,7 @@ def start_node(token: str, host: Any, args: list[str], tmp: Path) -> Any:
 
 @contextlib.contextmanager
 def joined_cluster(token: str, head: Any, agents: list[tuple[Any, list[str]]], tmp: Path, port: int = 6380,
-                   timeout: float = 60) -> Iterator[dict[str, str]]:
+                   timeout: float = 180) -> Iterator[dict[str, str]]:
     """A head with no CPUs on ``head`` and an agent on each ``(host, extra args)`` of ``agents``, with this
     process connected as their driver once every node is alive; yields each node's ID by its IP."""
     import spindle
@@ -38,8 +38,16 @@ def joined_cluster(token: str, head: Any, agents: list[tuple[Any, list[str]]], t
     before = os.environ.get("SPINDLE_TOKEN")
     os.environ["SPINDLE_TOKEN"] = token
     try:
-        spindle.init(address=address)
-        deadline, delay = time.monotonic() + timeout, 0.05
+        deadline = time.monotonic() + timeout
+        while True:  # the head may still be starting (a Python process in a namespace on a busy machine)
+            try:
+                spindle.init(address=address)
+                break
+            except ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        delay = 0.05
         while len(alive := [n for n in spindle.nodes() if n["Alive"]]) < 1 + len(agents):
             assert time.monotonic() < deadline, (f"{len(alive)} of {1 + len(agents)} nodes joined the head within "
                                                  f"{timeout:.0f} s; their output is in {tmp}")
