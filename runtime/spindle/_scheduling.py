@@ -11,7 +11,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from spindle._labels import Expr
+from spindle._labels import describe as describe_labels
+from spindle._labels import loads as label_loads
+from spindle._labels import matches as label_matches
 
 EPS = 1e-9
 
@@ -26,6 +31,7 @@ class NodeView:
     available: dict[str, float]
     alive: bool = True
     schedulable: bool = True  # False while the autoscaler drains it: nothing new is placed there
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -38,9 +44,16 @@ class Placement:
 
 @dataclass
 class Strategy:
-    kind: str = "DEFAULT"  # DEFAULT, SPREAD, NODE_AFFINITY
+    kind: str = "DEFAULT"  # DEFAULT, SPREAD, NODE_AFFINITY, NODE_LABEL
     node_id: str = ""
     soft: bool = False
+    labels_hard: tuple[Expr, ...] = ()  # label_selector / NodeLabelSchedulingStrategy(hard=): required
+    labels_soft: tuple[Expr, ...] = ()  # NodeLabelSchedulingStrategy(soft=): preferred
+
+
+def strategy_from_wire(s: Any) -> Strategy:
+    """A ``pb.SchedulingStrategy`` (or anything with its fields) as the placer's Strategy."""
+    return Strategy(s.kind or "DEFAULT", s.node_id, s.soft, label_loads(s.labels_hard), label_loads(s.labels_soft))
 
 
 def fits(request: Mapping[str, float], available: Mapping[str, float]) -> bool:
@@ -81,8 +94,18 @@ class Placer:
         local_node_id: str | None,
     ) -> Placement:
         alive = [n for n in nodes if n.alive and n.schedulable]
+        if strategy.labels_hard:
+            alive = [n for n in alive if label_matches(n.labels, strategy.labels_hard)]
+            if not alive:
+                return Placement("infeasible", reason=f"no live node has labels matching "
+                                                      f"{describe_labels(strategy.labels_hard)}")
         by_id = {n.node_id: n for n in alive}
         feasible = [n for n in alive if fits(request, n.total)]
+        if strategy.labels_soft:  # preferred nodes only, as long as one of them can ever take it
+            preferred = [n for n in feasible if label_matches(n.labels, strategy.labels_soft)]
+            if preferred:
+                feasible = preferred
+                by_id = {n.node_id: n for n in preferred}
         if strategy.kind == "NODE_AFFINITY":
             target = by_id.get(strategy.node_id)
             if target is not None and fits(request, target.total):

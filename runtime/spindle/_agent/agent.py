@@ -33,7 +33,7 @@ from spindle._membership import HEARTBEAT_S
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
 from spindle._rpc.transfer import add_agent_servicer
-from spindle._scheduling import NodeView, Placer, Strategy, add, fits, subtract
+from spindle._scheduling import NodeView, Placer, Strategy, add, fits, strategy_from_wire, subtract
 from spindle.exceptions import RuntimeEnvSetupError
 
 log = logging.getLogger("spindle.agent")
@@ -163,7 +163,7 @@ class Agent:
                                                                   usage=usage, draining=draining),
                                               metadata=self.channels.metadata, timeout=5)
                 nodes = [NodeView(n.node_id, n.address, dict(n.total.amounts), dict(n.available.amounts), n.alive,
-                                  schedulable=not n.draining) for n in view.nodes]
+                                  schedulable=not n.draining, labels=dict(n.labels)) for n in view.nodes]
                 me = next((n for n in view.nodes if n.node_id == self.node_id), None)
                 if me is None:
                     self._register()  # the head restarted or forgot us
@@ -216,7 +216,8 @@ class Agent:
 
     # ---------------------------------------------------------------- leases
     def _views(self) -> list[NodeView]:
-        local = NodeView(self.node_id, self.address, self.total, self.available, schedulable=not self.draining)
+        local = NodeView(self.node_id, self.address, self.total, self.available, schedulable=not self.draining,
+                         labels=self.labels)
         return [local] + [n for n in self.view if n.node_id != self.node_id]
 
     def request_lease(self, req: pb.LeaseRequest, context: Any = None) -> pb.LeaseReply:
@@ -231,7 +232,7 @@ class Agent:
         need = {k: v for k, v in req.resources.amounts.items() if v > 0}
         if req.strategy.kind == "PLACEMENT_GROUP":
             return self.bundles.request_lease(req, need)
-        strategy = Strategy(req.strategy.kind or "DEFAULT", req.strategy.node_id, req.strategy.soft)
+        strategy = strategy_from_wire(req.strategy)
         deadline = time.monotonic() + (req.timeout_s or 1.0)
         with self.cond:
             ticket = self._enqueue(need)

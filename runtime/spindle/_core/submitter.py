@@ -82,7 +82,8 @@ class TaskSubmitter:
         strategy = strategy_of(opts.get("scheduling_strategy"), opts, resources)
         env_spec: pb.RuntimeEnvSpec = opts.get("runtime_env_spec") or pb.RuntimeEnvSpec()
         key = (tuple(sorted(resources.items())), strategy.kind, strategy.node_id, strategy.soft,
-               strategy.placement_group_id, strategy.bundle_index, env_spec.key)
+               strategy.placement_group_id, strategy.bundle_index, env_spec.key, strategy.labels_hard,
+               strategy.labels_soft)
         if strategy.kind == "PLACEMENT_GROUP":
             spec.placement.CopyFrom(strategy)
         retry_ex = opts.get("retry_exceptions", False)

@@ -14,6 +14,7 @@ from typing import Any
 
 import cloudpickle
 
+from spindle import _labels
 from spindle._core import args as _args
 from spindle._proto import pb
 from spindle.exceptions import RayTaskError, TaskCancelledError
@@ -108,6 +109,19 @@ def strategy_of(s: Any, opts: dict[str, Any] | None = None, request: dict[str, f
         pg = strategy_for(opts, request or {})
         if pg is not None:
             return pg
+    selector = _labels.parse_selector((opts or {}).get("label_selector"))
+    out = _strategy_of(s)
+    if selector or hasattr(s, "hard"):  # label_selector / NodeLabelSchedulingStrategy
+        hard = selector + (_labels.from_strategy_map(s.hard, "hard") if hasattr(s, "hard") else [])
+        out.labels_hard = _labels.dumps(hard)
+        if hasattr(s, "soft") and isinstance(s.soft, dict):
+            out.labels_soft = _labels.dumps(_labels.from_strategy_map(s.soft, "soft"))
+    return out
+
+
+def _strategy_of(s: Any) -> pb.SchedulingStrategy:
+    if hasattr(s, "hard"):  # NodeLabelSchedulingStrategy
+        return pb.SchedulingStrategy(kind="NODE_LABEL")
     if s is None or s == "DEFAULT":
         return pb.SchedulingStrategy(kind="DEFAULT")
     if s == "SPREAD":
@@ -117,5 +131,5 @@ def strategy_of(s: Any, opts: dict[str, Any] | None = None, request: dict[str, f
     node_id = getattr(s, "node_id", None)
     if node_id is not None:
         return pb.SchedulingStrategy(kind="NODE_AFFINITY", node_id=node_id, soft=bool(getattr(s, "soft", False)))
-    raise ValueError(f"Unknown scheduling_strategy {s!r}: use 'DEFAULT', 'SPREAD', NodeAffinitySchedulingStrategy "
-                     "or PlacementGroupSchedulingStrategy")
+    raise ValueError(f"Unknown scheduling_strategy {s!r}: use 'DEFAULT', 'SPREAD', NodeAffinitySchedulingStrategy, "
+                     "NodeLabelSchedulingStrategy or PlacementGroupSchedulingStrategy")

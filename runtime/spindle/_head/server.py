@@ -34,7 +34,14 @@ from spindle._local_cluster import announce, service_setup
 from spindle._packages import PackageStore
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
-from spindle._scheduling import NodeView, Placement, Placer, Strategy, actor_restart_decision, subtract
+from spindle._scheduling import (
+    NodeView,
+    Placement,
+    Placer,
+    actor_restart_decision,
+    strategy_from_wire,
+    subtract,
+)
 
 log = logging.getLogger("spindle.head")
 
@@ -122,7 +129,7 @@ class HeadState:
             info.death_reason = ""
             info.draining = info.node_id in self.autoscaler.drains
             view = NodeView(info.node_id, info.address, res_dict(info.total), res_dict(info.available),
-                            schedulable=not info.draining)
+                            schedulable=not info.draining, labels=dict(info.labels))
             self.nodes[info.node_id] = NodeRecord(info, view)
             self.autoscaler.node_joined(info.node_id)
             stale = self.recovery.adopt(info.node_id, actors or [], rejoining)
@@ -252,7 +259,7 @@ class HeadState:
     def _schedule(self, rec: ActorRecord) -> None:
         delay, warned = 0.02, False
         spec = rec.spec
-        strategy = Strategy(spec.strategy.kind or "DEFAULT", spec.strategy.node_id, spec.strategy.soft)
+        strategy = strategy_from_wire(spec.strategy)
         attempt = 0
         try:
             while True:
