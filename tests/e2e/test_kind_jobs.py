@@ -136,7 +136,7 @@ def test_an_http_mode_spindlejob_is_submitted_by_the_operator_itself_without_a_s
     kind.apply(NAMESPACE, spindle_job(name, clusterSpec=minimal_spec(), shutdownAfterJobFinishes=True,
                                       submissionMode="HTTPMode"))
     try:
-        status = wait_finished(kind, name)
+        status = wait_finished(kind, name, cluster)
         assert status["jobDeploymentStatus"] == "Complete", status
         assert status["jobStatus"] == "SUCCEEDED" and status["attempt"] == 1 and status["startTime"] <= status["endTime"]
         uid = kind.get("spj", name, "-n", NAMESPACE)["metadata"]["uid"]
