@@ -7,7 +7,7 @@
   by a thread reading /proc, so nothing is imported into the measured path), submit and drain rates.
 - ``agents``: a head with no CPUs and ``--agents`` node agents (default 20, one CPU each) as local processes, and
   this process as the driver: ``--agent-tasks`` short tasks spread over them. Reports tasks/s, how many nodes ran
-  tasks, and the head's and the agents' CPU seconds per 1,000 tasks (from /proc, so the head's share is exact).
+  tasks, and the head's and the agents' CPU seconds per 1,000 tasks (from /proc), also over the head's idle cost.
 - ``actors``: ``--actors`` actors (default 1,000) with no CPU requirement created at once and each called once
   (with the worker zygote). Reports actors/s and the summed PSS of all actor processes per actor, and what that
   makes 10,000 actors need against the machine's memory.
@@ -138,6 +138,9 @@ def agents_run(count: int, n: int) -> dict[str, Any]:
             spindle.get([f.remote(i) for i in range(4 * count)])  # every agent has started a worker
             head_pid = head.procs[0].pid
             agent_pids = [p.pid for a in agents for p in a.procs]
+            i0 = _cpu_s(head_pid)
+            time.sleep(10)  # the head's idle cost with this many agents (heartbeats, usage reports)
+            idle_rate = (_cpu_s(head_pid) - i0) / 10
             h0, a0 = _cpu_s(head_pid), sum(_cpu_s(p) for p in agent_pids)
             t0 = time.perf_counter()
             nodes = spindle.get([f.remote(i) for i in range(n)])
@@ -147,7 +150,9 @@ def agents_run(count: int, n: int) -> dict[str, Any]:
             spindle.shutdown()
             os.environ.pop("SPINDLE_TOKEN", None)
     return {"agents": count, "tasks": n, "tasks_per_s": round(n / wall), "nodes_used": len(set(nodes)),
+            "head_idle_cpu_percent": round(idle_rate * 100, 1),
             "head_cpu_s_per_1k_tasks": round((h1 - h0) * 1000 / n, 3),
+            "head_cpu_s_per_1k_tasks_over_idle": round(max(0.0, h1 - h0 - idle_rate * wall) * 1000 / n, 3),
             "agents_cpu_s_per_1k_tasks": round((a1 - a0) * 1000 / n, 3)}
 
 

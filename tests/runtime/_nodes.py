@@ -59,7 +59,17 @@ def _kill_tree(pid: int) -> None:
 
 class Cluster:
     def __init__(self, num_cpus: float = 1, **init_kwargs: Any):
-        spindle.init(num_cpus=num_cpus, **init_kwargs)
+        # head and agent as two processes (as `spindle start` runs them), so that killing the driver's own node
+        # leaves the head up; the embedded cluster's one process would take the head down with it
+        before = os.environ.get("SPINDLE_EMBEDDED_SPLIT")
+        os.environ["SPINDLE_EMBEDDED_SPLIT"] = "1"
+        try:
+            spindle.init(num_cpus=num_cpus, **init_kwargs)
+        finally:
+            if before is None:
+                os.environ.pop("SPINDLE_EMBEDDED_SPLIT")
+            else:
+                os.environ["SPINDLE_EMBEDDED_SPLIT"] = before
         self.local = api._state["local"]
         self.nodes: list[Node] = [Node(self.local.node_id, None)]
 
