@@ -11,6 +11,11 @@ until a node joins). Nodes are considered in node-id order, so the answer is det
 - STRICT_SPREAD: every bundle on a different node.
 - SPREAD: on different nodes where possible; a bundle that fits on no unused node goes to the
   used node holding the fewest bundles.
+
+That greedy pass, bundle by bundle, can paint itself into a corner (a plain bundle takes the only node
+with the custom resource another bundle needs). When it fails, a bounded backtracking search tries the
+same preferences with the most constrained bundles first, so a group that fits is never called
+infeasible just because of the order of node ids.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from spindle._scheduling import fits, subtract
+from spindle._scheduling import add, fits, subtract
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 
@@ -65,29 +70,67 @@ def place_bundles(bundles: Sequence[Mapping[str, float]], strategy: str,
             if fits(need, room[n.node_id]):
                 return [n.node_id] * len(bundles)
         return None
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown placement strategy {strategy!r}")
+    ids = [n.node_id for n in ordered]
     out: list[str] = []
     count: dict[str, int] = {}
     for b in bundles:
-        choice: str | None = None
-        if strategy == "PACK":
-            used = [n.node_id for n in ordered if count.get(n.node_id) and fits(b, room[n.node_id])]
-            free = [n.node_id for n in ordered if fits(b, room[n.node_id])]
-            choice = (used or free)[0] if used or free else None
-        elif strategy in ("SPREAD", "STRICT_SPREAD"):
-            unused = [n.node_id for n in ordered if not count.get(n.node_id) and fits(b, room[n.node_id])]
-            if unused:
-                choice = unused[0]
-            elif strategy == "SPREAD":
-                used = [n.node_id for n in ordered if fits(b, room[n.node_id])]
-                choice = min(used, key=lambda nid: (count.get(nid, 0), nid)) if used else None
-        else:
-            raise ValueError(f"unknown placement strategy {strategy!r}")
-        if choice is None:
-            return None
-        subtract(room[choice], b)
-        count[choice] = count.get(choice, 0) + 1
-        out.append(choice)
+        choices = _candidates(b, strategy, ids, room, count)
+        if not choices:
+            return _search(bundles, strategy, ids, {n.node_id: dict(n.resources) for n in ordered})
+        subtract(room[choices[0]], b)
+        count[choices[0]] = count.get(choices[0], 0) + 1
+        out.append(choices[0])
     return out
+
+
+SEARCH_BUNDLES = 64  # larger groups keep the greedy answer (the search is exponential at worst)
+SEARCH_STEPS = 20_000
+
+
+def _candidates(b: Mapping[str, float], strategy: str, ids: Sequence[str], room: Mapping[str, dict[str, float]],
+                count: Mapping[str, int]) -> list[str]:
+    """The nodes a bundle may go to now, best first, by the strategy's preferences."""
+    if strategy == "PACK":
+        used = [nid for nid in ids if count.get(nid) and fits(b, room[nid])]
+        return used + [nid for nid in ids if not count.get(nid) and fits(b, room[nid])]
+    unused = [nid for nid in ids if not count.get(nid) and fits(b, room[nid])]
+    if strategy == "STRICT_SPREAD":
+        return unused
+    used = sorted((nid for nid in ids if count.get(nid) and fits(b, room[nid])), key=lambda nid: (count[nid], nid))
+    return unused + used
+
+
+def _search(bundles: Sequence[Mapping[str, float]], strategy: str, ids: Sequence[str],
+            room: dict[str, dict[str, float]]) -> list[str] | None:
+    """Depth-first placement, most constrained bundle first, within ``SEARCH_STEPS`` tries."""
+    if len(bundles) > SEARCH_BUNDLES:
+        return None
+    order = sorted(range(len(bundles)), key=lambda i: (sum(fits(bundles[i], room[nid]) for nid in ids), i))
+    out: list[str] = [""] * len(bundles)
+    count: dict[str, int] = {}
+    steps = 0
+
+    def place(k: int) -> bool:
+        nonlocal steps
+        if k == len(order):
+            return True
+        i = order[k]
+        for nid in _candidates(bundles[i], strategy, ids, room, count):
+            steps += 1
+            if steps > SEARCH_STEPS:
+                return False
+            subtract(room[nid], bundles[i])
+            count[nid] = count.get(nid, 0) + 1
+            out[i] = nid
+            if place(k + 1):
+                return True
+            add(room[nid], bundles[i])
+            count[nid] -= 1
+        return False
+
+    return out if place(0) else None
 
 
 def gang_demand(bundles: Sequence[Mapping[str, float]], strategy: str) -> list[tuple[dict[str, float], int]]:

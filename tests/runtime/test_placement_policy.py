@@ -67,3 +67,23 @@ def test_gang_demand_merges_equal_bundles_and_sums_strict_pack() -> None:
 def test_bad_arguments_get_errors_that_say_what_to_pass(bundles: list, strategy: str, words: str) -> None:
     with pytest.raises(ValueError, match=words):
         validate(bundles, strategy)
+
+
+def test_a_plain_bundle_does_not_take_the_only_node_a_custom_bundle_fits() -> None:
+    # in node-id order the greedy pass puts {"CPU": 1} on "a", the one node with "spare"; the search moves it
+    rooms = [NodeRoom("a", {"CPU": 1, "spare": 1}), NodeRoom("b", {"CPU": 2}), NodeRoom("c", {"CPU": 1})]
+    bundles = [{"CPU": 1}, {"CPU": 1, "spare": 0.5}]
+    assert place_bundles(bundles, "SPREAD", rooms) == ["b", "a"]
+    assert place_bundles(bundles, "STRICT_SPREAD", rooms) == ["b", "a"]
+    assert place_bundles(bundles, "PACK", rooms) == ["b", "a"]
+
+
+def test_strict_spread_finds_the_one_assignment_that_works() -> None:
+    rooms = [NodeRoom("a", {"CPU": 4, "gpu": 1}), NodeRoom("b", {"CPU": 4, "gpu": 1}), NodeRoom("c", {"CPU": 4})]
+    bundles = [{"CPU": 1}, {"CPU": 1}, {"gpu": 1}]
+    assert place_bundles(bundles, "STRICT_SPREAD", rooms) == ["b", "c", "a"]  # the gpu bundle placed first
+
+
+def test_the_search_still_says_none_when_nothing_fits() -> None:
+    rooms = [NodeRoom("a", {"CPU": 1, "spare": 1}), NodeRoom("b", {"CPU": 1})]
+    assert place_bundles([{"CPU": 1}, {"CPU": 1, "spare": 1}, {"CPU": 1}], "SPREAD", rooms) is None
