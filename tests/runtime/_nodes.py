@@ -27,6 +27,14 @@ def _node_of() -> str:
     return str(spindle.get_runtime_context().get_node_id())
 
 
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def wait_until(pred: Any, timeout: float = 30.0, what: str = "condition") -> float:
     """Poll ``pred`` with backoff; return the seconds it took, fail the test after ``timeout``."""
     start = time.monotonic()

@@ -7,32 +7,19 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import spindle
 from spindle.exceptions import TaskCancelledError
+from tests.runtime._nodes import process_gone, wait_until
 
 pytestmark = pytest.mark.usefixtures("cluster")
 
 
-def wait_until(pred: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline, delay = time.monotonic() + timeout, 0.02
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
 
 
-def process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 @spindle.remote
@@ -53,7 +40,7 @@ def test_a_queued_actor_call_never_runs_and_a_running_sync_call_runs_on_but_read
     started, release, marker = tmp_path / "started", tmp_path / "release", tmp_path / "marker"
     running = a.hold.remote(str(started), str(release))
     queued = a.mark.remote(str(marker))
-    wait_until(started.exists, "the first call started")
+    wait_until(started.exists, 60, "the first call started")
     spindle.cancel(queued)
     spindle.cancel(running)  # Ray does not interrupt a running call of a sync actor
     ready, _ = spindle.wait([queued], timeout=60)  # answered by the actor's worker, while `running` still runs
@@ -122,7 +109,7 @@ def test_a_ref_owned_by_another_worker_can_be_cancelled(tmp_path: Path) -> None:
 
     pid_file = tmp_path / "pid"
     inner = spindle.get(spawn.remote(str(pid_file)), timeout=60)[0]
-    wait_until(pid_file.exists, "the inner task started")
+    wait_until(pid_file.exists, 60, "the inner task started")
     spindle.cancel(inner)
     with pytest.raises(TaskCancelledError):
         spindle.get(inner, timeout=60)
@@ -135,11 +122,11 @@ def test_a_forced_recursive_cancel_ends_the_children_and_frees_their_cpus(tmp_pa
 
     pid_file = tmp_path / "child-pid"
     ref = parent.remote(str(pid_file))
-    wait_until(pid_file.exists, "the child task started")
+    wait_until(pid_file.exists, 60, "the child task started")
     child_pid = int(pid_file.read_text())
     spindle.cancel(ref, force=True, recursive=True)
     with pytest.raises(TaskCancelledError):
         spindle.get(ref, timeout=60)
-    wait_until(lambda: process_gone(child_pid), "the child's worker process ended")
-    wait_until(lambda: spindle.available_resources().get("CPU") == spindle.cluster_resources()["CPU"],
+    wait_until(lambda: process_gone(child_pid), 60, "the child's worker process ended")
+    wait_until(lambda: spindle.available_resources().get("CPU") == spindle.cluster_resources()["CPU"], 60,
                "every CPU is free again")

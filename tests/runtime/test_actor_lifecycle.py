@@ -6,13 +6,14 @@ from __future__ import annotations
 import atexit
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import spindle
 from spindle.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from tests.runtime._nodes import process_gone, wait_until
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -27,13 +28,6 @@ def cluster() -> Iterator[None]:
         os.environ.pop("SPINDLE_ACTOR_GRACEFUL_SHUTDOWN_S", None)
 
 
-def wait_until(pred: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline, delay = time.monotonic() + timeout, 0.05
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
 
 
 @spindle.remote
@@ -68,12 +62,6 @@ def hooks_run(folder: Path, tag: str) -> set[str]:
     return {p.suffix[1:] for p in folder.iterdir() if p.stem == tag}
 
 
-def process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_exit_actor_runs_the_shutdown_hook_del_and_atexit_and_callers_see_an_intended_exit(tmp_path: Path) -> None:
@@ -88,7 +76,7 @@ def test_exit_actor_runs_the_shutdown_hook_del_and_atexit_and_callers_see_an_int
     assert not info.value.actor_init_failed
     with pytest.raises(ActorDiedError, match="exit_actor\\(\\) is called"):
         spindle.get(a.pid.remote(), timeout=60)
-    wait_until(lambda: process_gone(pid), "the actor's process exited")
+    wait_until(lambda: process_gone(pid), 60, "the actor's process exited")
     assert hooks_run(tmp_path, "exit") == {"shutdown", "del", "atexit"}
 
 
@@ -108,7 +96,7 @@ def test_ray_terminate_runs_the_hooks_after_the_calls_queued_before_it(tmp_path:
     assert spindle.get(slow, timeout=60) == "finished"
     with pytest.raises(ActorDiedError):
         spindle.get(done, timeout=60)
-    wait_until(lambda: hooks_run(tmp_path, "term") == {"shutdown", "del", "atexit"}, "the hooks ran")
+    wait_until(lambda: hooks_run(tmp_path, "term") == {"shutdown", "del", "atexit"}, 60, "the hooks ran")
 
 
 def test_an_actor_whose_last_handle_goes_out_of_scope_finishes_its_calls_then_runs_its_hooks(tmp_path: Path) -> None:
@@ -117,8 +105,8 @@ def test_an_actor_whose_last_handle_goes_out_of_scope_finishes_its_calls_then_ru
     pending = a.slow.remote(0.5)
     del a
     assert spindle.get(pending, timeout=60) == "finished"
-    wait_until(lambda: hooks_run(tmp_path, "scope") == {"shutdown", "del", "atexit"}, "the hooks ran")
-    wait_until(lambda: process_gone(pid), "the actor's process exited")
+    wait_until(lambda: hooks_run(tmp_path, "scope") == {"shutdown", "del", "atexit"}, 60, "the hooks ran")
+    wait_until(lambda: process_gone(pid), 60, "the actor's process exited")
 
 
 def test_an_actor_whose_handle_was_passed_to_another_actor_outlives_its_creators_handle(tmp_path: Path) -> None:
@@ -147,7 +135,7 @@ def test_a_named_actor_ends_with_its_creators_last_handle_as_in_ray(tmp_path: Pa
     del named
     assert spindle.get(also.pid.remote(), timeout=60) > 0
     del also
-    wait_until(lambda: hooks_run(tmp_path, "named") == {"shutdown", "del", "atexit"}, "the named actor ended")
+    wait_until(lambda: hooks_run(tmp_path, "named") == {"shutdown", "del", "atexit"}, 60, "the named actor ended")
     with pytest.raises(ValueError):
         spindle.get_actor("lifecycle-named")
 
@@ -158,7 +146,7 @@ def test_kill_runs_no_hooks_and_callers_are_told_it_was_killed(tmp_path: Path) -
     spindle.kill(a)
     with pytest.raises(ActorDiedError, match="killed by `ray.kill`"):
         spindle.get(a.pid.remote(), timeout=60)
-    wait_until(lambda: process_gone(pid), "the actor's process exited")
+    wait_until(lambda: process_gone(pid), 60, "the actor's process exited")
     assert hooks_run(tmp_path, "kill") == set()
 
 
@@ -204,7 +192,7 @@ def test_a_hung_shutdown_hook_does_not_keep_the_actor_alive(tmp_path: Path) -> N
     s = Stuck.remote()
     pid = spindle.get(s.pid.remote())
     del s
-    wait_until(lambda: process_gone(pid), "the actor's process was force-ended after the grace period")
+    wait_until(lambda: process_gone(pid), 60, "the actor's process was force-ended after the grace period")
 
 
 def test_an_async_actor_calling_exit_actor_runs_its_shutdown_hook(tmp_path: Path) -> None:
@@ -222,7 +210,7 @@ def test_an_async_actor_calling_exit_actor_runs_its_shutdown_hook(tmp_path: Path
     a = AsyncHooked.remote(str(tmp_path / "async.shutdown"))
     with pytest.raises(ActorDiedError, match="exit_actor"):
         spindle.get(a.bye.remote(), timeout=60)
-    wait_until((tmp_path / "async.shutdown").exists, "the async actor's shutdown hook ran")
+    wait_until((tmp_path / "async.shutdown").exists, 60, "the async actor's shutdown hook ran")
 
 
 def test_kill_without_no_restart_restarts_an_actor_that_may_restart() -> None:
