@@ -54,7 +54,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     setattr(item, f"report_{report.when}", report)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # down after the last e2e test, not idling through the rest of the run
 def kind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kind]:
     workdir = tmp_path_factory.mktemp("kind")
     kubeconfig = workdir / "kubeconfig"
