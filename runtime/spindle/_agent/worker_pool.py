@@ -232,8 +232,10 @@ class WorkerPool:
                 rec.idle_since = time.monotonic()
                 self.idle.append(rec)
                 self.cond.notify_all()
-        if kill:
-            self.kill(rec)
+        if kill:  # gracefully: it sends its buffered task events before it exits (SIGKILL would lose them)
+            from spindle._agent import graceful
+
+            graceful.terminate(rec.proc)
 
     def kill(self, rec: WorkerRecord) -> None:
         try:

@@ -1,6 +1,7 @@
 """Ending an actor's worker gracefully, as Ray does: shutdown hook, ``__del__``, ``atexit``, then exit.
 
-An actor ends gracefully when it calls ``exit_actor()``, when ``__ray_terminate__`` reaches it, or
+A plain task worker the agent no longer needs gets the same SIGTERM and exits the same way (it has no
+hooks), sending its buffered task events first. An actor ends gracefully when it calls ``exit_actor()``, when ``__ray_terminate__`` reaches it, or
 when its agent sends SIGTERM (every handle went out of scope, see ``_core.actor_scope``). Then, as in
 Ray: calls already running finish, calls still queued never run (their callers get ActorDiedError
 when the process is gone), the actor's ``__ray_shutdown__`` runs, the instance is dropped (its
@@ -80,9 +81,18 @@ def run(ex: Executor) -> None:
         atexit._run_exitfuncs()
     except BaseException:  # noqa: BLE001
         traceback.print_exc()
+    _flush_events(ex)
     _flush_std()
     time.sleep(0.2)  # the last results are on their way to the callers
     os._exit(0)
+
+
+def _flush_events(ex: Executor) -> None:
+    """Send the task events still buffered (the state API would otherwise never hear how its last tasks ended)."""
+    try:
+        ex.cw.events.close()
+    except Exception:  # noqa: BLE001 - the head may be gone; exiting matters more
+        pass
 
 
 def _drain(ex: Executor) -> None:
