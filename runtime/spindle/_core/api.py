@@ -303,14 +303,7 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
     if not refs:
         return [], []
     ids = [r.binary() for r in refs]
-    if len(set(ids)) != len(ids):
-        raise ValueError("Wait requires a list of unique object refs.")
-    if num_returns <= 0:
-        raise ValueError(f"Invalid number of objects to return {num_returns}.")
-    if num_returns > len(refs):
-        raise ValueError("num_returns cannot be greater than the number of objects provided to wait().")
-    if timeout is not None and timeout < 0:
-        raise ValueError(f"The 'timeout' argument must be >= 0, got {timeout}")
+    _check_wait(len(set(ids)) == len(ids), "object refs", num_returns, len(refs), timeout)
     ready_ids = set(cw.wait_ready(refs, num_returns, timeout))
     ready: list[ObjectRef] = []
     pending: list[ObjectRef] = []
@@ -322,18 +315,24 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
     return ready, pending
 
 
+def _check_wait(unique: bool, what: str, num_returns: int, count: int, timeout: float | None) -> None:
+    """Ray's argument checks of wait(), in Ray's words."""
+    if not unique:
+        raise ValueError(f"Wait requires a list of unique {what}.")
+    if num_returns <= 0:
+        raise ValueError(f"Invalid number of objects to return {num_returns}.")
+    if num_returns > count:
+        raise ValueError("num_returns cannot be greater than the number of objects provided to wait().")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"The 'timeout' argument must be >= 0, got {timeout}")
+
+
 def _wait_with_generators(cw: Any, items: list[Any], num_returns: int,
                           timeout: float | None) -> tuple[list[Any], list[Any]]:
     from spindle._core.wait_generators import wait_mixed
 
-    if len({id(x) if not isinstance(x, ObjectRef) else x.binary() for x in items}) != len(items):
-        raise ValueError("Wait requires a list of unique ray_waitables.")
-    if num_returns <= 0:
-        raise ValueError(f"Invalid number of objects to return {num_returns}.")
-    if num_returns > len(items):
-        raise ValueError("num_returns cannot be greater than the number of objects provided to wait().")
-    if timeout is not None and timeout < 0:
-        raise ValueError(f"The 'timeout' argument must be >= 0, got {timeout}")
+    unique = len({id(x) if not isinstance(x, ObjectRef) else x.binary() for x in items}) == len(items)
+    _check_wait(unique, "ray_waitables", num_returns, len(items), timeout)
     ready_idx = wait_mixed(cw, items, num_returns, timeout)
     ready: list[Any] = []
     pending: list[Any] = []
