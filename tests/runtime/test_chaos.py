@@ -71,11 +71,21 @@ def _workers(cluster: Cluster) -> list[psutil.Process]:
     out = []
     for pid in [cluster.local.procs[-1].pid] + [n.proc.pid for n in cluster.nodes if n.proc is not None]:
         try:
-            out += [c for c in psutil.Process(pid).children(recursive=True)
-                    if "spindle._core.worker" in " ".join(c.cmdline())]
+            out += [c for c in psutil.Process(pid).children(recursive=True) if _is_worker(c)]
         except psutil.NoSuchProcess:
             pass
     return out
+
+
+def _is_worker(p: psutil.Process) -> bool:
+    """A worker started as an interpreter, or forked by the node's zygote (it keeps the zygote's command line)."""
+    try:
+        if "spindle._core.worker" in " ".join(p.cmdline()):
+            return True
+        parent = p.parent()
+        return parent is not None and "spindle._core.zygote" in " ".join(parent.cmdline())
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _other_driver(cluster: Cluster) -> subprocess.Popen[bytes]:
