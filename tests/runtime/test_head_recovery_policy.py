@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from spindle._head.server import HeadState
+from spindle._head.head_state import HeadState
 from spindle._head.tables import MemoryTables, SqliteTables
 from spindle._proto import pb
 from spindle._rpc.channels import Channels

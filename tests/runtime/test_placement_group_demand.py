@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spindle._head.server import HeadState
+from spindle._head.head_state import HeadState
 from spindle._proto import pb
 from spindle._rpc.channels import Channels
 
@@ -17,7 +17,7 @@ def test_pending_groups_are_reported_as_gang_bundles_and_removed_ones_are_not() 
     node = pb.NodeInfo(node_id="n1", address="127.0.0.1:1", total=pb.Resources(amounts={"CPU": 2}),
                        available=pb.Resources(amounts={"CPU": 2}))
     with head.lock:  # a node known to the head, not reachable: nothing can be reserved on it
-        from spindle._head.server import NodeRecord
+        from spindle._head.head_state import NodeRecord
         from spindle._scheduling import NodeView
 
         head.nodes["n1"] = NodeRecord(node, NodeView("n1", "127.0.0.1:1", {"CPU": 2}, {"CPU": 2}))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from spindle._head.server import HeadState
+    from spindle._head.head_state import HeadState
 
 HEAD = web.AppKey("autoscaler_head", object)
 DEFAULT_DRAIN_DEADLINE_S = 600.0

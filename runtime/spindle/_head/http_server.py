@@ -28,7 +28,7 @@ from spindle._head.jobs.manager import JobManager
 from spindle._packages import PackageStore
 
 if TYPE_CHECKING:
-    from spindle._head.server import HeadState
+    from spindle._head.head_state import HeadState
 
 log = logging.getLogger("spindle.head.http")
 

@@ -25,7 +25,7 @@ from spindle._proto import pb, rpc
 from spindle._scheduling import add, subtract
 
 if TYPE_CHECKING:
-    from spindle._head.server import HeadState
+    from spindle._head.head_state import HeadState
 
 log = logging.getLogger("spindle.head")
 

@@ -33,7 +33,7 @@ from spindle._metrics_keys import KV_PREFIX
 from spindle._proto import pb
 
 if TYPE_CHECKING:
-    from spindle._head.server import ActorRecord, HeadState
+    from spindle._head.head_state import ActorRecord, HeadState
 
 log = logging.getLogger("spindle.head")
 
@@ -110,7 +110,7 @@ class Recovery:
     # ---------------------------------------------------------------- start-up
     def load(self) -> None:
         """Fill the head's tables from storage; what was running waits for its agent or its driver."""
-        from spindle._head.server import ActorRecord
+        from spindle._head.head_state import ActorRecord
 
         s = self.s
         deadline = time.monotonic() + self.grace_s
@@ -154,7 +154,7 @@ class Recovery:
 
         Called with the head's lock held, after the node is registered.
         """
-        from spindle._head.server import ActorRecord
+        from spindle._head.head_state import ActorRecord
 
         s = self.s
         if rejoining or actors:

@@ -17,7 +17,7 @@ from aiohttp import web
 from spindle._head.dashboard import auth
 
 if TYPE_CHECKING:
-    from spindle._head.server import HeadState
+    from spindle._head.head_state import HeadState
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 LOGIN_MAX_BYTES = 4096

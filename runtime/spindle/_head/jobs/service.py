@@ -14,7 +14,7 @@ from spindle._packages import PackageStore
 from spindle._rpc.net import routable_ip
 
 if TYPE_CHECKING:
-    from spindle._head.server import HeadState
+    from spindle._head.head_state import HeadState
 
 
 def advertised_ip(host: str) -> str:

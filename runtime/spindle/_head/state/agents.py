@@ -16,7 +16,7 @@ import grpc
 from spindle._proto import pb, rpc
 
 if TYPE_CHECKING:
-    from spindle._head.server import HeadState
+    from spindle._head.head_state import HeadState
 
 RPC_TIMEOUT_S = 10.0
 

@@ -18,7 +18,7 @@ from spindle._head.jobs import routes as job_routes
 from spindle._head.state import agents, query, rows
 
 if TYPE_CHECKING:
-    from spindle._head.server import HeadState
+    from spindle._head.head_state import HeadState
 
 HEAD = web.AppKey("state_head", object)
 SSE_OVERVIEW_S = 1.0

@@ -12,7 +12,7 @@ from spindle._proto import pb
 
 if TYPE_CHECKING:
     from spindle._head.jobs.manager import JobManager
-    from spindle._head.server import HeadState
+    from spindle._head.head_state import HeadState
 
 ACTOR_STATES = {"PENDING": "PENDING_CREATION", "ALIVE": "ALIVE", "RESTARTING": "RESTARTING", "DEAD": "DEAD"}
 

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from spindle._metrics_keys import KV_PREFIX
 
 if TYPE_CHECKING:
-    from spindle._head.server import HeadState
+    from spindle._head.head_state import HeadState
 
 Series = dict[tuple[tuple[str, str], ...], dict[str, Any]]
 
