@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 
-def start_node(token: str, host: Any, args: list[str], tmp: Path) -> Any:
-    """`spindle start *args` on ``host`` (a head with ``--head``, else an agent with ``--address``)."""
-    env = {**os.environ, "SPINDLE_TOKEN": token, "SPINDLE_TEMP_DIR": str(tmp / host.name)}
+def start_node(token: str, host: Any, args: list[str], tmp: Path, env: dict[str, str] | None = None) -> Any:
+    """`spindle start *args` on ``host`` (a head with ``--head``, else an agent with ``--address``), with
+    ``env`` added to this process's environment."""
+    env = {**os.environ, **(env or {}), "SPINDLE_TOKEN": token, "SPINDLE_TEMP_DIR": str(tmp / host.name)}
     env.pop("SPINDLE_ADDRESS", None)
     return host.popen([sys.executable, "-m", "spindle._cli", "start", *args, "--node-ip", host.ip, "--block"],
                       env=env, stdout=open(tmp / f"{host.name}.out", "w"), stderr=open(tmp / f"{host.name}.err", "w"))
@@ -26,15 +27,16 @@ def start_node(token: str, host: Any, args: list[str], tmp: Path) -> Any:
 
 @contextlib.contextmanager
 def joined_cluster(token: str, head: Any, agents: list[tuple[Any, list[str]]], tmp: Path, port: int = 6380,
-                   timeout: float = 180) -> Iterator[dict[str, str]]:
+                   timeout: float = 180, agent_env: dict[str, dict[str, str]] | None = None) -> Iterator[dict[str, str]]:
     """A head with no CPUs on ``head`` and an agent on each ``(host, extra args)`` of ``agents``, with this
-    process connected as their driver once every node is alive; yields each node's ID by its IP."""
+    process connected as their driver once every node is alive; yields each node's ID by its IP.
+    ``agent_env`` adds environment variables to the agents of the hosts it names (by host name)."""
     import spindle
 
     start_node(token, head, ["--head", "--port", str(port), "--num-cpus", "0"], tmp)
     address = f"{head.ip}:{port}"
     for host, args in agents:
-        start_node(token, host, ["--address", address, *args], tmp)
+        start_node(token, host, ["--address", address, *args], tmp, (agent_env or {}).get(host.name))
     before = os.environ.get("SPINDLE_TOKEN")
     os.environ["SPINDLE_TOKEN"] = token
     try:

@@ -26,7 +26,7 @@ from spindle._core import context
 from spindle._proto import pb, rpc
 from spindle._serialization import deserialize
 from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from tests.netns_harness.spindle_nodes import start_node
+from tests.netns_harness.spindle_nodes import joined_cluster
 
 TOKEN = "multinode-transfer-test-token"
 MiB = 1 << 20
@@ -36,27 +36,12 @@ MiB = 1 << 20
 def two_nodes(netns_hosts_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("multinode-transfer")
     head, a, b = netns_hosts_module(3)
-    start_node(TOKEN, head, ["--head", "--port", "6380", "--num-cpus", "0"], tmp)
-    address = f"{head.ip}:6380"
-    os.environ["SPINDLE_LOG_LEVEL"] = "INFO"  # node A's agent logs each pull it makes (counted below)
-    try:
-        start_node(TOKEN, a, ["--address", address, "--num-cpus", "1"], tmp)
-    finally:
-        os.environ.pop("SPINDLE_LOG_LEVEL", None)
-    start_node(TOKEN, b, ["--address", address, "--num-cpus", "1"], tmp)
-    os.environ["SPINDLE_TOKEN"] = TOKEN
-    try:
-        spindle.init(address=address)
-        deadline = time.monotonic() + 60
-        while len([n for n in spindle.nodes() if n["Alive"]]) < 3:
-            assert time.monotonic() < deadline, "the nodes did not join the head within 60 s"
-            time.sleep(0.2)
+    # node A's agent logs each pull it makes (counted below)
+    with joined_cluster(TOKEN, head, [(a, ["--num-cpus", "1"]), (b, ["--num-cpus", "1"])], tmp,
+                        agent_env={a.name: {"SPINDLE_LOG_LEVEL": "INFO"}}):
         view = context.core().head().GetClusterView(pb.Empty(), metadata=context.core().md, timeout=10)
         by_ip = {n.ip: n for n in view.nodes}
         yield {"a": by_ip[a.ip], "b": by_ip[b.ip], "b_host": b, "a_log_dir": tmp / a.name}
-    finally:
-        spindle.shutdown()
-        os.environ.pop("SPINDLE_TOKEN", None)
 
 
 @spindle.remote
