@@ -34,3 +34,19 @@ def test_the_reason_says_what_was_seen() -> None:
     assert death_reason(1.234, refused=True) == (
         "its agent stopped heartbeating 1.2 s ago and refuses connections (the process exited)")
     assert death_reason(4.5, refused=False) == "it missed heartbeats for 4.5 s"
+
+
+def test_a_driver_acts_on_each_death_of_a_node_once_even_when_it_rejoins_and_dies_again() -> None:
+    from spindle._core.node_watch import newly_dead
+    from spindle._proto import pb
+
+    def view(alive: bool) -> list[pb.NodeInfo]:
+        return [pb.NodeInfo(node_id="a", address="10.0.0.1:1", alive=True),
+                pb.NodeInfo(node_id="b", address="10.0.0.2:1", alive=alive)]
+
+    seen: set[str] = set()
+    assert newly_dead(view(alive=True), seen) == {}
+    assert newly_dead(view(alive=False), seen) == {"b": "10.0.0.2:1"}
+    assert newly_dead(view(alive=False), seen) == {}  # the same death is not reported twice
+    assert newly_dead(view(alive=True), seen) == {}  # b rejoined under its ID
+    assert newly_dead(view(alive=False), seen) == {"b": "10.0.0.2:1"}  # and its second death counts

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import grpc
@@ -49,9 +50,17 @@ class NodeWatch:
             if draining or draining != self.draining:  # the autoscaler drains (or undrains) nodes: move work off
                 self.draining = draining
                 cw.submitter.nodes_draining(draining)
-            dead = {n.node_id: n.address for n in view.nodes if not n.alive and n.node_id not in self.seen_dead}
+            dead = newly_dead(view.nodes, self.seen_dead)
             if not dead:
                 continue
-            self.seen_dead.update(dead)
             cw.submitter.nodes_died(set(dead.values()))
             cw.actors.nodes_died(set(dead))
+
+
+def newly_dead(nodes: Sequence[pb.NodeInfo], seen_dead: set[str]) -> dict[str, str]:
+    """The nodes (ID -> address) that died since the last look; updates ``seen_dead``. A node seen alive again
+    (it rejoined under its ID after a partition or a head restart) is forgotten, so its next death counts."""
+    seen_dead -= {n.node_id for n in nodes if n.alive}
+    dead = {n.node_id: n.address for n in nodes if not n.alive and n.node_id not in seen_dead}
+    seen_dead.update(dead)
+    return dead
