@@ -18,8 +18,9 @@ from spindle._proto import pb, rpc
 
 if TYPE_CHECKING:
     from spindle._core.core_worker import CoreWorker
-    from spindle._core.executor import Executor, Sink
+    from spindle._core.executor import Executor
     from spindle._core.object_ref import ObjectRef
+    from spindle._core.result_sink import Sink
 
 
 def cancel(cw: CoreWorker, ref: ObjectRef, force: bool, recursive: bool) -> None:

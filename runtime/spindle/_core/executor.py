@@ -4,7 +4,8 @@ Each lease holder opens one PushTasks stream; its tasks go onto the worker's que
 the main thread in arrival order (so calls from one caller to an actor run in submission
 order). Threaded actors fan calls out to a pool of ``max_concurrency`` threads; async actors run
 them as coroutines on an event loop. Results and the task's printed lines go back on the stream
-they came from, batched.
+they came from, batched (``result_sink``). Making a worker an actor (its constructor, its thread
+pool or event loop) is ``actor_host``.
 
 Tasks queued behind one that runs longer than ``_dispatch.STALL_S`` are handed back unstarted
 (``returned``) so their submitter places them on another worker. ``cancel`` drops a task that
@@ -31,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from spindle import _actor_death, _dispatch
-from spindle._core import actor_shutdown, gen_exec
+from spindle._core import actor_host, actor_shutdown, gen_exec
 from spindle._core.cancel import cancel_actor_call
+from spindle._core.result_sink import DirectOut, Sink
 from spindle._core.store_client import unmap
 from spindle._core.task_events import error_fields
 from spindle._proto import pb
@@ -46,89 +48,6 @@ if TYPE_CHECKING:
 
 class ActorExit(BaseException):
     """Raised by ``exit_actor()`` to end the actor gracefully."""
-
-
-class Sink:
-    """The way back to one lease holder: a queue drained into ResultBatch messages."""
-
-    def __init__(self, q: Any = None) -> None:
-        # q.put(TaskResult | LogLine | None); a DirectOut sends from the putting thread itself
-        self.q: Any = q if q is not None else queue.SimpleQueue()
-        self.closed = False  # the caller is gone: its queued tasks are dropped
-        self.resources: dict[str, float] = {}  # what the lease behind this stream holds (get_assigned_resources)
-        self.namespace = ""  # the submitting job's namespace
-
-    def batches(self) -> Iterator[pb.ResultBatch]:
-        while True:
-            item = self.q.get()
-            if item is None:
-                return
-            batch = pb.ResultBatch()
-            while item is not None:
-                if isinstance(item, pb.LogLine):
-                    batch.logs.append(item)
-                else:
-                    batch.results.append(item)
-                try:
-                    item = self.q.get_nowait()
-                except queue.Empty:
-                    break
-            yield batch
-            if item is None:
-                return
-
-
-class DirectOut:
-    """A Sink's queue for a local stream: results are sent by the thread that produces them.
-
-    The executor's main thread holds its results back while more calls wait in its queue and sends
-    them together once the queue is empty (or 64 are held); an async actor's results produced in one
-    turn of its event loop go together too. Any other thread sends at once.
-    """
-
-    def __init__(self, fs: FrameSocket, executor: Executor):
-        self.fs = fs
-        self.executor = executor
-        self.lock = threading.Lock()
-        self.held: list[pb.TaskResult | pb.LogLine] = []
-        self.scheduled = False
-
-    def put(self, item: pb.TaskResult | pb.LogLine | None) -> None:
-        if item is None:
-            self.flush()
-            self.fs.close()
-            return
-        ex = self.executor
-        with self.lock:
-            self.held.append(item)
-            n = len(self.held)
-            if n < 64 and threading.get_ident() == ex.main_ident and not ex.queue.empty():
-                ex.hold(self)
-                return
-            loop = ex.loop
-            if loop is not None and n < 64 and threading.get_ident() == ex.loop_ident:
-                if not self.scheduled:
-                    self.scheduled = True
-                    loop.call_soon(self.flush)
-                return
-        self.flush()
-
-    def flush(self) -> None:
-        with self.lock:
-            held, self.held = self.held, []
-            self.scheduled = False
-            if not held:
-                return
-            batch = pb.ResultBatch()
-            for item in held:
-                if isinstance(item, pb.LogLine):
-                    batch.logs.append(item)
-                else:
-                    batch.results.append(item)
-            try:
-                self.fs.send(batch.SerializeToString())
-            except OSError:
-                self.fs.close()  # the caller is gone; it learns what happened from the head
 
 
 class TaskContext(threading.local):
@@ -362,7 +281,7 @@ class Executor:
             fn = self.functions[spec.function_id] = cloudpickle.loads(spec.function_blob)
         return fn
 
-    def _resolve(self, args: Iterable[pb.Arg], maps: list[tuple[bytes, memoryview]] | None = None,
+    def resolve(self, args: Iterable[pb.Arg], maps: list[tuple[bytes, memoryview]] | None = None,
                  ) -> tuple[list[Any], dict[str, Any]]:
         """The call's arguments; ``maps`` collects the owner's store files read in place (to unmap after the run)."""
         pos: list[Any] = []
@@ -437,7 +356,7 @@ class Executor:
         if not self._begin(spec, sink):
             return
         start = time.perf_counter()
-        saved_env = _apply_env(spec.env_vars)
+        saved_env = apply_env(spec.env_vars)
         maps: list[tuple[bytes, memoryview]] = []
         try:
             result = self._run(spec, sink, start, maps)
@@ -455,8 +374,8 @@ class Executor:
         except BaseException as e:  # noqa: BLE001 - any user error is reported, never kills the worker
             result = self._error_result(spec, e, start)
         finally:
-            _restore_env(saved_env)
-            _flush_std()
+            restore_env(saved_env)
+            flush_std()
             self._end(spec)
         if maps:  # the arguments are gone with _run's frame: unmap their files before the owner hears back
             result.released_object_ids.extend(unmap(maps))
@@ -467,7 +386,7 @@ class Executor:
             self._exit_now()
 
     def _run(self, spec: pb.TaskSpec, sink: Sink, start: float, maps: list[tuple[bytes, memoryview]]) -> pb.TaskResult:
-        args, kwargs = self._resolve(spec.args, maps)
+        args, kwargs = self.resolve(spec.args, maps)
         fn = self._actor_method(spec.method) if spec.actor_id else self._function(spec)
         self.ctx.function_name = self._function_name(spec)
         if spec.generator:  # the generator's body runs (and can be cancelled) while it streams
@@ -508,7 +427,7 @@ class Executor:
             self.ctx.task_id, self.ctx.sink, self.ctx.name = spec.task_id, sink, spec.name
             self.cw.events.running(spec.task_id, spec.name, spec.job_id, spec.actor_id)
             try:
-                args, kwargs = self._resolve(spec.args)
+                args, kwargs = self.resolve(spec.args)
                 self.ctx.function_name = self._function_name(spec)
                 value = self._actor_method(spec.method)(*args, **kwargs)
                 if spec.generator:
@@ -525,7 +444,7 @@ class Executor:
                 result = self._error_result(spec, e, start)
             with self.lock:
                 self.async_tasks.pop(spec.task_id, None)
-            _flush_std()
+            flush_std()
             self.cw.events.finished(spec.task_id, spec.name, spec.job_id, spec.actor_id, *error_fields(result))
             sink.q.put(result)
             if self.exiting:
@@ -548,7 +467,7 @@ class Executor:
         return pb.TaskResult(task_id=spec.task_id, returns=returns, exec_seconds=time.perf_counter() - start)
 
     def _error_result(self, spec: pb.TaskSpec, e: BaseException, start: float) -> pb.TaskResult:
-        tb = _user_traceback(e)
+        tb = user_traceback(e)
         err = RayTaskError(spec.name, tb, e).as_instanceof_cause()
         return pb.TaskResult(task_id=spec.task_id, failed=True, app_error=True, error=pickle_error(err),
                              error_text=tb, exec_seconds=time.perf_counter() - start)
@@ -565,70 +484,16 @@ class Executor:
 
     # ---------------------------------------------------------------- actors
     def create_actor(self, req: pb.StartActorRequest) -> pb.StartActorReply:
-        done = threading.Event()
-        reply: list[pb.StartActorReply] = []
-
-        def construct() -> None:
-            spec = req.spec
-            saved = self.ctx.name
-            self.ctx.name = spec.class_name
-            init = f"{spec.class_name}.__init__"
-            self.cw.events.running(spec.actor_id, init, spec.job_id, spec.actor_id, kind="ACTOR_CREATION_TASK")
-            try:
-                _apply_env(spec.env_vars)
-                self.cw.job_id = spec.job_id
-                self.cw.namespace = spec.namespace
-                cls = cloudpickle.loads(spec.class_blob)
-                args, kwargs = self._resolve(spec.args)
-                self.actor_spec = spec
-                self.actor_incarnation = req.incarnation
-                self.actor = cls(*args, **kwargs)
-                groups = cloudpickle.loads(spec.concurrency_groups_blob) if spec.concurrency_groups_blob else {}
-                if spec.is_async:
-                    self._start_loop(spec.max_concurrency or 1000, groups)
-                elif spec.max_concurrency > 1 or groups:
-                    self.actor_pool = ThreadPoolExecutor(spec.max_concurrency or 1, thread_name_prefix="actor")
-                    self.group_pools = {g: ThreadPoolExecutor(n, thread_name_prefix=f"actor-{g}")
-                                        for g, n in groups.items()}
-                reply.append(pb.StartActorReply(ok=True, worker_address=self.cw.address))
-            except BaseException as e:  # noqa: BLE001
-                tb = _user_traceback(e)
-                err = RayTaskError(f"{spec.class_name}.__init__", tb, e).as_instanceof_cause()
-                reply.append(pb.StartActorReply(ok=False, error=pickle_error(err), error_text=tb))
-            finally:
-                failed = not reply or not reply[0].ok
-                self.cw.events.finished(spec.actor_id, init, spec.job_id, spec.actor_id,
-                                        "TASK_EXECUTION_EXCEPTION" if failed else "",
-                                        reply[0].error_text if failed and reply else "", kind="ACTOR_CREATION_TASK")
-                self.ctx.name = saved
-                _flush_std()
-                done.set()
-
-        self.queue.put(construct)
-        done.wait()
-        return reply[0]
-
-    def _start_loop(self, concurrency: int, groups: dict[str, int]) -> None:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            self.loop_ident = threading.get_ident()
-            self.async_sem = asyncio.Semaphore(concurrency)
-            self.group_sems = {g: asyncio.Semaphore(n) for g, n in groups.items()}
-            ready.set()
-            loop.run_forever()
-
-        threading.Thread(target=run, daemon=True, name="actor-loop").start()
-        ready.wait()
-        self.loop = loop
+        return actor_host.create(self, req)
 
 
-def _user_traceback(e: BaseException) -> str:
+_OWN_FILES = {__file__, actor_host.__file__}
+
+
+def user_traceback(e: BaseException) -> str:
     """The traceback from the user's code down, without Spindle's own frames above it (as Ray shows it)."""
     tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename in _OWN_FILES:
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(e), e, tb))
 
@@ -646,7 +511,7 @@ def _parse_resources(text: str) -> dict[str, float]:
         return {}
 
 
-def _apply_env(env: Any) -> dict[str, str | None]:
+def apply_env(env: Any) -> dict[str, str | None]:
     saved: dict[str, str | None] = {}
     for k, v in dict(env).items():
         saved[k] = os.environ.get(k)
@@ -654,7 +519,7 @@ def _apply_env(env: Any) -> dict[str, str | None]:
     return saved
 
 
-def _restore_env(saved: dict[str, str | None]) -> None:
+def restore_env(saved: dict[str, str | None]) -> None:
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)
@@ -662,7 +527,7 @@ def _restore_env(saved: dict[str, str | None]) -> None:
             os.environ[k] = v
 
 
-def _flush_std() -> None:
+def flush_std() -> None:
     import sys
 
     for s in (sys.stdout, sys.stderr):

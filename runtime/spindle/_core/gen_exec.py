@@ -21,7 +21,8 @@ from spindle._core.object_ref import ObjectRef
 from spindle._proto import pb
 
 if TYPE_CHECKING:
-    from spindle._core.executor import Executor, Sink
+    from spindle._core.executor import Executor
+    from spindle._core.result_sink import Sink
 
 
 class Acks:
