@@ -52,13 +52,19 @@ def method(*args: Any, **kwargs: Any) -> Any:
 
 
 def exit_actor() -> None:
-    """End the current actor gracefully: it is not restarted, and later calls raise ActorDiedError."""
+    """End the current actor gracefully (Ray's ``ray.actor.exit_actor``): calls already running finish, queued
+    ones fail, its hooks and ``atexit`` handlers run, and it is never restarted. The call that made it, and every
+    later one, fails with ActorDiedError. Called in the constructor, the actor ends before it ever runs a call.
+    The actor exits even if the caller catches the exception this raises."""
     from spindle._core.context import maybe_core
 
     cw = maybe_core()
-    if cw is None or cw.executor is None or cw.executor.actor_spec is None:
-        raise TypeError("exit_actor API is called on a non-actor worker. Call this API inside an actor method "
-                        "if you'd like to exit the actor gracefully.")
+    ex = cw.executor if cw is not None else None
+    if ex is None or ex.actor_spec is None:
+        mode = 0 if ex is None else 1  # Ray's SCRIPT_MODE (a driver) or WORKER_MODE (a task's worker)
+        raise TypeError(f"exit_actor API is called on a non-actor worker, {mode}. Call this API inside an actor "
+                        "method if you'd like to exit the actor gracefully.")
+    ex.exit_called = True
     raise ActorExit()
 
 

@@ -424,7 +424,10 @@ class Agent:
                 self.pool.kill(worker)
                 return pb.StartActorReply(ok=False, error_text=str(e))
             if not reply.ok:
-                self.pool.kill(worker)
+                if reply.exited:  # exit_actor() in the constructor: its atexit handlers run as it exits
+                    graceful_stop.terminate(worker.proc)
+                else:
+                    self.pool.kill(worker)
                 return reply
             with self.cond:
                 worker.actor_id, worker.incarnation, worker.actor_hold = spec.actor_id, req.incarnation, hold

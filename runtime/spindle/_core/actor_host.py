@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import cloudpickle
 
+from spindle import _actor_death
 from spindle._core import executor as ex
 from spindle._proto import pb
 from spindle._serialization import pickle_error
@@ -44,6 +45,8 @@ def create(e: Executor, req: pb.StartActorRequest) -> pb.StartActorReply:
             e.actor_spec = spec
             e.actor_incarnation = req.incarnation
             e.actor = cls(*args, **kwargs)
+            if e.exit_called:  # exit_actor() in the constructor, its exception caught
+                raise ex.ActorExit()
             groups = cloudpickle.loads(spec.concurrency_groups_blob) if spec.concurrency_groups_blob else {}
             if spec.is_async:
                 _start_loop(e, spec.max_concurrency or 1000, groups)
@@ -52,12 +55,15 @@ def create(e: Executor, req: pb.StartActorRequest) -> pb.StartActorReply:
                 e.group_pools = {g: ThreadPoolExecutor(n, thread_name_prefix=f"actor-{g}")
                                  for g, n in groups.items()}
             reply.append(pb.StartActorReply(ok=True, worker_address=e.cw.address))
+        except ex.ActorExit:  # the actor ends before its first call; the agent stops this worker gracefully
+            e.actor = None
+            reply.append(pb.StartActorReply(ok=False, exited=True, error_text=_actor_death.EXIT_ACTOR))
         except BaseException as err:  # noqa: BLE001 - the constructor's error goes to the caller
             tb = ex.user_traceback(err)
             wrapped = RayTaskError(f"{spec.class_name}.__init__", tb, err).as_instanceof_cause()
             reply.append(pb.StartActorReply(ok=False, error=pickle_error(wrapped), error_text=tb))
         finally:
-            failed = not reply or not reply[0].ok
+            failed = not reply or not (reply[0].ok or reply[0].exited)
             e.cw.events.finished(spec.actor_id, init, spec.job_id, spec.actor_id,
                                  "TASK_EXECUTION_EXCEPTION" if failed else "",
                                  reply[0].error_text if failed and reply else "", kind="ACTOR_CREATION_TASK")

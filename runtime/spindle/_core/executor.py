@@ -88,6 +88,7 @@ class Executor:
         self.held_event: threading.Event | None = None
         self.exiting = False  # no more calls start; the main loop ends and runs actor_shutdown.run
         self.exit_requested = False
+        self.exit_called = False  # exit_actor() ran: the actor ends after this call even if its exception was caught
         self.async_calls: set[Any] = set()  # an async actor's calls submitted to its loop (futures)
         self.actor_queued: set[bytes] = set()  # actor calls received, not started (cancel drops them)
         self.async_tasks: dict[bytes, asyncio.Task[Any]] = {}  # an async actor's running calls (cancel)
@@ -377,6 +378,8 @@ class Executor:
             restore_env(saved_env)
             flush_std()
             self._end(spec)
+        if self.exit_called and not self.exiting:  # exit_actor() whose exception the user caught
+            result = self._exit_result(spec)
         if maps:  # the arguments are gone with _run's frame: unmap their files before the owner hears back
             result.released_object_ids.extend(unmap(maps))
         self.cw.events.finished(spec.task_id, spec.name, spec.job_id, spec.actor_id, *error_fields(result))
@@ -442,6 +445,8 @@ class Executor:
                 result = self._exit_result(spec)
             except BaseException as e:  # noqa: BLE001
                 result = self._error_result(spec, e, start)
+            if self.exit_called and not self.exiting:
+                result = self._exit_result(spec)
             with self.lock:
                 self.async_tasks.pop(spec.task_id, None)
             flush_std()

@@ -288,7 +288,7 @@ class HeadState:
                             self.recovery.save_actor(rec)
                             self.lock.notify_all()
                         return
-                    if reply is not None and reply.error:
+                    if reply is not None and (reply.error or reply.exited):  # failed or exited: never restarted
                         with self.lock:
                             rec.state, rec.death_cause, rec.death_text = "DEAD", reply.error, reply.error_text
                             self._free_name(rec)
@@ -323,7 +323,7 @@ class HeadState:
         except grpc.RpcError as e:
             log.warning("starting actor on %s failed: %s", address, e)
             return None
-        if not reply.ok and not reply.error:
+        if not reply.ok and not reply.error and not reply.exited:
             return None  # busy: try again
         return reply
 

@@ -20,8 +20,8 @@ from spindle._head.state import rows
 from spindle._head.state.user_metrics import UserMetricsCollector
 
 if TYPE_CHECKING:
-    from spindle._head.jobs.manager import JobManager
     from spindle._head.head_state import HeadState
+    from spindle._head.jobs.manager import JobManager
 
 DEFAULT_PORT = 8080
 ACTOR_STATES = ("PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD")

@@ -11,8 +11,8 @@ from spindle._head.state.store import ObservedState
 from spindle._proto import pb
 
 if TYPE_CHECKING:
-    from spindle._head.jobs.manager import JobManager
     from spindle._head.head_state import HeadState
+    from spindle._head.jobs.manager import JobManager
 
 ACTOR_STATES = {"PENDING": "PENDING_CREATION", "ALIVE": "ALIVE", "RESTARTING": "RESTARTING", "DEAD": "DEAD"}
 
