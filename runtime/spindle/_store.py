@@ -42,7 +42,15 @@ class SpareFile:
     a large put, a background thread allocates a file of that size; the next put of up to that size
     takes it. The file is private to this process until it is published by rename, so no reader can
     have it mapped. An unused spare is deleted after SPARE_IDLE_S so an idle process holds no memory.
+
+    A freed object's file comes back as the spare (``give``) when nobody else used it: a put/free loop, or a
+    task argument promoted to the store and released after the task. After handing out such a recycled
+    file the background thread waits ``REFILL_GRACE_S`` for the next one to come back before allocating a
+    fresh file, which a give would then throw away (allocating and freeing 100 MiB costs ~50 ms of CPU);
+    a put that finds no spare refills at once. Files are deleted outside the lock (a big unlink takes ms).
     """
+
+    REFILL_GRACE_S = 0.5
 
     def __init__(self, node_id: str):
         import threading
@@ -53,6 +61,7 @@ class SpareFile:
         self.size = 0
         self.wanted = 0
         self.last_use = 0.0
+        self.refill_after = 0.0  # monotonic time before which the background thread allocates nothing
         self.allocating = 0
         self.recycled = False  # the spare is a freed object's file (readers may have mapped it), not a fresh one
         self.closed = False
@@ -64,16 +73,20 @@ class SpareFile:
         import time
 
         with self.cond:
-            self.last_use = time.monotonic()
+            now = time.monotonic()
+            self.last_use = now
             self.wanted = max(self.wanted, size) if self.path else size
-            deadline = time.monotonic() + 2.0
+            deadline = now + 2.0
             while self.allocating >= size and not self.path and time.monotonic() < deadline:
                 self.cond.wait(0.05)  # finishing an allocation under way beats allocating afresh
             if self.path and self.size >= size:
                 path, self.path, self.size = self.path, "", 0
                 recycled, self.recycled = self.recycled, False
+                # a recycled file tends to come back (the same loop frees the next one): wait for it first
+                self.refill_after = now + self.REFILL_GRACE_S if recycled else now
                 self.cond.notify_all()
             else:
+                self.refill_after = now
                 self.cond.notify_all()
                 return ""
         if recycled and not unused(path):  # a reader still maps the freed object's file: never write into it
@@ -86,6 +99,7 @@ class SpareFile:
         process has it open or mapped any more before it is written again (``unused``)."""
         import time
 
+        old = ""
         with self.cond:
             if self.closed:
                 return False
@@ -95,52 +109,70 @@ class SpareFile:
                 os.rename(path, spare)
             except OSError:
                 return False
-            if self.path:
-                delete_object(self.path)
+            old = self.path
             self.path, self.size, self.recycled = spare, size, True
             self.wanted = max(self.wanted, size)
             self.last_use = time.monotonic()
             self.cond.notify_all()
-            return True
+        if old:
+            delete_object(old)
+        return True
 
     def _loop(self) -> None:
         import time
 
+        look_now = False
         while True:
+            doomed = ""
             with self.cond:
-                self.cond.wait(1.0)
+                if not look_now:
+                    self.cond.wait(1.0)
+                look_now = False
                 if self.closed:
                     return
-                idle = time.monotonic() - self.last_use > SPARE_IDLE_S
+                now = time.monotonic()
+                idle = now - self.last_use > SPARE_IDLE_S
                 if self.path and (idle or self.size < self.wanted):
-                    delete_object(self.path)
-                    self.path, self.size = "", 0
-                if self.path or idle or not self.wanted:
-                    continue
-                self._n += 1
-                path, size = f"{self.prefix}{self._n}", self.wanted
-                self.allocating = size
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-                try:
-                    os.posix_fallocate(fd, 0, size)
-                finally:
-                    os.close(fd)
-            except OSError:
-                delete_object(path)  # the store is full: no spare, puts fall back to new files
-                with self.cond:
-                    self.wanted = self.allocating = 0
-                    self.cond.notify_all()
-                continue
-            with self.cond:
-                self.allocating = 0
-                if self.path and self.size >= size:  # a freed object's file was given meanwhile
-                    delete_object(path)
+                    doomed, self.path, self.size = self.path, "", 0
+                grace = self.refill_after - now
+                if self.path or idle or not self.wanted or grace > 0:
+                    if grace > 0 and not self.path and self.wanted and not idle:
+                        self.cond.wait(grace)  # then look again at once (a give may have come meanwhile)
+                        look_now = True
+                    path = ""
                 else:
-                    if self.path:
-                        delete_object(self.path)
-                    self.path, self.size, self.recycled = path, size, False
+                    self._n += 1
+                    path, size = f"{self.prefix}{self._n}", self.wanted
+                    self.allocating = size
+            if doomed:
+                delete_object(doomed)
+            if path:
+                self._allocate(path, size)
+
+    def _allocate(self, path: str, size: int) -> None:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, size)
+            finally:
+                os.close(fd)
+        except OSError:
+            delete_object(path)  # the store is full: no spare, puts fall back to new files
+            with self.cond:
+                self.wanted = self.allocating = 0
                 self.cond.notify_all()
+            return
+        doomed = ""
+        with self.cond:
+            self.allocating = 0
+            if self.path and self.size >= size:  # a freed object's file was given meanwhile
+                doomed = path
+            else:
+                doomed = self.path
+                self.path, self.size, self.recycled = path, size, False
+            self.cond.notify_all()
+        if doomed:
+            delete_object(doomed)
 
     def close(self) -> None:
         with self.cond:

@@ -221,3 +221,40 @@ def test_a_recycled_spare_that_a_reader_still_maps_is_deleted_not_written(probe:
         _store.delete_object(got)
     finally:
         spare.close()
+
+
+def test_a_handed_out_recycled_spare_waits_for_the_next_freed_file_instead_of_allocating_a_new_one() -> None:
+    node = f"test{os.getpid()}g"
+    spare = _store.SpareFile(node)
+    prefix = _store.store_prefix(node)
+
+    def freed_object(n: int) -> str:
+        path = _store.object_path(node, n.to_bytes(16, "big"))
+        with open(path, "wb") as f:
+            f.write(b"x" * (1 << 20))
+        return path
+
+    def spare_files() -> list[str]:
+        d = os.path.dirname(prefix)
+        return [n for n in os.listdir(d) if os.path.join(d, n).startswith(prefix + "spare-")]
+
+    try:
+        assert spare.give(freed_object(1), 1 << 20)
+        taken = spare.take(1 << 20)
+        assert taken
+        _store.delete_object(taken)  # (written and published as an object, then freed elsewhere)
+        assert spare.give(freed_object(2), 1 << 20)  # the next freed file comes back within the grace
+        time.sleep(spare.REFILL_GRACE_S + 1.5)  # the background thread had its chance to allocate
+        # no fresh file was made meanwhile (each give and each allocation takes the next spare name)
+        assert spare.recycled and spare._n == 2 and spare_files() == [os.path.basename(spare.path)]
+        _store.delete_object(spare.take(1 << 20))
+        assert spare.take(1 << 20) == ""  # none left: a miss asks for a fresh file at once
+        deadline = time.monotonic() + 30
+        while not spare.path:
+            assert time.monotonic() < deadline, "no fresh spare was allocated after a miss"
+            time.sleep(0.05)
+        assert not spare.recycled and os.path.getsize(spare.path) == 1 << 20
+    finally:
+        spare.close()
+        for n in spare_files():
+            _store.delete_object(os.path.join(os.path.dirname(prefix), n))
