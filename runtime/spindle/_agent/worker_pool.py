@@ -21,6 +21,8 @@ from typing import Any
 from spindle import _ids, _lifeline
 from spindle._agent.runtime_env import WorkerEnv
 
+EARLY_KEEP_S = 120.0  # how long a registration may wait for its worker's adoption
+
 
 @dataclass
 class WorkerRecord:
@@ -102,6 +104,10 @@ class WorkerPool:
         self._zygote: Any = None
         self.waiting = 0  # callers of acquire() waiting for a worker
         self._zygote_lock = threading.Lock()
+        # registrations that arrived before the spawning thread adopted the worker: a forked worker can
+        # register before the zygote's reply naming its pid has been read (a busy agent), and dropping the
+        # registration left it "starting" forever, which also stopped the pool from starting more
+        self._early: dict[str, tuple[str, float]] = {}
 
     def spawn(self, wenv: WorkerEnv | None = None) -> WorkerRecord:
         """Start a worker: a plain one is forked by the node's zygote (started on the first spawn after the
@@ -131,6 +137,9 @@ class WorkerPool:
         with self.cond:
             self.by_id[worker_id] = rec
             closing = self.closed
+            early = self._early.pop(worker_id, None)
+            if early is not None and not closing:
+                self._mark_idle(rec, early[0])
         if closing:  # started while the agent stops: kill_all has already run
             self.kill(rec)
         threading.Thread(target=self._reap, args=(rec,), daemon=True, name=f"reap-{proc.pid}").start()
@@ -150,13 +159,22 @@ class WorkerPool:
     def registered(self, worker_id: str, address: str, pid: int) -> None:
         with self.cond:
             rec = self.by_id.get(worker_id)
-            if rec is None:
+            if rec is None:  # not adopted yet: kept until adopt() (for a while: a stranger's is dropped)
+                now = time.monotonic()
+                self._early = {k: v for k, v in self._early.items() if now - v[1] < EARLY_KEEP_S}
+                self._early[worker_id] = (address, now)
                 return
-            rec.address = address
-            rec.state = "idle"
-            rec.idle_since = time.monotonic()
-            self.idle.append(rec)
-            self.cond.notify_all()
+            self._mark_idle(rec, address)
+
+    def _mark_idle(self, rec: WorkerRecord, address: str) -> None:
+        """A worker that registered is ready for work (called with the lock)."""
+        if rec.state != "starting":
+            return
+        rec.address = address
+        rec.state = "idle"
+        rec.idle_since = time.monotonic()
+        self.idle.append(rec)
+        self.cond.notify_all()
 
     def acquire(self, timeout: float, dedicated: bool = False, wenv: WorkerEnv | None = None) -> WorkerRecord | None:
         """An idle worker of the runtime env ``wenv`` (the plain ones when None), started if none is idle."""
