@@ -47,6 +47,24 @@ def wait_until(pred: Any, timeout: float = 30.0, what: str = "condition") -> flo
     return time.monotonic() - start
 
 
+def answer_when_restarted(call: Any, timeout: float = 120.0) -> Any:
+    """``get(call())`` once the actor answers: as in Ray, calls without retries made while an actor restarts fail
+    with ActorUnavailableError, so a caller that wants the restarted actor tries again."""
+    from spindle.exceptions import ActorUnavailableError
+
+    got: list[Any] = []
+
+    def attempt() -> bool:
+        try:
+            got.append(spindle.get(call(), timeout=60))
+            return True
+        except ActorUnavailableError:
+            return False
+
+    wait_until(attempt, timeout, "the restarted actor answered")
+    return got[0]
+
+
 @dataclass
 class Node:
     node_id: str

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 import spindle
-from spindle.exceptions import ActorDiedError, RayActorError
+from spindle.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from tests.runtime._nodes import answer_when_restarted
 
 pytestmark = pytest.mark.usefixtures("cluster")
 
@@ -126,9 +127,9 @@ def test_max_restarts_restarts_the_process_and_reruns_the_constructor() -> None:
 
     f = Fragile.remote()
     _, pid1 = spindle.get(f.count.remote())
-    with pytest.raises(ActorDiedError):
+    with pytest.raises(ActorUnavailableError):  # in flight when the process died; the actor is restarting
         spindle.get(f.crash.remote(), timeout=60)
-    calls, pid2 = spindle.get(f.count.remote(), timeout=60)
+    calls, pid2 = answer_when_restarted(f.count.remote)
     assert calls == 1 and pid2 != pid1  # fresh process, constructor ran again
     with pytest.raises(ActorDiedError):
         spindle.get(f.crash.remote(), timeout=60)

@@ -206,7 +206,7 @@ def test_runtime_context_in_an_actor_reports_the_actor_and_a_handle_to_it() -> N
     class Who:
         def who(self) -> tuple[str | None, object, str | None, bool]:
             c = spindle.get_runtime_context()
-            return c.get_actor_id(), c.current_actor, c.get_task_function_name(), c.was_current_actor_reconstructed()
+            return c.get_actor_id(), c.current_actor, c.get_task_function_name(), c.was_current_actor_reconstructed
 
     w = Who.options(name="who-actor").remote()
     actor_id, handle, fn, reconstructed = spindle.get(w.who.remote(), timeout=60)

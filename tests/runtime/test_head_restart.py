@@ -195,8 +195,16 @@ def test_a_replaced_head_with_storage_recovers_named_actors_jobs_and_kv_of_a_los
         c.agent = subprocess.Popen([PY, "-m", "spindle._agent", "--head", c.address, "--num-cpus", "3",
                                     "--node-ip", "127.0.0.1"], env=c.env, stdout=subprocess.DEVNULL, stderr=c.log)
         out = _run(c, """
+            import time
+            from spindle.exceptions import ActorUnavailableError
             a = spindle.get_actor("phoenix")
-            print(spindle.get(a.incr.remote()), kv_get())
+            for _ in range(600):  # calls made while it restarts fail fast (Ray's ActorUnavailableError)
+                try:
+                    n = spindle.get(a.incr.remote())
+                    break
+                except ActorUnavailableError:
+                    time.sleep(0.1)
+            print(n, kv_get())
         """)
         assert out == ["1", "42"]  # restarted from its spec (state is new, like any actor restart)
     finally:

@@ -20,6 +20,7 @@ import pytest
 import spindle
 from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tests.netns_harness.spindle_nodes import joined_cluster
+from tests.runtime._nodes import answer_when_restarted
 
 TOKEN = "multinode-test-token"
 
@@ -150,7 +151,7 @@ def test_losing_a_node_restarts_its_actors_and_retries_its_tasks_elsewhere(three
         except ProcessLookupError:
             pass
     assert spindle.get(task, timeout=120) == a
-    assert spindle.get(actor.where.remote(), timeout=120) == a
+    assert answer_when_restarted(actor.where.remote) == a
     deadline = time.monotonic() + 30
     while any(n["Alive"] for n in spindle.nodes() if n["NodeID"] == b):
         assert time.monotonic() < deadline, "the head never noticed node B died"

@@ -16,6 +16,7 @@ import pytest
 
 import spindle
 from spindle import _procs
+from tests.runtime._nodes import answer_when_restarted
 
 pytestmark = pytest.mark.usefixtures("cluster")
 
@@ -62,7 +63,7 @@ def test_a_forked_actor_that_dies_is_restarted_and_its_exit_is_seen() -> None:
     first = spindle.get(a.pid.remote(), timeout=60)
     with pytest.raises(spindle.exceptions.RayActorError):
         spindle.get(a.die.remote(), timeout=60)
-    second = spindle.get(a.pid.remote(), timeout=120)
+    second = answer_when_restarted(a.pid.remote)
     assert second != first
     assert spindle.get(a.value_and_env.remote(), timeout=60)[0] == 7
     assert not psutil.pid_exists(first) or psutil.Process(first).status() == psutil.STATUS_ZOMBIE

@@ -3,8 +3,12 @@
 The head is asked once where the actor lives (and again only after a failure). Calls are sent
 strictly in submission order — a call waiting for an argument holds back the ones after it —
 and run in that order on the actor. When the stream breaks the caller asks the head what
-happened: a restarted actor gets the in-flight calls again if ``max_task_retries`` allows (the
-rest fail with ActorDiedError); a dead actor fails every pending and future call.
+happened: a restarted actor gets the in-flight calls again if ``max_task_retries`` allows; a dead
+actor fails every pending and future call with ActorDiedError. As in Ray (2.10+), an actor that is
+not dead but was lost or is restarting fails the calls that cannot be retried with
+ActorUnavailableError: those in flight when the stream broke (they may or may not have run), and,
+when the actor has ``max_task_retries=0``, calls made while the head reports it RESTARTING ("The
+actor is restarting"), instead of holding them until the restart ends.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class Conn:
     call: Any = None
     doomed: list[ActorCall] = field(default_factory=list)  # died in flight, no retries: fail once we know why
     release_when_idle: bool = False  # its handles are gone (actor_scope): end it once no call is pending
+    restarting: bool = False  # the head reported it RESTARTING since the stream broke (see _flush)
 
 
 class _LocalOut:
@@ -305,6 +310,13 @@ class ActorClient:
                 assert conn.death is not None
                 failed = [(c, conn.death) for c in conn.queue]
                 conn.queue.clear()
+            elif conn.state == "CONNECTING" and conn.restarting and conn.max_task_retries == 0:
+                unavailable = None
+                while conn.queue and conn.queue[0].ready:  # as Ray: calls to a restarting actor fail fast
+                    c = conn.queue.popleft()
+                    if c.error is None:
+                        unavailable = unavailable or self._unavailable(conn, "The actor is restarting")
+                    failed.append((c, c.error or unavailable))  # type: ignore[arg-type]
             elif conn.state == "ALIVE":
                 batch = pb.TaskBatch()
                 while conn.queue and conn.queue[0].ready:
@@ -347,6 +359,12 @@ class ActorClient:
             if not info.found or info.state == "DEAD":
                 self._mark_dead(conn, info)
                 return
+            if info.state == "RESTARTING" and conn.state == "CONNECTING":
+                with self.lock:
+                    conn.restarting = True
+                self._fail_doomed(conn, info, restarted=True)
+                self._flush(conn)
+                continue
             if info.state != "ALIVE" or info.incarnation < max(conn.incarnation, 0):
                 # still the incarnation whose stream just broke: the head has not heard of its death
                 # yet (the agent reports it asynchronously); connecting to it again would lose calls
@@ -374,6 +392,7 @@ class ActorClient:
         with self.lock:
             conn.out = out
             conn.state = "ALIVE"
+            conn.restarting = False
             conn.incarnation = info.incarnation
             conn.node_id, conn.call = info.node_id, call
             conn.worker_address = info.worker_address
@@ -422,16 +441,17 @@ class ActorClient:
         if info.state == "DEAD":
             err = self._death_value(info, conn.actor_id)
         elif restarted:
-            err = self.cw.error_value(b"", _actor_death.died_error(
-                conn.actor_id, info.spec.class_name, info.spec.name, info.spec.namespace, conn.worker_address,
-                f"The actor's worker process died while running this call; the actor has restarted (restart "
-                f"{info.num_restarts}). Set max_task_retries to retry such calls."))
+            err = self._unavailable(conn, f"The actor's worker process died while running this call and the actor "
+                                          f"is restarting (restart {info.num_restarts}); set max_task_retries to "
+                                          "retry such calls")
         else:
-            err = self.cw.error_value(b"", ActorUnavailableError(
-                "the connection to the actor broke while it ran this call (set max_task_retries to retry such "
-                "calls)", conn.actor_id))
+            err = self._unavailable(conn, "the connection to the actor broke while it ran this call (set "
+                                          "max_task_retries to retry such calls)")
         for c in doomed:
             self._complete_error(c, err)
+
+    def _unavailable(self, conn: Conn, why: str) -> pb.ObjectValue:
+        return self.cw.error_value(b"", ActorUnavailableError(why, conn.actor_id))
 
     def _death_value(self, info: pb.ActorInfo, actor_id: bytes) -> pb.ObjectValue:
         cause = cloudpickle.loads(info.death_cause) if info.death_cause else None

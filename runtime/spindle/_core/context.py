@@ -152,7 +152,9 @@ class RuntimeContext:
     def gcs_address(self) -> str:
         return self._cw.head_address
 
+    @property
     def was_current_actor_reconstructed(self) -> bool:
+        """Whether this actor has been restarted (a property, as in Ray)."""
         ex = self._cw.executor
         return bool(ex is not None and ex.actor_spec is not None and ex.actor_incarnation > 0)
 
