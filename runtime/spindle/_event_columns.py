@@ -10,44 +10,45 @@ Shared by both sides, so it lives at the top of the package; pure functions, no 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 from spindle._proto import pb
 
 # A reporter's event: (task_id, state, time_ms, name, type, job_id, actor_id, error_type, error_message,
-# resources (a mapping or a tuple of (name, amount) pairs, or None), ran_here: the task ran in this process)
-Event = tuple[bytes, str, int, str, str, bytes, bytes, str, str, Any, bool]
+# resources (a mapping or a tuple of (name, amount) pairs, or None), ran_here: the task ran in this process,
+# start_ms: an end event's start time when the task ran here (0 = unknown))
+Event = tuple[bytes, str, int, str, str, bytes, bytes, str, str, Any, bool, int]
 
 # What ``decode`` returns per event: (task_id hex, state, time_ms, name, type, job_id hex, actor_id hex,
-# node_id, worker_id, worker_pid, error_type, error_message, resources dict, start_time_ms of a folded RUNNING or 0)
+# node_id, worker_id, worker_pid, error_type, error_message, resources dict, start_time_ms or 0)
 Decoded = tuple[str, str, int, str, str, str, str, str, str, int, str, str, Mapping[str, float], int]
 
 _NO_RESOURCES: dict[str, float] = {}
 
 
 def encode(events: Sequence[Event], node_id: str, worker_id: str, pid: int, dropped: int = 0) -> pb.TaskEventBatch:
-    """One batch message for ``events`` (in order); node, worker and pid apply to the events that ran here."""
+    """One batch message for ``events`` (in order); node, worker and pid apply to the events that ran here.
+
+    Column-wise and in C where it can be (``zip``, ``dict.fromkeys``, ``map``): the reporting thread holds the
+    GIL the process's tasks need for as short a time as possible."""
     batch = pb.TaskEventBatch(dropped=dropped)
     if not events:
         return batch
-    task_ids, states, times, names, kinds, jobs, actors, etypes, emsgs, res, here = zip(*events, strict=True)
-    starts: list[int] = []
-    if "RUNNING" in states:
-        events, starts = fold(events)
-        task_ids, states, times, names, kinds, jobs, actors, etypes, emsgs, res, here = zip(*events, strict=True)
-    strings: dict[str, int] = {}
-    ids: dict[bytes, int] = {b"": 0}
-    s, i = strings.setdefault, ids.setdefault
+    task_ids, states, times, names, kinds, jobs, actors, etypes, emsgs, res, here, starts = zip(*events, strict=True)
+    strings = _index(dict.fromkeys(states) | dict.fromkeys(names) | dict.fromkeys(kinds))
+    ids = _index(dict.fromkeys((b"",)) | dict.fromkeys(jobs) | dict.fromkeys(actors))  # b"" is 0
+    s, i = strings.__getitem__, ids.__getitem__
     c = batch.columns
     c.node_id, c.worker_id, c.worker_pid = node_id, worker_id, pid
     c.task_id.extend(task_ids)
-    c.state.extend([s(v, len(strings)) for v in states])
+    c.state.extend(list(map(s, states)))
     c.time_ms.extend(times)
-    c.name.extend([s(v, len(strings)) for v in names])
-    c.type.extend([s(v, len(strings)) for v in kinds])
-    c.job.extend([i(v, len(ids)) for v in jobs])
-    c.actor.extend([i(v, len(ids)) for v in actors])
+    c.name.extend(list(map(s, names)))
+    c.type.extend(list(map(s, kinds)))
+    c.job.extend(list(map(i, jobs)))
+    c.actor.extend(list(map(i, actors)))
     c.here.extend(here)
     if any(starts):
         c.start_ms.extend(starts)
@@ -60,32 +61,24 @@ def encode(events: Sequence[Event], node_id: str, worker_id: str, pid: int, drop
                 c.error_type.append(etype)
                 c.error_message.append(emsg)
     if any(res):
-        shapes: dict[tuple[tuple[str, float], ...], int] = {}
-        c.resources.extend([shapes.setdefault(_shape(r), len(shapes) + 1) if r else 0 for r in res])
-        for shape in shapes:
-            c.resource_sets.add().amounts.update(dict(shape))
+        try:
+            distinct = dict.fromkeys(res)
+        except TypeError:  # mappings: as sorted pairs
+            res = tuple(_shape(r) if r else None for r in res)
+            distinct = dict.fromkeys(res)
+        shapes: dict[Any, int] = {}
+        for r in distinct:
+            if r:
+                shapes[r] = len(c.resource_sets) + 1
+                c.resource_sets.add().amounts.update(dict(r))
+            else:
+                shapes[r] = 0
+        c.resources.extend(list(map(shapes.__getitem__, res)))
     return batch
 
 
-def fold(events: Sequence[Event]) -> tuple[list[Event], list[int]]:
-    """A task's RUNNING event followed directly by its end, both here, become one end event carrying the start
-    time (the usual case in a worker: one event fewer per task for the head to merge). Returns the events and
-    their start times (0 = none)."""
-    out: list[Event] = []
-    starts: list[int] = []
-    for ev in events:
-        if out and ev[10] and ev[1] in _ENDS:
-            last = out[-1]
-            if last[1] == "RUNNING" and last[0] == ev[0] and last[10]:
-                out[-1] = ev
-                starts[-1] = last[2]
-                continue
-        out.append(ev)
-        starts.append(0)
-    return out, starts
-
-
-_ENDS = ("FINISHED", "FAILED")
+def _index(distinct: dict[Any, None]) -> dict[Any, int]:
+    return {v: n for n, v in enumerate(distinct)}
 
 
 def _shape(r: Mapping[str, float] | tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
@@ -105,22 +98,30 @@ def decode(c: pb.TaskEventColumns) -> list[Decoded]:
         raise ValueError("task event columns: error_row, error_type and error_message differ in length")
     strings = list(c.strings)
     ids = [v.hex() for v in c.ids]
-    shapes = [dict(r.amounts) for r in c.resource_sets]
-    errors = dict(zip(c.error_row, zip(c.error_type, c.error_message, strict=True), strict=True))
+    shapes = [_NO_RESOURCES, *(dict(r.amounts) for r in c.resource_sets)]
     node, worker, pid = c.node_id, c.worker_id, c.worker_pid
-    resources = list(c.resources) or [0] * n
-    starts = list(c.start_ms) or [0] * n
+    here = list(c.here)
     try:
-        # (lists first: iterating a list is several times cheaper than iterating a protobuf repeated field)
-        out: list[Decoded] = [
-            (tid.hex(), strings[st], t, strings[nm], strings[ty], ids[jb], ids[ac],
-             node if here else "", worker if here else "", pid if here else 0, "", "",
-             shapes[rs - 1] if rs else _NO_RESOURCES, start)
-            for tid, st, t, nm, ty, jb, ac, here, rs, start in zip(list(c.task_id), list(c.state), list(c.time_ms),
-                                                                   list(c.name), list(c.type), list(c.job),
-                                                                   list(c.actor), list(c.here), resources, starts,
-                                                                   strict=True)]
-        for row, (etype, emsg) in errors.items():
+        # column by column, in C (map, zip): several times cheaper than a Python expression per event
+        s, i = strings.__getitem__, ids.__getitem__
+        nodes: Iterable[str]
+        workers: Iterable[str]
+        pids: Iterable[int]
+        if all(here):
+            nodes, workers, pids = repeat(node, n), repeat(worker, n), repeat(pid, n)
+        elif not any(here):
+            nodes, workers, pids = repeat("", n), repeat("", n), repeat(0, n)
+        else:
+            nodes = [node if h else "" for h in here]
+            workers = [worker if h else "" for h in here]
+            pids = [pid if h else 0 for h in here]
+        out: list[Decoded] = list(zip(
+            map(bytes.hex, list(c.task_id)), map(s, list(c.state)), list(c.time_ms), map(s, list(c.name)),
+            map(s, list(c.type)), map(i, list(c.job)),
+            map(i, list(c.actor)), nodes, workers, pids, repeat("", n), repeat("", n),
+            map(shapes.__getitem__, list(c.resources)) if len(c.resources) else repeat(_NO_RESOURCES, n),
+            list(c.start_ms) if len(c.start_ms) else repeat(0, n), strict=False))  # (repeat: endless; lengths checked)
+        for row, etype, emsg in zip(c.error_row, c.error_type, c.error_message, strict=True):
             out[row] = out[row][:10] + (etype, emsg) + out[row][12:]  # type: ignore[assignment]
     except IndexError:
         raise ValueError("task event columns: an index points past its table (strings, ids, resource_sets or "

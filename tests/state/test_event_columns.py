@@ -12,7 +12,8 @@ from spindle._proto import pb
 
 
 def burst(n: int) -> list[tuple]:  # type: ignore[type-arg]
-    """n events as reporters record them: submissions with resources, runs and ends here, failures, actor calls."""
+    """n tasks' events as reporters record them: submissions with resources, ends here carrying their start,
+    failures, actor calls."""
     out = []
     for i in range(n):
         tid = i.to_bytes(16, "big")
@@ -21,13 +22,12 @@ def burst(n: int) -> list[tuple]:  # type: ignore[type-arg]
         name = f"f{i % 5}"
         job = (i % 2).to_bytes(4, "big")
         out.append((tid, "PENDING_NODE_ASSIGNMENT", 1000 + i, name, kind, job, actor, "", "",
-                    (("CPU", 1.0),) if i % 2 else {"CPU": 0.5, "GPU": 1.0}, False))
-        out.append((tid, "RUNNING", 2000 + i, name, kind, job, actor, "", "", None, True))
+                    (("CPU", 1.0),) if i % 2 else {"CPU": 0.5, "GPU": 1.0}, False, 0))
         if i % 11 == 0:
             out.append((tid, "FAILED", 3000 + i, name, kind, job, actor, "TASK_EXECUTION_EXCEPTION",
-                        f"Traceback ...\nKeyError: {i}", None, True))
+                        f"Traceback ...\nKeyError: {i}", None, True, 2000 + i))
         else:
-            out.append((tid, "FINISHED", 3000 + i, name, kind, job, actor, "", "", None, True))
+            out.append((tid, "FINISHED", 3000 + i, name, kind, job, actor, "", "", None, True, 2000 + i))
     return out
 
 
@@ -36,34 +36,59 @@ def test_a_burst_of_events_comes_back_from_the_wire_complete_and_in_order() -> N
     wire = encode(events, "node-1", "worker-1", 42, dropped=3).SerializeToString()
     batch = pb.TaskEventBatch.FromString(wire)
     decoded = decode(batch.columns)
-    # each task's RUNNING, followed directly by its end in the same process, travels inside that end event
-    expected = []
-    for sent in events:
-        tid, state, t, name, kind, job, actor, etype, emsg, res, here = sent
-        start = 0
-        if state in ("FINISHED", "FAILED"):
-            running = expected.pop()
-            assert running[1] == "RUNNING" and running[0] == tid.hex()
-            start = running[2]
-        expected.append((tid.hex(), state, t, name, kind, job.hex(), actor.hex(),
-                         "node-1" if here else "", "worker-1" if here else "", 42 if here else 0, etype, emsg,
-                         dict(res) if res else {}, start))
+    expected = [(tid.hex(), state, t, name, kind, job.hex(), actor.hex(), "node-1" if here else "",
+                 "worker-1" if here else "", 42 if here else 0, etype, emsg, dict(res) if res else {}, start)
+                for tid, state, t, name, kind, job, actor, etype, emsg, res, here, start in events]
     assert batch.dropped == 3 and decoded == expected and len(decoded) == 2 * 4000
 
 
-def test_only_a_running_event_directly_followed_by_its_end_here_is_folded_into_it() -> None:
-    a, b = b"a" * 16, b"b" * 16
-    events = [(a, "RUNNING", 1, "f", "ACTOR_TASK", b"", b"", "", "", None, True),
-              (b, "RUNNING", 2, "f", "ACTOR_TASK", b"", b"", "", "", None, True),  # interleaved (async actor)
-              (a, "FINISHED", 3, "f", "ACTOR_TASK", b"", b"", "", "", None, True),
-              (b, "FINISHED", 4, "f", "ACTOR_TASK", b"", b"", "", "", None, True),  # its RUNNING is not right before it
-              (a, "RUNNING", 5, "f", "NORMAL_TASK", b"", b"", "", "", None, True),
-              (a, "FAILED", 6, "f", "NORMAL_TASK", b"", b"", "WORKER_DIED", "gone", None, False)]  # its owner's word
-    got = [(e[0], e[1], e[2], e[13]) for e in decode(encode(events, "n", "w", 1).columns)]
-    assert got == [(a.hex(), "RUNNING", 1, 0), (b.hex(), "RUNNING", 2, 0), (a.hex(), "FINISHED", 3, 0),
-                   (b.hex(), "FINISHED", 4, 0), (a.hex(), "RUNNING", 5, 0), (a.hex(), "FAILED", 6, 0)]
-    events = [events[1], events[3]]  # b alone: folded
-    assert [(e[1], e[2], e[13]) for e in decode(encode(events, "n", "w", 1).columns)] == [("FINISHED", 4, 2)]
+def test_a_batch_of_only_submissions_or_only_ends_here_names_the_reporter_only_where_the_task_ran() -> None:
+    events = burst(6)
+    submissions = decode(encode(events[0::2], "n", "w", 9).columns)
+    ends = decode(encode(events[1::2], "n", "w", 9).columns)
+    assert {e[7:10] for e in submissions} == {("", "", 0)} and {e[7:10] for e in ends} == {("n", "w", 9)}
+    assert [e[13] for e in ends] == [2000 + i for i in range(6)] and {e[13] for e in submissions} == {0}
+
+
+def test_a_task_that_starts_and_ends_between_two_reports_is_one_end_event_carrying_its_start() -> None:
+    sent: list[pb.TaskEventBatch] = []
+    events = task_events.TaskEvents(sent.append, lambda: "n", "w", 1, interval_s=0)  # no thread: flush by hand
+    events.enabled = True
+    a, b, c = b"a" * 16, b"b" * 16, b"c" * 16
+    events.running(a, "f", b"", b"")
+    events.running(b, "g", b"", b"\x07" * 16)  # interleaved (an async actor)
+    events.finished(a, "f", b"", b"")
+    events.finished(c, "h", b"", b"", "WORKER_DIED", "gone", ran_here=False)  # its owner's word: no start
+    events.flush()
+    got = [(e[0], e[1], e[3], e[4], e[13] > 0) for e in decode(sent[-1].columns)]
+    assert got == [(a.hex(), "FINISHED", "f", "NORMAL_TASK", True), (c.hex(), "FAILED", "h", "NORMAL_TASK", False),
+                   (b.hex(), "RUNNING", "g", "ACTOR_TASK", False)]  # b still runs: reported as RUNNING
+    events.flush()  # b still runs: not reported again
+    assert len(sent) == 1
+    events.finished(b, "g", b"", b"\x07" * 16)
+    events.flush()
+    [(tid, state, start)] = [(e[0], e[1], e[13]) for e in decode(sent[-1].columns)]
+    assert (tid, state) == (b.hex(), "FINISHED") and start > 0
+
+
+def test_a_running_task_whose_report_failed_is_reported_running_again() -> None:
+    sent: list[pb.TaskEventBatch] = []
+    down = [True]
+
+    def send(batch: pb.TaskEventBatch) -> None:
+        if down[0]:
+            raise Unreachable()
+        sent.append(batch)
+
+    events = task_events.TaskEvents(send, lambda: "n", "w", 1, interval_s=0)
+    events.enabled = True
+    events.submitted(b"s" * 16, "f", b"", (("CPU", 1.0),))
+    events.running(b"r" * 16, "g", b"", b"")
+    events.flush()  # the head is unreachable: both kept
+    down[0] = False
+    events.flush()
+    assert [(e[0], e[1]) for e in decode(sent[-1].columns)] == [
+        ((b"s" * 16).hex(), "PENDING_NODE_ASSIGNMENT"), ((b"r" * 16).hex(), "RUNNING")]
 
 
 def test_the_head_merges_a_burst_into_one_finished_or_failed_row_per_task() -> None:
@@ -92,6 +117,11 @@ def test_a_malformed_batch_is_refused_naming_what_is_wrong(damage, column) -> No
     damage(batch.columns)
     with pytest.raises(ValueError, match=column):
         ObservedState().report_tasks(batch)
+
+
+class Unreachable(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
 
 
 class Refused(grpc.RpcError):

@@ -188,10 +188,11 @@ def test_task_events_go_out_in_one_batch_and_wait_while_the_head_is_unreachable(
     from spindle._event_columns import decode
 
     events = decode(batch.columns)
+    # (what still runs goes after what was recorded: a start is noted aside until the task ends)
     assert [(e[0], e[1], e[8], e[7], e[9]) for e in events] == [
-        (b"t1".hex(), "PENDING_NODE_ASSIGNMENT", "", "", 0), (b"t1".hex(), "RUNNING", "worker-1", "node-1", 42),
-        (b"t2".hex(), "FAILED", "", "", 0), (b"t3".hex(), "RUNNING", "worker-1", "node-1", 42)]
-    assert events[2][10:12] == ("WORKER_DIED", "its worker died")
+        (b"t1".hex(), "PENDING_NODE_ASSIGNMENT", "", "", 0), (b"t2".hex(), "FAILED", "", "", 0),
+        (b"t1".hex(), "RUNNING", "worker-1", "node-1", 42), (b"t3".hex(), "RUNNING", "worker-1", "node-1", 42)]
+    assert events[1][10:12] == ("WORKER_DIED", "its worker died")
     assert dict(events[0][12]) == {"CPU": 1.0} and batch.dropped == 0
 
 
@@ -212,9 +213,33 @@ def test_task_events_beyond_the_buffer_are_dropped_and_counted() -> None:
     events = task_events.TaskEvents(send, lambda: "n", "w", 1, interval_s=0)
     events.enabled = True
     for i in range(task_events.MAX_BUFFERED + 5):
-        events.running(i.to_bytes(4, "big"), "f", b"", b"")
+        events.finished(i.to_bytes(4, "big"), "f", b"", b"")
     events.flush()
     up[0] = True
     events.flush()
     assert len(sent[0].columns.task_id) == task_events.MAX_BUFFERED and sent[0].dropped == 5
     assert sent[0].columns.task_id[0] == (5).to_bytes(4, "big")
+
+
+def test_a_batch_larger_than_the_ring_merges_each_task_whole_and_keeps_the_newest() -> None:
+    table = TaskTable(max_tasks=3, max_errors=2)
+    batch = [ev(f"t{i}", "PENDING_NODE_ASSIGNMENT", i, name="g") for i in range(5)]
+    batch += [ev(f"t{i}", "FINISHED", 10 + i, name="g", worker_id="w", start_time_ms=5 + i) for i in range(5)]
+    table.merge(batch)
+    assert [(r.task_id, r.state, r.creation_time_ms, r.start_time_ms, r.end_time_ms)
+            for r in table.newest_first()] == [("t4", "FINISHED", 4, 9, 14), ("t3", "FINISHED", 3, 8, 13),
+                                               ("t2", "FINISHED", 2, 7, 12)]
+    assert (table.total_seen, table.evicted) == (5, 2)
+    assert table.summary()["g"]["state_counts"] == {"FINISHED": 5}  # not 5 pending as well
+    assert table.counts == {("g", "NORMAL_TASK"): {"PENDING_NODE_ASSIGNMENT": 0, "FINISHED": 5}}
+
+
+def test_counters_beyond_the_function_limit_go_under_other_and_stay_consistent(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from spindle._head.state import tasks
+
+    monkeypatch.setattr(tasks, "MAX_FUNCTIONS", 2)
+    table = TaskTable(max_tasks=10, max_errors=2)
+    table.merge([ev(f"t{i}", "PENDING_NODE_ASSIGNMENT", i, name=f"f{i}") for i in range(4)])
+    table.merge([ev(f"t{i}", "FINISHED", 10 + i, name=f"f{i}") for i in range(4)])
+    assert table.by_state() == {"FINISHED": 4}
+    assert table.summary()["<other>"]["state_counts"] == {"FINISHED": 2}

@@ -1,12 +1,15 @@
 """Task events for the state API, recorded on the hot path for the price of a list append.
 
 Workers record when a task starts and ends, drivers when they submit one and when they give up on it.
-Each event is a plain tuple appended to a list; a daemon thread swaps the list out every
+Each event is a plain tuple appended to a deque; a daemon thread drains it every
 ``SPINDLE_TASK_EVENTS_REPORT_INTERVAL_MS`` (default 1000; 0 = no events at all, as Ray's
 ``RAY_task_events_report_interval_ms``) and sends it to the head as one ``ReportTaskEvents`` call, encoded as
 columns (``spindle._event_columns``: ~1 us per event on that thread, not a protobuf message each). While the
 head is unreachable at most ``MAX_BUFFERED`` events wait; older ones are dropped and counted, never blocking
-a task.
+a task. A task's start is not an event of its own: ``running`` notes it in a dict and ``finished`` takes it
+out into the end event (one event per task for the head to merge, nothing to pair up at flush time); only
+a task still running when a batch goes out is reported as RUNNING (once), so the dashboard shows what each
+worker runs now.
 """
 
 from __future__ import annotations
@@ -39,8 +42,6 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-
-
 class TaskEvents:
     """The per-process buffer; ``send`` delivers one batch (to the head) and raises on failure."""
 
@@ -56,6 +57,9 @@ class TaskEvents:
         # appending to it still appends to the one buffer the reporter drains (a swapped-out list could already
         # have been sent, losing the event)
         self._buf: collections.deque[Event] = collections.deque()
+        # task id -> its RUNNING event, from its start until its end (written by the threads that run tasks)
+        self._running: dict[bytes, Event] = {}
+        self._reported: set[bytes] = set()  # of those, the ones whose RUNNING event the head has (reporter only)
         self._dropped = 0
         self._closed = threading.Event()
         if self.enabled:
@@ -66,19 +70,24 @@ class TaskEvents:
         """``resources``: a mapping, or (cheaper to batch) a sorted tuple of (name, amount) pairs."""
         if self.enabled:
             self._buf.append((task_id, "PENDING_NODE_ASSIGNMENT", _now_ms(), name, "NORMAL_TASK", job_id, b"",
-                              "", "", resources, False))
+                              "", "", resources, False, 0))
 
     def running(self, task_id: bytes, name: str, job_id: bytes, actor_id: bytes, kind: str = "") -> None:
         if self.enabled:
-            self._buf.append((task_id, "RUNNING", _now_ms(), name, kind or _kind(actor_id), job_id, actor_id,
-                              "", "", None, True))
+            running = self._running
+            running[task_id] = (task_id, "RUNNING", _now_ms(), name, kind or _kind(actor_id), job_id, actor_id,
+                                "", "", None, True, 0)
+            if len(running) > MAX_BUFFERED:  # a start whose end never came: forget the oldest
+                running.pop(next(iter(running)), None)
 
     def finished(self, task_id: bytes, name: str, job_id: bytes, actor_id: bytes, error_type: str = "",
                  error_message: str = "", kind: str = "", ran_here: bool = True) -> None:
         """The task ended here (``ran_here``), or its owner gave up on it (e.g. its worker died)."""
         if self.enabled:
+            start = self._running.pop(task_id, None) if ran_here else None
             self._buf.append((task_id, "FAILED" if error_type else "FINISHED", _now_ms(), name,
-                              kind or _kind(actor_id), job_id, actor_id, error_type, error_message, None, ran_here))
+                              kind or _kind(actor_id), job_id, actor_id, error_type, error_message, None, ran_here,
+                              start[2] if start is not None else 0))
 
     # ---------------------------------------------------------------- reporting (background)
     def _loop(self) -> None:
@@ -88,6 +97,12 @@ class TaskEvents:
     def flush(self) -> None:
         take = self._buf.popleft
         buf = [take() for _ in range(len(self._buf))]
+        # after the drain: a task that ends meanwhile has left the dict, so its end goes with the next batch
+        running = self._running.copy()
+        if running:
+            reported = self._reported
+            buf += [ev for tid, ev in running.items() if tid not in reported]
+            self._reported = set(running)  # only what still runs: a task reported RUNNING is not reported again
         if not buf:
             return
         batch = encode(buf, self._node_id(), self._worker_id, self._pid, self._dropped)
@@ -100,7 +115,8 @@ class TaskEvents:
                 return
             keep = buf[-MAX_BUFFERED:]
             self._dropped += len(buf) - len(keep)
-            self._buf.extendleft(reversed(keep))  # next round, before what came meanwhile
+            self._reported.difference_update(ev[0] for ev in keep if ev[1] == "RUNNING")  # not told yet
+            self._buf.extendleft(reversed([ev for ev in keep if ev[1] != "RUNNING"]))  # next round, first
 
     def close(self) -> None:
         if self.enabled and not self._closed.is_set():

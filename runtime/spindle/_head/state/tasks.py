@@ -4,14 +4,16 @@ Events of one task come from several processes (the driver that submitted it, th
 and arrive in batches in any order; ``merge`` keeps the most advanced state (a terminal state is never
 replaced by an earlier one, but a later terminal state of a retried task wins). The ring holds the newest
 ``SPINDLE_TASK_EVENTS_MAX`` tasks (default 10,000); counters and errors outlive eviction.
-Pure data structures: no I/O, no threads (the caller holds the lock).
+Pure data structures: no I/O, no threads (the caller holds the lock). Every task the cluster runs passes
+through ``merge``, in the process that also serves leases in an embedded cluster: it is written for speed
+(rows are lists, counters and eviction settle once per batch).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections import OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -94,10 +96,18 @@ def exception_name(message: str) -> str:
     return head if head.replace(".", "").replace("_", "").isalnum() else ""
 
 
+# A row is a plain list (cheaper to make and update than an object: the head makes one per task), these
+# are its fields in ``TaskRow``'s order; ``TaskRow`` is what queries get.
+(TID, NAME, STATE, TYPE, JOB, ACTOR, NODE, WORKER, PID, ETYPE, EMSG, CREATED, STARTED, ENDED, RES,
+ STATE_T) = range(16)
+_NO_RESOURCES: dict[str, float] = {}
+
+
 class TaskTable:
     def __init__(self, max_tasks: int | None = None, max_errors: int | None = None):
         self.max_tasks = max_tasks or env_int("SPINDLE_TASK_EVENTS_MAX", 10_000)
-        self.rows: OrderedDict[str, TaskRow] = OrderedDict()
+        self.rows: dict[str, list[Any]] = {}  # in the order tasks were first seen
+        self._order: deque[str] = deque()  # the same ids, oldest first (evicting from a dict's front is O(n))
         # (name, type) -> {state: number of tasks in that state}, over every task seen (evicted ones too)
         self.counts: dict[tuple[str, str], dict[str, int]] = {}
         self.errors: deque[dict[str, Any]] = deque(maxlen=max_errors or env_int("SPINDLE_ERRORS_MAX", 1000))
@@ -112,101 +122,112 @@ class TaskTable:
 
     # ---------------------------------------------------------------- ingest
     def merge(self, events: Sequence[Decoded], dropped: int = 0) -> None:
-        """Events as ``Event`` tuples (or plain tuples of its fields, as ``_event_columns.decode`` makes them)."""
+        """Events as ``Event`` tuples (or plain tuples of its fields, as ``_event_columns.decode`` makes them).
+
+        The head's event intake: one pass of straight-line code per event (locals, lists, no calls on the
+        common path); the per-function counters and the ring's eviction are settled once per batch."""
         self.dropped_events += dropped
-        for ev in events:
-            self._merge_one(ev)
-        if events:
-            self.version += 1
-            self.changed_ms = int(time.time() * 1000)
+        if not events:
+            return
+        rows, current, order = self.rows, self.current, self._order
+        get = rows.get
+        added: list[str] = []
+        inc: list[tuple[str, str, str]] = []  # (name, type, state) a task entered
+        dec: list[tuple[str, str, str]] = []  # ... and left
+        for tid, state, t, name, kind, job, actor, node, worker, pid, etype, emsg, res, start in events:
+            row = get(tid)
+            if row is None:
+                row = rows[tid] = [tid, name, "PENDING_ARGS_AVAIL", kind or "NORMAL_TASK", job, None, None, None,
+                                   None, None, None, None, None, None, _NO_RESOURCES, 0]
+                added.append(tid)
+                old = None
+            else:
+                if not row[NAME]:
+                    row[NAME] = name
+                if not row[JOB]:
+                    row[JOB] = job
+                if kind and kind != "NORMAL_TASK":
+                    row[TYPE] = kind
+                old = row[STATE]
+            if actor:
+                row[ACTOR] = actor
+            if res:
+                row[RES] = res if type(res) is dict else dict(res)
+            if state == "RUNNING":
+                row[STARTED] = t
+                row[NODE], row[WORKER], row[PID] = node or row[NODE], worker or row[WORKER], pid or row[PID]
+                if worker:
+                    if old not in TERMINAL:  # (its end may have arrived first)
+                        current[worker] = (tid, row[NAME])
+            elif state == "FINISHED" or state == "FAILED":
+                row[ENDED] = t
+                if start:
+                    row[STARTED] = start
+                if worker:
+                    row[NODE], row[WORKER], row[PID] = node or row[NODE], worker, pid or row[PID]
+                    if worker in current and current[worker][0] == tid:
+                        del current[worker]
+            elif state == "PENDING_NODE_ASSIGNMENT":
+                row[CREATED] = t
+            if row[CREATED] is None:
+                row[CREATED] = start or t
+            cur = row[STATE]
+            new_rank, cur_rank = RANK.get(state, 0), RANK.get(cur, 0)
+            if new_rank > cur_rank or (new_rank == cur_rank and state in TERMINAL and t >= row[STATE_T]
+                                       and state != cur):
+                row[STATE], row[STATE_T] = state, t
+                if state == "FAILED":
+                    row[ETYPE] = etype or "TASK_EXECUTION_EXCEPTION"
+                    row[EMSG] = emsg[-MAX_MESSAGE:]
+                    self._error(row, t, emsg)
+                elif state == "FINISHED":
+                    row[ETYPE] = row[EMSG] = None
+                if old is not None:
+                    dec.append((row[NAME], row[TYPE], old))
+                inc.append((row[NAME], row[TYPE], state))
+            elif old is None:
+                inc.append((row[NAME], row[TYPE], cur))
+        self._count(inc, dec)
+        if added:
+            self.total_seen += len(added)
+            order.extend(added)
+            excess = len(rows) - self.max_tasks
+            if excess > 0:
+                pop = order.popleft
+                for _ in range(excess):
+                    del rows[pop()]
+                self.evicted += excess
+        self.version += 1
+        self.changed_ms = int(time.time() * 1000)
 
-    def _merge_one(self, ev: Decoded) -> None:
-        # the hot loop of the head's event intake (one call per event): locals, no helper calls on the common path
-        tid, state, t, name, kind, job, actor, node, worker, pid, etype, emsg, res, start = ev
-        rows = self.rows
-        row = rows.get(tid)
-        fresh = row is None
-        if row is None:
-            row = rows[tid] = TaskRow(tid, name=name, type=kind, job_id=job)
-            self.total_seen += 1
-            while len(rows) > self.max_tasks:
-                rows.popitem(last=False)
-                self.evicted += 1
-        else:
-            if not row.name:
-                row.name = name
-            if not row.job_id:
-                row.job_id = job
-            if kind and kind != "NORMAL_TASK":
-                row.type = kind
-        if actor:
-            row.actor_id = actor
-        if res:
-            row.required_resources = dict(res)
-        if state == "RUNNING":
-            row.start_time_ms = t
-            self._where(row, node, worker, pid)
-            if worker and row.state not in TERMINAL:  # (its end may have arrived first)
-                self.current[worker] = (tid, row.name)
-        elif state in TERMINAL:
-            row.end_time_ms = t
-            if start:
-                row.start_time_ms = start
-            if worker:
-                self._where(row, node, worker, pid)
-                if self.current.get(worker, ("",))[0] == tid:
-                    del self.current[worker]
-        elif state == "PENDING_NODE_ASSIGNMENT":
-            row.creation_time_ms = t
-        if row.creation_time_ms is None:
-            row.creation_time_ms = start or t
-        old = row.state
-        new_rank, cur_rank = RANK.get(state, 0), RANK.get(old, 0)
-        if new_rank > cur_rank or (new_rank == cur_rank and state in TERMINAL and t >= row.state_time_ms
-                                   and state != old):
-            row.state, row.state_time_ms = state, t
-            if state == "FAILED":
-                row.error_type = etype or "TASK_EXECUTION_EXCEPTION"
-                row.error_message = emsg[-MAX_MESSAGE:]
-                self._error(row, t, emsg)
-            elif state == "FINISHED":
-                row.error_type = row.error_message = None
-            self._count(row, None if fresh else old, state)
-        elif fresh:
-            self._count(row, None, old)
+    def _count(self, inc: list[tuple[str, str, str]], dec: list[tuple[str, str, str]]) -> None:
+        """Apply a batch's state changes to the per-function counters (entries first, then exits)."""
+        for sign, changes in ((1, inc), (-1, dec)):
+            for (name, kind, state), n in Counter(changes).items():
+                key = (name, kind)
+                counts = self.counts.get(key)
+                if counts is None:
+                    if len(self.counts) >= MAX_FUNCTIONS:
+                        key = ("<other>", kind)
+                    counts = self.counts.setdefault(key, {})
+                counts[state] = max(0, counts.get(state, 0) + sign * n)
 
-    @staticmethod
-    def _where(row: TaskRow, node: str, worker: str, pid: int) -> None:
-        row.node_id = node or row.node_id
-        row.worker_id = worker or row.worker_id
-        row.worker_pid = pid or row.worker_pid
-
-    def _count(self, row: TaskRow, old: str | None, new: str) -> None:
-        key = (row.name, row.type)
-        counts = self.counts.get(key)
-        if counts is None:
-            if len(self.counts) >= MAX_FUNCTIONS:
-                key = ("<other>", row.type)
-            counts = self.counts.setdefault(key, {})
-        if old is not None and counts.get(old, 0) > 0:
-            counts[old] -= 1
-        counts[new] = counts.get(new, 0) + 1
-
-    def _error(self, row: TaskRow, time_ms: int, error_message: str) -> None:
+    def _error(self, row: list[Any], time_ms: int, error_message: str) -> None:
         message = error_message[-MAX_MESSAGE:]
         self.errors.appendleft({
-            "time": time_ms / 1000.0, "task_id": row.task_id, "actor_id": row.actor_id, "name": row.name,
-            "error_type": exception_name(message) or row.error_type, "message": _summary(message),
-            "traceback": message, "node_id": row.node_id, "worker_pid": row.worker_pid,
-            "job_id": row.job_id, "task_error_type": row.error_type})
+            "time": time_ms / 1000.0, "task_id": row[TID], "actor_id": row[ACTOR], "name": row[NAME],
+            "error_type": exception_name(message) or row[ETYPE], "message": _summary(message),
+            "traceback": message, "node_id": row[NODE], "worker_pid": row[PID],
+            "job_id": row[JOB], "task_error_type": row[ETYPE]})
         self.errors_version += 1
 
     # ---------------------------------------------------------------- queries
     def newest_first(self) -> list[TaskRow]:
-        return list(reversed(self.rows.values()))  # newest first
+        return [TaskRow(*row) for row in reversed(self.rows.values())]
 
     def get(self, task_id: str) -> TaskRow | None:
-        return self.rows.get(task_id)
+        row = self.rows.get(task_id)
+        return None if row is None else TaskRow(*row)
 
     def by_state(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -227,11 +248,11 @@ class TaskTable:
         return out
 
     def timeline(self, limit: int) -> list[dict[str, Any]]:
-        started = [r for r in self.rows.values() if r.start_time_ms is not None]
-        started.sort(key=lambda r: r.start_time_ms or 0)
-        return [{"task_id": r.task_id, "name": r.name, "node_id": r.node_id, "worker_pid": r.worker_pid,
-                 "worker_id": r.worker_id, "start_time_ms": r.start_time_ms, "end_time_ms": r.end_time_ms,
-                 "state": r.state} for r in started[-limit:]]
+        started = [r for r in self.rows.values() if r[STARTED] is not None]
+        started.sort(key=lambda r: r[STARTED] or 0)
+        return [{"task_id": r[TID], "name": r[NAME], "node_id": r[NODE], "worker_pid": r[PID],
+                 "worker_id": r[WORKER], "start_time_ms": r[STARTED], "end_time_ms": r[ENDED],
+                 "state": r[STATE]} for r in started[-limit:]]
 
 
 def _summary(message: str) -> str:
