@@ -43,6 +43,12 @@ def worker_exited(code: int | None, killed: bool) -> str:
             "or it crashed (SIGSEGV).")
 
 
+def owner_died(owner_worker_id: str, owner_ip: str, node_address: str) -> str:
+    """A ``kill_reason`` phrase for an actor whose owner (a worker) exited, or whose owner's node died."""
+    how = f"The owner's node (at {node_address}) died." if node_address else "The owner's worker process exited."
+    return f"its owner has died. Owner Id: {owner_worker_id} Owner Ip address: {owner_ip}. {how}"
+
+
 def node_died(node_id: str, address: str, reason: str) -> str:
     return f"The actor died because its node has died. Node Id: {node_id} (at {address}): {reason}."
 

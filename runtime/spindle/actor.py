@@ -239,13 +239,6 @@ class ActorClass:
         if opts.get("get_if_exists") and not name:
             raise ValueError("get_if_exists=True requires a name")
         prepared = prepare(cw, args, kwargs, f"actor {self.__name__}")
-        if prepared.deps:  # constructor arguments that are refs: resolve them before creating
-            values = cw.wait_ready([r for _, r in prepared.deps], len(prepared.deps), None)
-            del values
-            for i, ref in prepared.deps:
-                ov = cw.store.get(ref.binary())
-                assert ov is not None
-                prepared.args[i].value.CopyFrom(ov)
         base_env = cw.runtime_env_vars
         from spindle._core.runtime_env import resolver_of
 
@@ -260,12 +253,18 @@ class ActorClass:
             job_id=cw.job_id, owner_address=cw.address, env_vars={**base_env, **env_vars_of(opts)},
             methods_blob=cloudpickle.dumps(methods), method_meta_blob=cloudpickle.dumps(meta),
             concurrency_groups_blob=cloudpickle.dumps(groups), runtime_env=env_spec)
+        if cw.executor is not None:  # made by a worker: it dies with that worker (a driver's die with its job)
+            spec.owner_worker_id, spec.owner_node_id = cw.worker_id, cw.node_id
+        # constructor arguments that are refs: registered now (DEPENDENCIES_UNREADY), placed once they are ready
+        deps_pending = bool(prepared.deps)
         if name or spec.detached:  # a taken name is refused right here, as in Ray; a detached actor outlives us
-            info = cw.actors.create(spec, bool(opts.get("get_if_exists")))
+            info = cw.actors.create(spec, bool(opts.get("get_if_exists")), deps_pending)
             if info.actor_id != spec.actor_id:
                 return handle_from_info(info)
         else:
-            cw.actors.create_async(spec)
+            cw.actors.create_async(spec, deps_pending)
+        if deps_pending:
+            cw.actors.create_when_ready(spec, prepared)
         if not spec.detached:
             actor_scope.created(spec.actor_id)
         return ActorHandle(spec.actor_id, self.__name__, methods, spec.max_task_retries, meta)

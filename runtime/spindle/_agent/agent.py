@@ -471,15 +471,15 @@ class Agent:
             self.bundles.forget_worker(worker.worker_id)
             self.cond.notify_all()
         live_actors.forget(self, worker.worker_id)
-        if worker.actor_id and not self.stopping:
-            reason = _actor_death.worker_exited(code, killed=worker.intended_exit)
+        if not self.stopping:  # any worker may own actors, which die with it (the head checks)
+            reason = _actor_death.worker_exited(code, killed=worker.intended_exit) if worker.actor_id else ""
             try:
                 self._head().ReportWorkerExit(pb.WorkerExit(worker_id=worker.worker_id, actor_id=worker.actor_id,
                                                             reason=reason, intended=worker.intended_exit or code == 0,
                                                             node_id=self.node_id, incarnation=worker.incarnation),
                                               metadata=self.channels.metadata, timeout=10)
             except grpc.RpcError as e:
-                log.warning("could not report actor exit to the head: %s", e)
+                log.warning("could not report a worker's exit to the head: %s", e)
 
     # ---------------------------------------------------------------- objects
     def pull(self, object_id: bytes, loc: pb.ObjectLocation) -> pb.PullReply:

@@ -14,6 +14,7 @@ actor is restarting"), instead of holding them until the restart ends.
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import threading
 import time
@@ -35,6 +36,8 @@ from spindle.exceptions import ActorUnavailableError, TaskCancelledError
 
 if TYPE_CHECKING:
     from spindle._core.core_worker import CoreWorker
+
+log = logging.getLogger("spindle")
 
 HEAD_UNREACHABLE_S = float(os.environ.get("SPINDLE_HEAD_UNREACHABLE_S", "60"))
 
@@ -160,21 +163,43 @@ class ActorClient:
             self._dirty_event.clear()
             self.flush_local()
 
-    def create(self, spec: pb.ActorSpec, get_if_exists: bool) -> pb.ActorInfo:
-        info: pb.ActorInfo = self.cw.head().CreateActor(pb.CreateActorRequest(spec=spec, get_if_exists=get_if_exists),
-                                                        metadata=self.cw.md, timeout=60, wait_for_ready=True)
+    def create(self, spec: pb.ActorSpec, get_if_exists: bool, deps_pending: bool = False) -> pb.ActorInfo:
+        req = pb.CreateActorRequest(spec=spec, get_if_exists=get_if_exists, deps_pending=deps_pending)
+        info: pb.ActorInfo = self.cw.head().CreateActor(req, metadata=self.cw.md, timeout=60, wait_for_ready=True)
         if not info.found:
             raise ValueError(info.death_text or f"could not create actor {spec.class_name}")
         return info
 
-    def create_async(self, spec: pb.ActorSpec) -> None:
+    def create_async(self, spec: pb.ActorSpec, deps_pending: bool = False) -> None:
         """Register an unnamed actor with the head without waiting (as Ray does): ``.remote()`` returns at once, so
         a burst of actors costs no head round trip each. Whatever needs the head to know the actor (its first
         call, kill, release, a handle leaving this process) waits for the registration first (``registered``)."""
-        fut = self.cw.head().CreateActor.future(pb.CreateActorRequest(spec=spec), metadata=self.cw.md, timeout=60,
-                                                wait_for_ready=True)
+        fut = self.cw.head().CreateActor.future(pb.CreateActorRequest(spec=spec, deps_pending=deps_pending),
+                                                metadata=self.cw.md, timeout=60, wait_for_ready=True)
         with self.lock:
             self.creating[spec.actor_id] = fut
+
+    def create_when_ready(self, spec: pb.ActorSpec, prepared: _args.PreparedArgs) -> None:
+        """Once the constructor's ObjectRef arguments are ready, hand them to the head, which then places the
+        actor (registered DEPENDENCIES_UNREADY until then, as in Ray). A failed argument goes as its error: the
+        constructor raises it and the actor dies with it. If this process dies first, the head ends the actor."""
+
+        def ready(err: pb.ObjectValue | None) -> None:
+            full = pb.ActorSpec()
+            full.CopyFrom(spec)
+            del full.args[:]
+            full.args.extend(prepared.args)
+            self.cw.io_pool.submit(self._send_ready, full)
+
+        _args.resolve(self.cw, prepared, ready)
+
+    def _send_ready(self, spec: pb.ActorSpec) -> None:
+        self.registered(spec.actor_id)  # the first registration is in (its name checked)
+        try:
+            self.cw.head().CreateActor(pb.CreateActorRequest(spec=spec), metadata=self.cw.md, timeout=60,
+                                       wait_for_ready=True)
+        except grpc.RpcError as e:  # its callers wait on the head's record, which says DEPENDENCIES_UNREADY
+            log.warning("could not hand actor %s's arguments to the head: %s", spec.class_name, e)
 
     def registered(self, actor_id: bytes) -> str:
         """Wait until the head has our creation of ``actor_id`` (if one is under way); why it failed, or ""."""

@@ -190,6 +190,7 @@ class HeadState:
         log.warning("node %s at %s is dead: %s", node_id[:8], address, reason)
         self.pgs.node_died(node_id)
         self.observed.forget_node(node_id)
+        self.owner_died(node_id=node_id, address=address)
         for a in victims:
             self.actor_exited(a.spec.actor_id, a.incarnation, _actor_death.node_died(node_id, address, reason),
                               intended=False)
@@ -227,21 +228,53 @@ class HeadState:
     def create_actor(self, req: pb.CreateActorRequest) -> pb.ActorInfo:
         spec = req.spec
         with self.lock:
-            if spec.name:
-                key = (spec.namespace, spec.name)
-                existing = self.named.get(key)
-                if existing is not None and self.actors[existing].state != "DEAD":
-                    if req.get_if_exists:
-                        return self.actors[existing].info()
-                    return pb.ActorInfo(found=False, death_text=f"Actor name {spec.name!r} already taken in namespace {spec.namespace!r}")
-                self.named[key] = spec.actor_id
-                self.recovery.save_name(spec.namespace, spec.name, spec.actor_id)
-            rec = ActorRecord(spec=spec)
-            self.actors[spec.actor_id] = rec
-            self.recovery.save_actor(rec)
-            info = rec.info()
+            known = self.actors.get(spec.actor_id)
+            if known is not None:  # its owner's second request: the constructor's arguments are ready now
+                if known.state != "DEPENDENCIES_UNREADY" or req.deps_pending:
+                    return known.info()
+                known.spec, known.state = spec, "PENDING"
+                self.recovery.save_actor(known)
+                self.lock.notify_all()
+                info, rec = known.info(), known
+            else:
+                info, new = self._register_actor(req)
+                if new is None or req.deps_pending:
+                    return info
+                rec = new
         self._schedule_async(rec)
         return info
+
+    def _register_actor(self, req: pb.CreateActorRequest) -> tuple[pb.ActorInfo, ActorRecord | None]:
+        """A new actor's record (under the lock); None when its name is taken."""
+        spec = req.spec
+        if spec.name:
+            key = (spec.namespace, spec.name)
+            existing = self.named.get(key)
+            if existing is not None and self.actors[existing].state != "DEAD":
+                if req.get_if_exists:
+                    return self.actors[existing].info(), None
+                taken = f"Actor name {spec.name!r} already taken in namespace {spec.namespace!r}"
+                return pb.ActorInfo(found=False, death_text=taken), None
+            self.named[key] = spec.actor_id
+            self.recovery.save_name(spec.namespace, spec.name, spec.actor_id)
+        rec = ActorRecord(spec=spec, state="DEPENDENCIES_UNREADY" if req.deps_pending else "PENDING")
+        self.actors[spec.actor_id] = rec
+        self.recovery.save_actor(rec)
+        return rec.info(), rec
+
+    def owner_died(self, worker_id: str = "", node_id: str = "", address: str = "", recycled: bool = False) -> None:
+        """The worker ``worker_id`` exited, or node ``node_id`` died: the actors such workers created die with
+        them (Ray's fate sharing; detached actors excepted). A task worker the agent ``recycled`` (an idle one
+        stopped gracefully, which Ray would not do to an owner) only takes the actors still waiting for their
+        constructor's arguments: it was the one resolving them."""
+        with self.lock:
+            owned = [a for a in self.actors.values() if a.state != "DEAD" and not a.spec.detached and (
+                (worker_id and a.spec.owner_worker_id == worker_id) or (node_id and a.spec.owner_node_id == node_id))
+                and (not recycled or a.state == "DEPENDENCIES_UNREADY")]
+        for a in owned:
+            owner = a.spec.owner_address.rsplit(":", 1)[0]
+            self.kill_actor(a.spec.actor_id, no_restart=True,
+                            reason=_actor_death.owner_died(a.spec.owner_worker_id, owner, address))
 
     def _schedule_async(self, rec: ActorRecord) -> None:
         with self.lock:

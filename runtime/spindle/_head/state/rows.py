@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from spindle._head.head_state import HeadState
     from spindle._head.jobs.manager import JobManager
 
-ACTOR_STATES = {"PENDING": "PENDING_CREATION", "ALIVE": "ALIVE", "RESTARTING": "RESTARTING", "DEAD": "DEAD"}
+ACTOR_STATES = {"DEPENDENCIES_UNREADY": "DEPENDENCIES_UNREADY", "PENDING": "PENDING_CREATION", "ALIVE": "ALIVE",
+                "RESTARTING": "RESTARTING", "DEAD": "DEAD"}
 
 
 def _pids(obs: ObservedState) -> dict[str, tuple[int, str]]:
