@@ -10,6 +10,7 @@ import pytest
 
 import spindle
 from spindle.exceptions import RayTaskError
+from tests.runtime._nodes import wait_until
 
 pytestmark = pytest.mark.usefixtures("cluster")
 
@@ -229,6 +230,28 @@ def test_timeline_returns_chrome_trace_events_of_recent_tasks(tmp_path: object) 
     out = pathlib.Path(str(tmp_path)) / "trace.json"
     assert spindle.timeline(str(out)) is None
     assert any(e["name"] == "add" for e in json.loads(out.read_text()))
+
+
+@spindle.remote
+def traced_inner(i: int) -> int:
+    return i
+
+
+@spindle.remote
+def traced_outer(n: int) -> int:
+    return sum(spindle.get([traced_inner.remote(i) for i in range(n)]))
+
+
+def test_timeline_covers_the_whole_job_including_tasks_other_workers_submitted() -> None:
+    assert spindle.get(traced_outer.remote(4)) == 6
+
+    def inner_seen() -> bool:
+        events = spindle.timeline() or []
+        return sum(e["name"] == "traced_inner" for e in events) >= 4 and any(e["name"] == "traced_outer" for e in events)
+
+    wait_until(inner_seen, 60, "the nested tasks (submitted by a worker) to show in the timeline")
+    inner = [e for e in spindle.timeline() or [] if e["name"] == "traced_inner"]
+    assert all(e["ph"] == "X" and e["dur"] >= 0 and e["args"]["worker"] for e in inner)
 
 
 def test_concurrency_groups_give_a_method_its_own_threads_beside_the_default_group() -> None:

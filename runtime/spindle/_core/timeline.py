@@ -1,9 +1,11 @@
-"""``timeline()``: the tasks and actor calls this process submitted, as Chrome trace events.
+"""``timeline()``: the job's tasks and actor calls, as Chrome trace events.
 
-Ray's ``ray.timeline()`` dumps recent task executions in the Chrome tracing format (load the JSON in
-chrome://tracing or Perfetto). Each result that comes back carries how long the task ran; the
-submitter records it here with the worker that ran it, in a bounded ring (the most recent
-``SPINDLE_TIMELINE_MAX`` tasks), so recording costs one append per result.
+Ray's ``ray.timeline()`` dumps recent task executions of the whole job in the Chrome tracing format
+(load the JSON in chrome://tracing or Perfetto). Two sources: each result that comes back to this
+process carries how long the task ran, recorded here with the worker that ran it in a bounded ring
+(the most recent ``SPINDLE_TIMELINE_MAX`` tasks; one append per result), so this process's own
+submissions show at once; and the head's task events (the state API's rows) add what other
+workers submitted (nested tasks, calls made by actors), as soon as those workers have reported them.
 """
 
 from __future__ import annotations
@@ -46,7 +48,42 @@ def record(results: Iterable[pb.TaskResult], specs: Mapping[bytes, Any], worker_
 
 
 def chrome_trace(cw: CoreWorker | None = None) -> list[dict[str, Any]]:
-    """The recorded tasks as Chrome trace "complete" events (ph "X", microseconds), oldest first."""
+    """The job's tasks as Chrome trace "complete" events (ph "X", microseconds), oldest first."""
+    out = _local_events()
+    if cw is not None:
+        seen = {e["args"]["task_id"] for e in out}
+        out.extend(e for e in _job_events(cw) if e["args"]["task_id"] not in seen)
+        out.sort(key=lambda e: e["ts"])
+    return out
+
+
+def _job_events(cw: CoreWorker) -> list[dict[str, Any]]:
+    """The job's finished tasks the head knows of (every worker's), from the state API."""
+    from spindle.util.state import list_tasks
+
+    try:
+        rows = list_tasks(filters=[("job_id", "=", cw.job_id.hex())], limit=MAX_EVENTS, detail=True, timeout=10)
+    except Exception:  # noqa: BLE001 - the head's HTTP API unreachable: this process's own view still answers
+        return []
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        start, end = r.get("start_time_ms"), r.get("end_time_ms")
+        if not start or not end or r.get("state") not in ("FINISHED", "FAILED"):
+            continue
+        name = str(r.get("name") or r.get("func_or_class_name") or "task")
+        worker = str(r.get("worker_id") or "")
+        failed = r.get("state") == "FAILED"
+        args: dict[str, Any] = {"task_id": r.get("task_id"), "worker": worker, "failed": failed,
+                                "worker_pid": r.get("worker_pid")}
+        if r.get("actor_id"):
+            args["actor_id"] = r.get("actor_id")
+        out.append({"cat": "task::" + name, "name": name, "pid": f"Node {r.get('node_id') or ''}",
+                    "tid": f"worker {worker}", "ph": "X", "ts": start * 1e3, "dur": max(end - start, 0) * 1e3,
+                    "cname": "rail_response" if failed else "generic_work", "args": args})
+    return out
+
+
+def _local_events() -> list[dict[str, Any]]:
     with _lock:
         rows = list(_events)
     out: list[dict[str, Any]] = []
