@@ -190,7 +190,7 @@ def test_runtime_context_in_a_task_reports_ids_names_and_assigned_resources() ->
     assert got["res"] == {"CPU": 1.0}
     assert got["ns"] == driver.namespace
     assert got["dict"]["task_id"] == got["task_id"]  # type: ignore[index]
-    assert got["gpus"] == [] and got["acc"] == {"GPU": []}
+    assert got["gpus"] == [] and got["acc"]["GPU"] == [] and got["acc"]["neuron_cores"] == []
     assert driver.get_task_id() is None and "task_id" not in driver.get()
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import grpc
 
-from spindle import _actor_death, _ids, _store
+from spindle import _accelerators, _actor_death, _ids, _store
 from spindle._agent import graceful as graceful_stop
 from spindle._agent import live_actors, log_files, node_stats, transfer
 from spindle._agent.bundles import Bundles, Key
@@ -64,6 +64,7 @@ class Agent:
         self.address = ""
         self.pool: WorkerPool | None = None
         self.leases: dict[bytes, tuple[WorkerRecord, dict[str, float]]] = {}
+        self.accelerators = _accelerators.IdPool(total)  # which GPU/NeuronCore/... ids each lease and actor has
         self.unconfirmed: dict[bytes, float] = {}  # lease id -> grant time, until its stream opens
         self.fetchers: dict[bytes, set[str]] = {}
         self.pulls: dict[bytes, threading.Event] = {}
@@ -310,15 +311,19 @@ class Agent:
             if bundle is not None:
                 self.bundles.lease_key[lease_id] = bundle
             self.leases[lease_id] = (worker, need)
+            self.accelerators.assign(lease_id, need)
             self.unconfirmed[lease_id] = time.monotonic()
             worker.lease_id = lease_id
         log.debug("lease %s granted on worker %s", lease_id.hex()[:8], worker.worker_id[:6])
         return pb.LeaseReply(status="GRANTED", lease_id=lease_id, worker_address=worker.address,
                              worker_id=worker.worker_id, node_id=self.node_id)
 
-    def lease_started(self, lease_id: bytes) -> None:
+    def lease_started(self, lease_id: bytes) -> pb.AcceleratorIds:
+        """The holder's stream reached the worker; the reply tells the worker the lease's accelerator ids."""
         with self.cond:
             self.unconfirmed.pop(lease_id, None)
+            ids = self.accelerators.taken.get(lease_id, {})
+        return pb.AcceleratorIds(visible=_accelerators.env_for(ids))
 
     def _reclaim_unconfirmed(self) -> None:
         """A lease whose holder never opened its stream (it died or gave up in flight) goes back."""
@@ -334,6 +339,7 @@ class Agent:
         with self.cond:
             self.unconfirmed.pop(lease_id, None)
             entry = self.leases.pop(lease_id, None)
+            self.accelerators.release(lease_id)
             if entry is None:
                 return
             worker, need = entry
@@ -418,12 +424,19 @@ class Agent:
             if worker is None:
                 return pb.StartActorReply(ok=False)
             stub = rpc.CoreWorkerStub(self.channels.get(worker.address))
+            ids = self.accelerators.assign(spec.actor_id, hold)
+            if ids:  # the actor sees its devices in the variables their runtimes read, for its whole life
+                base, req = req, pb.StartActorRequest()
+                req.CopyFrom(base)
+                req.spec.env_vars.update(_accelerators.env_for(ids))
             try:
                 reply: pb.StartActorReply = stub.CreateActor(req, metadata=self.channels.metadata, timeout=600)
             except grpc.RpcError as e:
+                self.accelerators.release(spec.actor_id)
                 self.pool.kill(worker)
                 return pb.StartActorReply(ok=False, error_text=str(e))
             if not reply.ok:
+                self.accelerators.release(spec.actor_id)
                 if reply.exited:  # exit_actor() in the constructor: its atexit handlers run as it exits
                     graceful_stop.terminate(worker.proc)
                 else:
@@ -463,6 +476,7 @@ class Agent:
         with self.cond:
             if worker.lease_id:
                 entry = self.leases.pop(worker.lease_id, None)
+                self.accelerators.release(worker.lease_id)
                 if entry is not None and not worker.blocked:
                     add(self.bundles.for_lease(worker.lease_id), entry[1])
                 self.bundles.forget_lease(worker.lease_id)
@@ -471,6 +485,8 @@ class Agent:
             self.bundles.forget_worker(worker.worker_id)
             self.cond.notify_all()
         live_actors.forget(self, worker.worker_id)
+        if worker.actor_id:
+            self.accelerators.release(worker.actor_id)
         if not self.stopping:  # any worker may own actors, which die with it (the head checks)
             reason = _actor_death.worker_exited(code, killed=worker.intended_exit) if worker.actor_id else ""
             try:
@@ -605,9 +621,8 @@ class AgentServicer(rpc.NodeAgentServicer):
         self.a.free(list(request.object_ids))
         return pb.Empty()
 
-    def LeaseStarted(self, request: pb.ReturnLeaseRequest, context: Any) -> pb.Empty:
-        self.a.lease_started(request.lease_id)
-        return pb.Empty()
+    def LeaseStarted(self, request: pb.ReturnLeaseRequest, context: Any) -> pb.AcceleratorIds:
+        return self.a.lease_started(request.lease_id)
 
     def ReserveObject(self, request: pb.ReserveRequest, context: Any) -> pb.ReserveReply:
         try:

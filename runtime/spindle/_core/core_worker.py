@@ -287,11 +287,13 @@ class CoreWorker:
         old, self.shm = self.shm, StoreClient(self)
         old.close()
 
-    def lease_started(self, lease_id: bytes) -> None:
+    def lease_started(self, lease_id: bytes) -> dict[str, str]:
+        """Tell the agent the lease is in use; its answer: the lease's accelerator ids (visible-devices vars)."""
         try:
-            self.agent().LeaseStarted(pb.ReturnLeaseRequest(lease_id=lease_id), metadata=self.md, timeout=10)
+            ids = self.agent().LeaseStarted(pb.ReturnLeaseRequest(lease_id=lease_id), metadata=self.md, timeout=10)
         except grpc.RpcError:
-            pass
+            return {}
+        return dict(ids.visible)
 
     def holder_gone(self, lease_id: bytes, busy: bool = False) -> None:
         """Our lease holder closed its stream (returned the lease, or died): make sure the lease is back.

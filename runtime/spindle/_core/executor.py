@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
-from spindle import _actor_death, _dispatch
+from spindle import _accelerators, _actor_death, _dispatch
 from spindle._core import actor_host, actor_shutdown, gen_exec
 from spindle._core.cancel import cancel_actor_call
 from spindle._core.result_sink import DirectOut, Sink
@@ -107,7 +107,9 @@ class Executor:
                 sink.resources = _parse_resources(value)
             elif key == "x-spindle-namespace":
                 sink.namespace = value
-        if lease_id:
+        if lease_id and _accelerators.held(sink.resources):  # its devices must be known before its tasks run
+            sink.accelerator_env = self.cw.lease_started(lease_id)
+        elif lease_id:
             self.cw.io_pool.submit(self.cw.lease_started, lease_id)
         threading.Thread(target=self._read_stream, args=(requests, sink, lease_id), daemon=True,
                          name="spindle-push").start()
@@ -357,7 +359,7 @@ class Executor:
         if not self._begin(spec, sink):
             return
         start = time.perf_counter()
-        saved_env = apply_env(spec.env_vars)
+        saved_env = apply_env({**spec.env_vars, **sink.accelerator_env} if sink.accelerator_env else spec.env_vars)
         maps: list[tuple[bytes, memoryview]] = []
         try:
             result = self._run(spec, sink, start, maps)

@@ -29,6 +29,7 @@ class Sink:
         self.closed = False  # the caller is gone: its queued tasks are dropped
         self.resources: dict[str, float] = {}  # what the lease behind this stream holds (get_assigned_resources)
         self.namespace = ""  # the submitting job's namespace
+        self.accelerator_env: dict[str, str] = {}  # the lease's devices (CUDA_VISIBLE_DEVICES, ...), set per task
 
     def batches(self) -> Iterator[pb.ResultBatch]:
         while True:
