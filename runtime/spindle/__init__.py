@@ -33,12 +33,14 @@ _LAZY = {
     "ActorHandle": "actor",
     "exit_actor": "actor",
     "method": "actor",
+    "LoggingConfig": "_logging_config",
 }
 _SUBMODULES = {"exceptions", "util", "actor", "runtime_context", "tune"}
 
 __all__ = [
     "ActorClass",
     "ActorHandle",
+    "LoggingConfig",
     "ObjectRef",
     "available_resources",
     "cancel",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import cloudpickle
 
-from spindle import _actor_death
+from spindle import _actor_death, _logging_config
 from spindle._core import executor as ex
 from spindle._proto import pb
 from spindle._serialization import pickle_error
@@ -38,6 +38,7 @@ def create(e: Executor, req: pb.StartActorRequest) -> pb.StartActorReply:
         e.cw.events.running(spec.actor_id, init, spec.job_id, spec.actor_id, kind="ACTOR_CREATION_TASK")
         try:
             ex.apply_env(spec.env_vars)
+            _logging_config.apply_from_env()
             e.cw.job_id = spec.job_id
             e.cw.namespace = spec.namespace
             cls = cloudpickle.loads(spec.class_blob)

@@ -102,7 +102,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
          ignore_reinit_error: bool = False, log_to_driver: bool = True, runtime_env: dict[str, Any] | None = None,
          object_store_memory: int | None = None, _system_config: dict[str, Any] | None = None,
          include_dashboard: bool | None = None, dashboard_port: int | None = None,
-         **_ignored: Any) -> ClientContext:
+         logging_config: Any = None, **_ignored: Any) -> ClientContext:
     """Connect to a cluster, or start an embedded local one (head + node agent) when no address is given.
 
     ``object_store_memory`` (bytes) bounds the local node's shared-memory store; objects above it spill to
@@ -118,6 +118,10 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         from spindle import _runtime_env
 
         _runtime_env.validate(runtime_env)  # a bad runtime_env fails before anything starts
+        from spindle._logging_config import LoggingConfig
+
+        if logging_config is not None and not isinstance(logging_config, LoggingConfig):
+            raise TypeError(f"logging_config must be a spindle.LoggingConfig, got {type(logging_config).__name__}")
         head_address, token = _resolve_address(address)
         local = None
         if head_address is None:
@@ -158,6 +162,11 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         job_env = json.loads(os.environ.get("SPINDLE_JOB_ENV_VARS") or "{}")  # set for a submitted job's driver
         job_env.update((runtime_env or {}).get("env_vars") or {})
         cw.runtime_env_vars = {str(k): str(v) for k, v in job_env.items()}
+        if logging_config is not None:  # the driver now, the job's tasks and actors as they start
+            from spindle import _logging_config
+
+            logging_config._apply()
+            cw.runtime_env_vars[_logging_config.ENV_VAR] = json.dumps(logging_config.to_dict())
         from spindle._core import runtime_env as _rt_env
 
         job_rt = {**json.loads(os.environ.get(_rt_env.JOB_ENV_VAR) or "{}"), **(runtime_env or {})}

@@ -161,11 +161,14 @@ class RuntimeContext:
     def get_runtime_env_string(self) -> str:
         import json
 
-        return json.dumps({"env_vars": dict(self._cw.runtime_env_vars)} if self._cw.runtime_env_vars else {})
+        return json.dumps(self.runtime_env)
 
     @property
     def runtime_env(self) -> dict[str, Any]:
-        return {"env_vars": dict(self._cw.runtime_env_vars)} if self._cw.runtime_env_vars else {}
+        from spindle._logging_config import ENV_VAR
+
+        env = {k: v for k, v in self._cw.runtime_env_vars.items() if k != ENV_VAR}  # ours, not the user's
+        return {"env_vars": env} if env else {}
 
     def should_capture_child_tasks_in_placement_group(self) -> bool:
         return False

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
-from spindle import _accelerators, _actor_death, _dispatch
+from spindle import _accelerators, _actor_death, _dispatch, _logging_config
 from spindle._core import actor_host, actor_shutdown, gen_exec
 from spindle._core.cancel import cancel_actor_call
 from spindle._core.result_sink import DirectOut, Sink
@@ -360,6 +360,7 @@ class Executor:
             return
         start = time.perf_counter()
         saved_env = apply_env({**spec.env_vars, **sink.accelerator_env} if sink.accelerator_env else spec.env_vars)
+        _logging_config.apply_from_env()
         maps: list[tuple[bytes, memoryview]] = []
         try:
             result = self._run(spec, sink, start, maps)
