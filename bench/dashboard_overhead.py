@@ -6,14 +6,15 @@
 reports task events); "off" is ``init(include_dashboard=False)`` with ``SPINDLE_TASK_EVENTS_REPORT_INTERVAL_MS=0``
 (no HTTP server, no task events), i.e. Spindle before the dashboard existed. Each run is a fresh
 ``python -m bench.worker`` (the suite's own runner); on and off alternate and swap order every repetition;
-the table shows medians and the machine's load average at the start and end of each row's runs. A first row,
-CPU time per task of the whole cluster (driver, head, agent, workers), shows the events' cost independently
-of how busy the machine is.
+the table shows medians and the machine's load average at the start and end of each row's runs. The first
+rows, CPU time per task and per actor call of each process (driver, head + agent, workers) and of the whole
+cluster, show the events' cost far less dependent on how busy the machine is than throughput.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -42,46 +43,60 @@ def one(python: Path, workload: str, dashboard: bool, timeout_s: float) -> dict[
 
 CPU_CHILD = r"""
 import json, os, sys, time, psutil, spindle
-dashboard = sys.argv[1] == "on"
+dashboard, kind, batches = sys.argv[1] == "on", sys.argv[2], int(sys.argv[3])
 spindle.init(include_dashboard=dashboard, log_to_driver=False)
-f = spindle.remote(lambda: 0)
-spindle.get([f.remote() for _ in range(1000)])  # warm: leases and workers up
+if kind == "tasks":
+    f = spindle.remote(lambda: 0)
+    call = f.remote
+else:
+    @spindle.remote
+    class A:
+        def m(self):
+            return 0
+    call = A.remote().m.remote
+for _ in range(2):
+    spindle.get([call() for _ in range(1000)])  # warm: leases and workers up
 time.sleep(1.5)
 
-def tree_cpu():
-    total = 0.0
+def cpu():
+    out = {"driver": 0.0, "head+agent": 0.0, "workers": 0.0}
     for p in [psutil.Process(), *psutil.Process().children(recursive=True)]:
         try:
             t = p.cpu_times()
-            total += t.user + t.system
+            role = ("driver" if p.pid == os.getpid() else
+                    "head+agent" if "spindle._embedded" in " ".join(p.cmdline()) else "workers")
+            out[role] += t.user + t.system
         except psutil.Error:
             pass
-    return total
+    return out
 
-n, before = 0, tree_cpu()
-for _ in range(int(sys.argv[2])):
-    spindle.get([f.remote() for _ in range(1000)])
-    n += 1000
+before, t0 = cpu(), time.perf_counter()
+for _ in range(batches):
+    spindle.get([call() for _ in range(1000)])
+rate = batches * 1000 / (time.perf_counter() - t0)
 time.sleep(2.5)  # the last event batches are reported and merged (every second)
-print("CPU_US_PER_TASK", json.dumps((tree_cpu() - before) / n * 1e6))
+after = cpu()
+us = {k: (after[k] - before[k]) / (batches * 1000) * 1e6 for k in after}
+print("CPU_US_PER_TASK", json.dumps({**us, "cluster": sum(us.values()), "rate": rate}))
 spindle.shutdown()
 """
 
 
-def cpu_per_task(python: Path, dashboard: bool, batches: int) -> float:
-    """CPU time (user + system) of the driver and every cluster process per task, over ``batches`` x 1,000 tasks.
+def cpu_per_task(python: Path, dashboard: bool, kind: str, batches: int) -> dict[str, float]:
+    """CPU time (user + system) per task or actor call of the driver, the head + agent process and the workers,
+    over ``batches`` x 1,000 calls (``kind``: tasks or actors), and the calls per second.
 
     Unlike throughput this hardly depends on what else the machine runs, so it shows the cost of the events
-    even on a shared, loaded machine.
+    even on a shared, loaded machine (it still varies by ~10% between runs: compare medians).
     """
     env = _env([ROOT / "runtime"])
     if not dashboard:
         env["SPINDLE_TASK_EVENTS_REPORT_INTERVAL_MS"] = "0"
-    out = subprocess.run([str(python), "-c", CPU_CHILD, "on" if dashboard else "off", str(batches)], env=env,
+    out = subprocess.run([str(python), "-c", CPU_CHILD, "on" if dashboard else "off", kind, str(batches)], env=env,
                          capture_output=True, text=True, timeout=600)
     for line in out.stdout.splitlines():
         if line.startswith("CPU_US_PER_TASK "):
-            return float(line.split()[1])
+            return {k: float(v) for k, v in json.loads(line.split(" ", 1)[1]).items()}
     raise RuntimeError(f"cpu run failed (exit {out.returncode}): {out.stderr[-1500:]}")
 
 
@@ -93,22 +108,25 @@ def main(argv: list[str] | None = None) -> int:
                    else Path(sys.executable), help="interpreter with Spindle (default .venv/bin/python)")
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--cpu-batches", type=int, default=20,
-                   help="also measure CPU per task over this many batches of 1,000 tasks (0 = skip)")
+                   help="also measure CPU per task and per actor call over this many batches of 1,000 (0 = skip)")
     args = p.parse_args(argv)
     rows = [r for r in ROWS if not args.only or any(o in r for o in args.only)]
-    if args.cpu_batches:
-        cpu: dict[bool, list[float]] = {True: [], False: []}
+    table = []
+    for kind in ("tasks", "actors") if args.cpu_batches else ():
+        cpu: dict[bool, list[dict[str, float]]] = {True: [], False: []}
         load0 = os.getloadavg()[0]
         for rep in range(args.reps):
             for dashboard in ((True, False) if rep % 2 == 0 else (False, True)):
-                log(f"==> cpu per task, dashboard {'on' if dashboard else 'off'} rep {rep + 1}/{args.reps}")
-                cpu[dashboard].append(cpu_per_task(args.python, dashboard, args.cpu_batches))
-                log(f"    {cpu[dashboard][-1]:.0f} us")
-        on, off = statistics.median(cpu[True]), statistics.median(cpu[False])
+                log(f"==> cpu per call ({kind}), dashboard {'on' if dashboard else 'off'} rep {rep + 1}/{args.reps}")
+                cpu[dashboard].append(cpu_per_task(args.python, dashboard, kind, args.cpu_batches))
+                log("    " + ", ".join(f"{k} {v:.0f}" for k, v in cpu[dashboard][-1].items()))
+        load1 = os.getloadavg()[0]
+        for part in cpu[True][0]:
+            on = statistics.median(c[part] for c in cpu[True])
+            off = statistics.median(c[part] for c in cpu[False])
+            metric, unit = (f"{kind}_per_s", "/s") if part == "rate" else (f"cpu_us_per_call_{kind}_{part}", "us")
+            table.append((metric, unit, on, off, (on / off - 1) if unit == "/s" else (off / on - 1), load0, load1))
     units = {m.name: m.unit for w in spec.WORKLOADS for m in w.metrics}
-    table = []
-    if args.cpu_batches:
-        table.append(("cluster_cpu_us_per_task", "us", on, off, off / on - 1, load0, os.getloadavg()[0]))
     for workload in rows:
         samples: dict[bool, list[dict[str, float]]] = {True: [], False: []}
         load0 = os.getloadavg()[0]

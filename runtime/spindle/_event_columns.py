@@ -10,7 +10,7 @@ Shared by both sides, so it lives at the top of the package; pure functions, no 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -87,6 +87,13 @@ def _shape(r: Mapping[str, float] | tuple[tuple[str, float], ...]) -> tuple[tupl
 
 def decode(c: pb.TaskEventColumns) -> list[Decoded]:
     """The events of a columns message, in order; ValueError (naming the column) when it is malformed."""
+    return list(events(c))
+
+
+def events(c: pb.TaskEventColumns) -> Iterator[Decoded]:
+    """``decode``, lazily: the head merges straight from the columns (``zip`` reuses each tuple the merge lets
+    go of, so a batch costs no object per event). The whole batch is checked first: ValueError (naming the
+    column) when it is malformed, before anything is merged."""
     n = len(c.task_id)
     for column in ("state", "time_ms", "name", "type", "job", "actor", "here"):
         if len(getattr(c, column)) != n:
@@ -99,31 +106,34 @@ def decode(c: pb.TaskEventColumns) -> list[Decoded]:
     strings = list(c.strings)
     ids = [v.hex() for v in c.ids]
     shapes = [_NO_RESOURCES, *(dict(r.amounts) for r in c.resource_sets)]
+    for column, table in (("state", strings), ("name", strings), ("type", strings), ("job", ids), ("actor", ids),
+                          ("resources", shapes), ("error_row", range(n))):
+        values = getattr(c, column)
+        if len(values) and max(values) >= len(table):
+            raise ValueError(f"task event columns: an index in {column!r} points past its table (strings, ids, "
+                             "resource_sets or the events)")
     node, worker, pid = c.node_id, c.worker_id, c.worker_pid
     here = list(c.here)
-    try:
-        # column by column, in C (map, zip): several times cheaper than a Python expression per event
-        s, i = strings.__getitem__, ids.__getitem__
-        nodes: Iterable[str]
-        workers: Iterable[str]
-        pids: Iterable[int]
-        if all(here):
-            nodes, workers, pids = repeat(node, n), repeat(worker, n), repeat(pid, n)
-        elif not any(here):
-            nodes, workers, pids = repeat("", n), repeat("", n), repeat(0, n)
-        else:
-            nodes = [node if h else "" for h in here]
-            workers = [worker if h else "" for h in here]
-            pids = [pid if h else 0 for h in here]
-        out: list[Decoded] = list(zip(
-            map(bytes.hex, list(c.task_id)), map(s, list(c.state)), list(c.time_ms), map(s, list(c.name)),
-            map(s, list(c.type)), map(i, list(c.job)),
-            map(i, list(c.actor)), nodes, workers, pids, repeat("", n), repeat("", n),
-            map(shapes.__getitem__, list(c.resources)) if len(c.resources) else repeat(_NO_RESOURCES, n),
-            list(c.start_ms) if len(c.start_ms) else repeat(0, n), strict=False))  # (repeat: endless; lengths checked)
+    s, i = strings.__getitem__, ids.__getitem__
+    nodes: Iterable[str]
+    workers: Iterable[str]
+    pids: Iterable[int]
+    if all(here):
+        nodes, workers, pids = repeat(node, n), repeat(worker, n), repeat(pid, n)
+    elif not any(here):
+        nodes, workers, pids = repeat("", n), repeat("", n), repeat(0, n)
+    else:
+        nodes = [node if h else "" for h in here]
+        workers = [worker if h else "" for h in here]
+        pids = [pid if h else 0 for h in here]
+    etypes: Iterable[str] = repeat("", n)
+    emsgs: Iterable[str] = repeat("", n)
+    if len(c.error_row):
+        etypes, emsgs = [""] * n, [""] * n
         for row, etype, emsg in zip(c.error_row, c.error_type, c.error_message, strict=True):
-            out[row] = out[row][:10] + (etype, emsg) + out[row][12:]  # type: ignore[assignment]
-    except IndexError:
-        raise ValueError("task event columns: an index points past its table (strings, ids, resource_sets or "
-                         "the events)") from None
-    return out
+            etypes[row], emsgs[row] = etype, emsg
+    # column by column, in C (map, zip): several times cheaper than a Python expression per event
+    return zip(map(bytes.hex, list(c.task_id)), map(s, list(c.state)), list(c.time_ms), map(s, list(c.name)),
+               map(s, list(c.type)), map(i, list(c.job)), map(i, list(c.actor)), nodes, workers, pids, etypes, emsgs,
+               map(shapes.__getitem__, list(c.resources)) if len(c.resources) else repeat(_NO_RESOURCES, n),
+               list(c.start_ms) if len(c.start_ms) else repeat(0, n), strict=False)  # (repeat: endless; checked)

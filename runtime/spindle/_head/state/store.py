@@ -11,10 +11,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
-from spindle._event_columns import Decoded, decode
+from spindle._event_columns import Decoded
+from spindle._event_columns import events as columns_events
 from spindle._head.state.tasks import Event, TaskTable
 from spindle._proto import pb
 
@@ -35,15 +38,18 @@ class NodeUsage:
     updated: float = 0.0
 
 
-def decode_events(batch: pb.TaskEventBatch) -> list[Decoded]:
-    """The batch's events in order (as ``Event`` fields): its columns, then any one message per event ones."""
-    events = decode(batch.columns) if batch.HasField("columns") else []
-    events += [Event(task_id=e.task_id.hex(), state=e.state, time_ms=e.time_ms, name=e.name,
+def decode_events(batch: pb.TaskEventBatch) -> Iterable[Decoded]:
+    """The batch's events in order (as ``Event`` fields): its columns, then any one message per event ones.
+
+    Lazily (the columns are checked first: ValueError when malformed), so the merge makes no object per event."""
+    columns = columns_events(batch.columns) if batch.HasField("columns") else iter(())
+    if not batch.events:
+        return columns
+    return chain(columns, [Event(task_id=e.task_id.hex(), state=e.state, time_ms=e.time_ms, name=e.name,
                      type=e.type or "NORMAL_TASK", job_id=e.job_id.hex(), actor_id=e.actor_id.hex(), node_id=e.node_id,
                      worker_id=e.worker_id, worker_pid=e.worker_pid, error_type=e.error_type,
                      error_message=e.error_message, required_resources=dict(e.required_resources))
-               for e in batch.events]
-    return events
+               for e in batch.events])
 
 
 class ObservedState:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -121,19 +121,18 @@ class TaskTable:
         self.current: dict[str, tuple[str, str]] = {}
 
     # ---------------------------------------------------------------- ingest
-    def merge(self, events: Sequence[Decoded], dropped: int = 0) -> None:
+    def merge(self, events: Iterable[Decoded], dropped: int = 0) -> None:
         """Events as ``Event`` tuples (or plain tuples of its fields, as ``_event_columns.decode`` makes them).
 
         The head's event intake: one pass of straight-line code per event (locals, lists, no calls on the
         common path); the per-function counters and the ring's eviction are settled once per batch."""
         self.dropped_events += dropped
-        if not events:
-            return
         rows, current, order = self.rows, self.current, self._order
         get = rows.get
         added: list[str] = []
         inc: list[tuple[str, str, str]] = []  # (name, type, state) a task entered
         dec: list[tuple[str, str, str]] = []  # ... and left
+        row: list[Any] | None = None
         for tid, state, t, name, kind, job, actor, node, worker, pid, etype, emsg, res, start in events:
             row = get(tid)
             if row is None:
@@ -187,6 +186,8 @@ class TaskTable:
                 inc.append((row[NAME], row[TYPE], state))
             elif old is None:
                 inc.append((row[NAME], row[TYPE], cur))
+        if row is None:
+            return  # no event
         self._count(inc, dec)
         if added:
             self.total_seen += len(added)
