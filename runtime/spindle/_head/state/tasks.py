@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -96,8 +96,8 @@ def exception_name(message: str) -> str:
     return head if head.replace(".", "").replace("_", "").isalnum() else ""
 
 
-# A row is a plain list (cheaper to make and update than an object: the head makes one per task), these
-# are its fields in ``TaskRow``'s order; ``TaskRow`` is what queries get.
+# A row is a plain tuple (cheaper to make than an object, and not tracked by the GC once it has looked at it:
+# the head keeps one per task), these are its fields in ``TaskRow``'s order; ``TaskRow`` is what queries get.
 (TID, NAME, STATE, TYPE, JOB, ACTOR, NODE, WORKER, PID, ETYPE, EMSG, CREATED, STARTED, ENDED, RES,
  STATE_T) = range(16)
 _NO_RESOURCES: dict[str, float] = {}
@@ -106,7 +106,7 @@ _NO_RESOURCES: dict[str, float] = {}
 class TaskTable:
     def __init__(self, max_tasks: int | None = None, max_errors: int | None = None):
         self.max_tasks = max_tasks or env_int("SPINDLE_TASK_EVENTS_MAX", 10_000)
-        self.rows: dict[str, list[Any]] = {}  # in the order tasks were first seen
+        self.rows: dict[str, Sequence[Any]] = {}  # in the order tasks were first seen (tuples: see merge)
         self._order: deque[str] = deque()  # the same ids, oldest first (evicting from a dict's front is O(n))
         # (name, type) -> {state: number of tasks in that state}, over every task seen (evicted ones too)
         self.counts: dict[tuple[str, str], dict[str, int]] = {}
@@ -130,17 +130,23 @@ class TaskTable:
         rows, current, order = self.rows, self.current, self._order
         get = rows.get
         added: list[str] = []
-        inc: list[tuple[str, str, str]] = []  # (name, type, state) a task entered
-        dec: list[tuple[str, str, str]] = []  # ... and left
+        # state changes as parallel lists of strings, not a tuple each: nothing here for the GC to track
+        in_name: list[str] = []  # a task entered (name, type, state)
+        in_type: list[str] = []
+        in_state: list[str] = []
+        out_name: list[str] = []  # ... and left
+        out_type: list[str] = []
+        out_state: list[str] = []
         row: list[Any] | None = None
         for tid, state, t, name, kind, job, actor, node, worker, pid, etype, emsg, res, start in events:
-            row = get(tid)
-            if row is None:
-                row = rows[tid] = [tid, name, "PENDING_ARGS_AVAIL", kind or "NORMAL_TASK", job, None, None, None,
-                                   None, None, None, None, None, None, _NO_RESOURCES, 0]
+            found = get(tid)
+            if found is None:
+                row = [tid, name, "PENDING_ARGS_AVAIL", kind or "NORMAL_TASK", job, None, None, None, None, None,
+                       None, None, None, None, _NO_RESOURCES, 0]
                 added.append(tid)
                 old = None
             else:
+                row = list(found)
                 if not row[NAME]:
                     row[NAME] = name
                 if not row[JOB]:
@@ -182,13 +188,22 @@ class TaskTable:
                 elif state == "FINISHED":
                     row[ETYPE] = row[EMSG] = None
                 if old is not None:
-                    dec.append((row[NAME], row[TYPE], old))
-                inc.append((row[NAME], row[TYPE], state))
+                    out_name.append(row[NAME])
+                    out_type.append(row[TYPE])
+                    out_state.append(old)
+                in_name.append(row[NAME])
+                in_type.append(row[TYPE])
+                in_state.append(state)
             elif old is None:
-                inc.append((row[NAME], row[TYPE], cur))
+                in_name.append(row[NAME])
+                in_type.append(row[TYPE])
+                in_state.append(cur)
+            # kept as a tuple: the GC stops tracking a tuple of plain values after one look, so 10,000 rows
+            # (and every batch's new ones) cost no collection any work
+            rows[tid] = tuple(row)
         if row is None:
             return  # no event
-        self._count(inc, dec)
+        self._count(zip(in_name, in_type, in_state, strict=True), zip(out_name, out_type, out_state, strict=True))
         if added:
             self.total_seen += len(added)
             order.extend(added)
@@ -201,7 +216,7 @@ class TaskTable:
         self.version += 1
         self.changed_ms = int(time.time() * 1000)
 
-    def _count(self, inc: list[tuple[str, str, str]], dec: list[tuple[str, str, str]]) -> None:
+    def _count(self, inc: Iterable[tuple[str, str, str]], dec: Iterable[tuple[str, str, str]]) -> None:
         """Apply a batch's state changes to the per-function counters (entries first, then exits)."""
         for sign, changes in ((1, inc), (-1, dec)):
             for (name, kind, state), n in Counter(changes).items():
@@ -213,7 +228,7 @@ class TaskTable:
                     counts = self.counts.setdefault(key, {})
                 counts[state] = max(0, counts.get(state, 0) + sign * n)
 
-    def _error(self, row: list[Any], time_ms: int, error_message: str) -> None:
+    def _error(self, row: Sequence[Any], time_ms: int, error_message: str) -> None:
         message = error_message[-MAX_MESSAGE:]
         self.errors.appendleft({
             "time": time_ms / 1000.0, "task_id": row[TID], "actor_id": row[ACTOR], "name": row[NAME],
