@@ -34,14 +34,25 @@ _LAZY = {
     "exit_actor": "actor",
     "method": "actor",
     "LoggingConfig": "_logging_config",
+    "ObjectRefGenerator": "_core.generators",
+    "DynamicObjectRefGenerator": "_core.generators",
 }
+
+# Ray's worker modes (what ``exit_actor``'s error names): a driver, a worker, local mode (not supported)
+SCRIPT_MODE = 0
+WORKER_MODE = 1
+LOCAL_MODE = 2
 _SUBMODULES = {"exceptions", "util", "actor", "runtime_context", "tune"}
 
 __all__ = [
     "ActorClass",
     "ActorHandle",
+    "DynamicObjectRefGenerator",
     "LoggingConfig",
     "ObjectRef",
+    "ObjectRefGenerator",
+    "SCRIPT_MODE",
+    "WORKER_MODE",
     "available_resources",
     "cancel",
     "cluster_resources",

@@ -12,6 +12,7 @@ from typing import Any
 
 import cloudpickle
 
+import spindle
 from spindle import _ids, _signature
 from spindle._core import actor_scope
 from spindle._core.args import prepare
@@ -61,7 +62,7 @@ def exit_actor() -> None:
     cw = maybe_core()
     ex = cw.executor if cw is not None else None
     if ex is None or ex.actor_spec is None:
-        mode = 0 if ex is None else 1  # Ray's SCRIPT_MODE (a driver) or WORKER_MODE (a task's worker)
+        mode = spindle.SCRIPT_MODE if ex is None else spindle.WORKER_MODE
         raise TypeError(f"exit_actor API is called on a non-actor worker, {mode}. Call this API inside an actor "
                         "method if you'd like to exit the actor gracefully.")
     ex.exit_called = True

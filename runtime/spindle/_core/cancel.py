@@ -56,6 +56,8 @@ def cancel_actor_call(ex: Executor, task_id: bytes, recursive: bool, sink: Sink)
             return
         task = ex.async_tasks.get(task_id)
         running = task is not None or task_id in ex.running
+        if task_id in ex.running:  # a sync call runs on; get_runtime_context().is_canceled() tells it
+            ex.cancelling.add(task_id)
     if task is not None and ex.loop is not None:
         ex.loop.call_soon_threadsafe(task.cancel)
     if running and recursive:

@@ -170,5 +170,27 @@ class RuntimeContext:
         env = {k: v for k, v in self._cw.runtime_env_vars.items() if k != ENV_VAR}  # ours, not the user's
         return {"env_vars": env} if env else {}
 
+    def get_placement_group_id(self) -> str | None:
+        """The placement group the current task or actor runs in (hex), or None."""
+        from spindle.util.placement_group import get_current_placement_group
+
+        pg = get_current_placement_group()
+        return pg.id.hex() if pg is not None else None
+
+    @property
+    def current_placement_group_id(self) -> str | None:
+        return self.get_placement_group_id()
+
+    def is_canceled(self) -> bool:
+        """Whether the running task has been cancelled (Ray's check for code that catches the interrupt)."""
+        ex = self._cw.executor
+        return bool(ex is not None and ex.ctx.task_id and ex.ctx.task_id in ex.cancelling)
+
+    def get_temp_dir(self) -> str:
+        """The directory this cluster's sessions (logs, records) live in on this node."""
+        from spindle import _sessions
+
+        return _sessions.root()
+
     def should_capture_child_tasks_in_placement_group(self) -> bool:
         return False

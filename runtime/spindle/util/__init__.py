@@ -8,6 +8,7 @@ Empty, Full`).
 from spindle.util import queue
 from spindle.util.actor_pool import ActorPool
 from spindle.util.check_serialize import inspect_serializability
+from spindle.util.names import get_node_ip_address, list_named_actors
 from spindle.util.placement_group import (
     PlacementGroup,
     get_current_placement_group,
@@ -21,8 +22,10 @@ __all__ = [
     "ActorPool",
     "PlacementGroup",
     "get_current_placement_group",
+    "get_node_ip_address",
     "get_placement_group",
     "inspect_serializability",
+    "list_named_actors",
     "placement_group",
     "placement_group_table",
     "queue",

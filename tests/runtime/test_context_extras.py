@@ -1,0 +1,106 @@
+"""The smaller Ray Core lookups Ray programs use: the runtime context's placement group id, ``is_canceled()``
+and temp dir, ``util.list_named_actors``, ``util.get_node_ip_address``, and the generator and worker-mode names
+(on a real embedded cluster)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import spindle
+from spindle.exceptions import TaskCancelledError
+from spindle.util import get_node_ip_address, list_named_actors, placement_group, remove_placement_group
+from spindle.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from tests.runtime._nodes import wait_until
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster() -> Iterator[None]:
+    spindle.init(num_cpus=2, namespace="extras")
+    try:
+        yield
+    finally:
+        spindle.shutdown()
+
+
+def test_the_placement_group_id_is_the_group_the_task_runs_in_and_none_outside() -> None:
+    @spindle.remote(num_cpus=1)
+    def where() -> str | None:
+        return spindle.get_runtime_context().get_placement_group_id()
+
+    pg = placement_group([{"CPU": 1}])
+    spindle.get(pg.ready(), timeout=60)
+    inside = where.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg)).remote()
+    assert spindle.get(inside, timeout=60) == pg.id.hex()
+    assert spindle.get(where.remote(), timeout=60) is None
+    assert spindle.get_runtime_context().get_placement_group_id() is None
+    remove_placement_group(pg)
+
+
+def test_a_sync_actor_call_sees_is_canceled_after_cancel_and_its_caller_gets_task_cancelled(tmp_path: Path) -> None:
+    @spindle.remote
+    class Looper:
+        def __init__(self) -> None:
+            self.saw = False
+
+        def loop(self, flag: str) -> str:
+            Path(flag).touch()
+            while not spindle.get_runtime_context().is_canceled():
+                time.sleep(0.02)
+            self.saw = True
+            return "stopped"
+
+        def saw_cancel(self) -> bool:
+            return self.saw
+
+    a = Looper.remote()
+    flag = tmp_path / "running"
+    ref = a.loop.remote(str(flag))
+    wait_until(flag.exists, 60, "the call to start")
+    spindle.cancel(ref)
+    with pytest.raises(TaskCancelledError):
+        spindle.get(ref, timeout=60)
+    assert spindle.get(a.saw_cancel.remote(), timeout=60) is True
+    assert spindle.get_runtime_context().is_canceled() is False
+
+
+def test_list_named_actors_lists_live_named_actors_of_this_namespace_or_all() -> None:
+    @spindle.remote
+    class Named:
+        def ping(self) -> str:
+            return "pong"
+
+    here = Named.options(name="extras-here").remote()
+    there = Named.options(name="extras-there", namespace="elsewhere").remote()
+    spindle.get([here.ping.remote(), there.ping.remote()], timeout=60)
+    assert "extras-here" in list_named_actors() and "extras-there" not in list_named_actors()
+    everywhere = list_named_actors(all_namespaces=True)
+    assert {"name": "extras-there", "namespace": "elsewhere"} in everywhere
+    spindle.kill(here)
+    wait_until(lambda: "extras-here" not in list_named_actors(), 60, "the killed actor to leave the list")
+    spindle.kill(there)
+
+
+def test_node_ip_and_temp_dir_are_the_node_s() -> None:
+    @spindle.remote
+    def ip_and_tmp() -> tuple[str, str]:
+        return get_node_ip_address(), spindle.get_runtime_context().get_temp_dir()
+
+    ip, tmp = spindle.get(ip_and_tmp.remote(), timeout=60)
+    assert ip == get_node_ip_address()
+    assert tmp == spindle.get_runtime_context().get_temp_dir() and os.path.isdir(tmp)
+
+
+def test_generator_types_and_worker_modes_have_ray_s_names() -> None:
+    @spindle.remote(num_returns="streaming")
+    def gen() -> Iterator[int]:
+        yield 1
+
+    g = gen.remote()
+    assert isinstance(g, spindle.ObjectRefGenerator)
+    assert [spindle.get(r) for r in g] == [1]
+    assert (spindle.SCRIPT_MODE, spindle.WORKER_MODE) == (0, 1)
