@@ -75,6 +75,23 @@ def test_an_actor_s_log_records_carry_its_actor_id() -> None:
     assert found[0]["actor_id"] == actor_id and found[0]["levelname"] == "WARNING"
 
 
+def test_a_nested_task_s_worker_logs_json_too() -> None:
+    @spindle.remote
+    def inner() -> tuple[str, int]:
+        logging.getLogger("app").info("hello from a nested task")
+        return spindle.get_runtime_context().get_node_id(), os.getpid()
+
+    @spindle.remote
+    def outer() -> tuple[str, int]:
+        return spindle.get(inner.remote())  # type: ignore[no-any-return]
+
+    node, pid = spindle.get(outer.remote(), timeout=60)
+    found: list[dict[str, Any]] = []
+    wait_until(lambda: bool(found.extend(_json_lines(node, pid, "hello from a nested task")) or found), 60,
+               "the nested task's JSON log line")
+    assert found[0]["levelname"] == "INFO"
+
+
 def test_the_runtime_env_does_not_show_the_logging_config() -> None:
     assert "SPINDLE_LOGGING_CONFIG" not in spindle.get_runtime_context().get_runtime_env_string()
 

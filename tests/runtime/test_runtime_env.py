@@ -91,6 +91,26 @@ def test_nested_tasks_inherit_their_workers_runtime_env(work_dir: Path) -> None:
     assert got["task_helper"] == "task_helper"
 
 
+def test_nested_tasks_and_an_actor_s_tasks_inherit_the_env_vars_of_their_parent() -> None:
+    @spindle.remote
+    def leaf() -> str | None:
+        return os.environ.get("SPINDLE_TEST_INHERITED")
+
+    @spindle.remote
+    def parent() -> str | None:
+        return spindle.get(leaf.remote())
+
+    @spindle.remote
+    class Spawner:
+        def spawn(self) -> str | None:
+            return spindle.get(leaf.remote())
+
+    env = {"env_vars": {"SPINDLE_TEST_INHERITED": "from the parent"}}
+    assert spindle.get(parent.options(runtime_env=env).remote()) == "from the parent"
+    assert spindle.get(Spawner.options(runtime_env=env).remote().spawn.remote()) == "from the parent"
+    assert spindle.get(parent.remote()) is None  # a later task without them does not see them
+
+
 def test_an_actor_runs_in_its_runtime_env(work_dir: Path) -> None:
     @spindle.remote
     class Reader:

@@ -38,6 +38,7 @@ def create(e: Executor, req: pb.StartActorRequest) -> pb.StartActorReply:
         e.cw.events.running(spec.actor_id, init, spec.job_id, spec.actor_id, kind="ACTOR_CREATION_TASK")
         try:
             ex.apply_env(spec.env_vars)
+            e.cw.runtime_env_vars = dict(spec.env_vars)  # what the actor submits inherits them
             _logging_config.apply_from_env()
             e.cw.job_id = spec.job_id
             e.cw.namespace = spec.namespace

@@ -361,6 +361,9 @@ class Executor:
         start = time.perf_counter()
         saved_env = apply_env({**spec.env_vars, **sink.accelerator_env} if sink.accelerator_env else spec.env_vars)
         _logging_config.apply_from_env()
+        saved_rt_env = self.cw.runtime_env_vars
+        if not spec.actor_id:  # what it submits inherits its env_vars (the job's included), as in Ray
+            self.cw.runtime_env_vars = dict(spec.env_vars)
         maps: list[tuple[bytes, memoryview]] = []
         try:
             result = self._run(spec, sink, start, maps)
@@ -379,6 +382,7 @@ class Executor:
             result = self._error_result(spec, e, start)
         finally:
             restore_env(saved_env)
+            self.cw.runtime_env_vars = saved_rt_env
             flush_std()
             self._end(spec)
         if self.exit_called and not self.exiting:  # exit_actor() whose exception the user caught
