@@ -38,6 +38,16 @@ def test_the_placement_group_id_is_the_group_the_task_runs_in_and_none_outside()
     assert spindle.get(inside, timeout=60) == pg.id.hex()
     assert spindle.get(where.remote(), timeout=60) is None
     assert spindle.get_runtime_context().get_placement_group_id() is None
+
+    @spindle.remote(num_cpus=1)
+    def captures() -> bool:
+        return bool(spindle.get_runtime_context().should_capture_child_tasks_in_placement_group())
+
+    def in_pg(capture: bool) -> PlacementGroupSchedulingStrategy:
+        return PlacementGroupSchedulingStrategy(pg, placement_group_capture_child_tasks=capture)
+
+    assert spindle.get(captures.options(scheduling_strategy=in_pg(True)).remote(), timeout=60) is True
+    assert spindle.get(captures.options(scheduling_strategy=in_pg(False)).remote(), timeout=60) is False
     remove_placement_group(pg)
 
 

@@ -193,4 +193,9 @@ class RuntimeContext:
         return _sessions.root()
 
     def should_capture_child_tasks_in_placement_group(self) -> bool:
-        return False
+        """Whether what the current task or actor submits defaults to its placement group (Ray's
+        ``placement_group_capture_child_tasks``)."""
+        from spindle._core.pg_client import current_strategy
+
+        s = current_strategy(self._cw)
+        return bool(s is not None and s.capture_child_tasks)
