@@ -135,7 +135,8 @@ class ActorMethod:
         group = default_group if self._concurrency_group is None else self._concurrency_group
         refs = core_or_init().actors.submit(h._actor_id, h._max_task_retries, self._name,
                                             f"{h._class_name}.{self._name}", args, kwargs, self._num_returns,
-                                            concurrency_group=group, backpressure=self._backpressure)
+                                            concurrency_group=group, backpressure=self._backpressure,
+                                            max_pending_calls=h._max_pending_calls)
         n = 1 if isinstance(self._num_returns, str) else int(self._num_returns)
         if n == 1:
             return refs[0]
@@ -144,8 +145,9 @@ class ActorMethod:
 
 class ActorHandle:
     def __init__(self, actor_id: bytes, class_name: str, methods: dict[str, int], max_task_retries: int,
-                 meta: MethodMeta | None = None):
+                 meta: MethodMeta | None = None, max_pending_calls: int = -1):
         self._actor_id = actor_id
+        self._max_pending_calls = max_pending_calls
         self._class_name = class_name
         self._methods = methods
         self._max_task_retries = max_task_retries
@@ -168,7 +170,8 @@ class ActorHandle:
         cw = maybe_core()
         if cw is not None:  # whoever receives the handle asks the head about the actor: it must know it by then
             cw.actors.registered(self._actor_id)
-        return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._max_task_retries, self._meta))
+        return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._max_task_retries, self._meta,
+                              self._max_pending_calls))
 
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {self._actor_id.hex()})"
@@ -191,7 +194,7 @@ def handle_from_info(info: pb.ActorInfo) -> ActorHandle:
 def handle_from_spec(spec: pb.ActorSpec, actor_id: bytes = b"") -> ActorHandle:
     methods = cloudpickle.loads(spec.methods_blob) if spec.methods_blob else {}
     return ActorHandle(actor_id or spec.actor_id, spec.class_name, methods, spec.max_task_retries,
-                       _load_meta(spec.method_meta_blob))
+                       _load_meta(spec.method_meta_blob), spec.max_pending_calls or -1)
 
 
 class ActorClass:
@@ -239,6 +242,9 @@ class ActorClass:
         namespace = opts.get("namespace") or cw.namespace
         if opts.get("get_if_exists") and not name:
             raise ValueError("get_if_exists=True requires a name")
+        max_pending = opts.get("max_pending_calls", -1)
+        if not isinstance(max_pending, int) or isinstance(max_pending, bool) or (max_pending < 1 and max_pending != -1):
+            raise ValueError(f"max_pending_calls must be -1 (no limit) or a positive int, got {max_pending!r}")
         prepared = prepare(cw, args, kwargs, f"actor {self.__name__}")
         base_env = cw.runtime_env_vars
         from spindle._core.runtime_env import resolver_of
@@ -253,7 +259,7 @@ class ActorClass:
             is_async=is_async, name=name, namespace=namespace, detached=lifetime == "detached",
             job_id=cw.job_id, owner_address=cw.address, env_vars={**base_env, **env_vars_of(opts)},
             methods_blob=cloudpickle.dumps(methods), method_meta_blob=cloudpickle.dumps(meta),
-            concurrency_groups_blob=cloudpickle.dumps(groups), runtime_env=env_spec)
+            concurrency_groups_blob=cloudpickle.dumps(groups), runtime_env=env_spec, max_pending_calls=max_pending)
         if cw.executor is not None:  # made by a worker: it dies with that worker (a driver's die with its job)
             spec.owner_worker_id, spec.owner_node_id = cw.worker_id, cw.node_id
         # constructor arguments that are refs: registered now (DEPENDENCIES_UNREADY), placed once they are ready
@@ -268,7 +274,7 @@ class ActorClass:
             cw.actors.create_when_ready(spec, prepared)
         if not spec.detached:
             actor_scope.created(spec.actor_id)
-        return ActorHandle(spec.actor_id, self.__name__, methods, spec.max_task_retries, meta)
+        return ActorHandle(spec.actor_id, self.__name__, methods, spec.max_task_retries, meta, max_pending)
 
     def bind(self, *args: Any, **kwargs: Any) -> Any:
         """A lazy actor creation for a DAG (``spindle.dag``): created when the DAG is executed."""

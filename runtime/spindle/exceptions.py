@@ -200,6 +200,18 @@ class ActorUnavailableError(RayActorError):
                                  "have been executed on the actor.")
 
 
+class ActorAlreadyExistsError(ValueError, SpindleError):
+    """A named actor with this name already exists in the namespace (a ValueError too, as before Ray 2.x)."""
+
+    def __init__(self, error_message: str):
+        super().__init__(error_message)
+        self.error_message = error_message
+
+
+class PendingCallsLimitExceeded(SpindleError):
+    """A caller has more calls not yet answered on an actor than its ``max_pending_calls`` allows."""
+
+
 class ActorUnschedulableError(RayActorError):
     """No node can ever host the actor."""
 
@@ -229,6 +241,7 @@ class ObjectRefStreamEndOfStreamError(SpindleError, StopIteration):
 
 
 __all__ = [
+    "ActorAlreadyExistsError",
     "ActorDiedError",
     "ActorPlacementGroupRemoved",
     "ActorUnavailableError",
@@ -240,6 +253,7 @@ __all__ = [
     "ObjectRefStreamEndOfStreamError",
     "ObjectStoreFullError",
     "OwnerDiedError",
+    "PendingCallsLimitExceeded",
     "RayActorError",
     "RayError",
     "RaySystemError",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import spindle
-from spindle.exceptions import TaskCancelledError
+from spindle.exceptions import ActorAlreadyExistsError, PendingCallsLimitExceeded, TaskCancelledError
 from spindle.util import get_node_ip_address, list_named_actors, placement_group, remove_placement_group
 from spindle.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from tests.runtime._nodes import wait_until
@@ -114,3 +114,35 @@ def test_generator_types_and_worker_modes_have_ray_s_names() -> None:
     assert isinstance(g, spindle.ObjectRefGenerator)
     assert [spindle.get(r) for r in g] == [1]
     assert (spindle.SCRIPT_MODE, spindle.WORKER_MODE) == (0, 1)
+
+
+def test_a_taken_actor_name_raises_actor_already_exists_error_which_is_a_value_error() -> None:
+    @spindle.remote
+    class Unique:
+        pass
+
+    first = Unique.options(name="extras-unique").remote()
+    with pytest.raises(ActorAlreadyExistsError, match="already taken") as info:
+        Unique.options(name="extras-unique").remote()
+    assert isinstance(info.value, ValueError)
+    spindle.kill(first)
+
+
+def test_max_pending_calls_refuses_calls_beyond_the_limit_until_answers_come_back(tmp_path: Path) -> None:
+    @spindle.remote(max_pending_calls=2)
+    class Gate:
+        def wait(self, gate: str) -> str:
+            while not os.path.exists(gate):
+                time.sleep(0.02)
+            return "through"
+
+    gate = tmp_path / "gate"
+    g = Gate.remote()
+    pending = [g.wait.remote(str(gate)), g.wait.remote(str(gate))]
+    with pytest.raises(PendingCallsLimitExceeded, match="max_pending_calls"):
+        g.wait.remote(str(gate))
+    gate.touch()
+    assert spindle.get(pending, timeout=60) == ["through", "through"]
+    assert spindle.get(g.wait.remote(str(gate)), timeout=60) == "through"
+    with pytest.raises(ValueError, match="max_pending_calls"):
+        Gate.options(max_pending_calls=0).remote()

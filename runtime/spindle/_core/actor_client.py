@@ -32,7 +32,12 @@ from spindle._core import timeline as _timeline
 from spindle._proto import pb, rpc
 from spindle._rpc import local_stream
 from spindle._rpc.channels import batched
-from spindle.exceptions import ActorUnavailableError, TaskCancelledError
+from spindle.exceptions import (
+    ActorAlreadyExistsError,
+    ActorUnavailableError,
+    PendingCallsLimitExceeded,
+    TaskCancelledError,
+)
 
 if TYPE_CHECKING:
     from spindle._core.core_worker import CoreWorker
@@ -167,6 +172,8 @@ class ActorClient:
         req = pb.CreateActorRequest(spec=spec, get_if_exists=get_if_exists, deps_pending=deps_pending)
         info: pb.ActorInfo = self.cw.head().CreateActor(req, metadata=self.cw.md, timeout=60, wait_for_ready=True)
         if not info.found:
+            if "already taken" in info.death_text:
+                raise ActorAlreadyExistsError(info.death_text)
             raise ValueError(info.death_text or f"could not create actor {spec.class_name}")
         return info
 
@@ -290,9 +297,17 @@ class ActorClient:
 
     def submit(self, actor_id: bytes, max_task_retries: int, method: str, name: str, args: tuple[Any, ...],
                kwargs: dict[str, Any], num_returns: Any, concurrency_group: str = "",
-               backpressure: int = -1) -> list[Any]:
+               backpressure: int = -1, max_pending_calls: int = -1) -> list[Any]:
         cw = self.cw
         conn = self._conn(actor_id, max_task_retries)
+        if max_pending_calls > 0:
+            with self.lock:
+                pending = len(conn.queue) + len(conn.inflight) + len(conn.doomed)
+            if pending >= max_pending_calls:
+                raise PendingCallsLimitExceeded(
+                    f"The task {name} could not be submitted to {actor_id.hex()} because more than "
+                    f"{max_pending_calls} tasks are queued on the actor. This limit can be adjusted with the "
+                    "`max_pending_calls` actor option.")
         task_id = _ids.new_id()
         generator, num_returns = _gen.kind_of(num_returns, False)
         prepared = _args.prepare(cw, args, kwargs, f"actor method {name!r}")
