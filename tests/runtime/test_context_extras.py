@@ -13,7 +13,14 @@ import pytest
 
 import spindle
 from spindle.exceptions import ActorAlreadyExistsError, PendingCallsLimitExceeded, TaskCancelledError
-from spindle.util import get_node_ip_address, list_named_actors, placement_group, remove_placement_group
+from spindle.util import (
+    as_completed,
+    get_node_ip_address,
+    list_named_actors,
+    map_unordered,
+    placement_group,
+    remove_placement_group,
+)
 from spindle.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from tests.runtime._nodes import wait_until
 
@@ -146,3 +153,38 @@ def test_max_pending_calls_refuses_calls_beyond_the_limit_until_answers_come_bac
     assert spindle.get(g.wait.remote(str(gate)), timeout=60) == "through"
     with pytest.raises(ValueError, match="max_pending_calls"):
         Gate.options(max_pending_calls=0).remote()
+
+
+@spindle.remote
+def gated_value(value: int, gate: str) -> int:
+    while gate and not os.path.exists(gate):
+        time.sleep(0.02)
+    return value
+
+
+def test_as_completed_yields_a_ready_result_before_one_still_running(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    refs = [gated_value.remote(1, str(gate)), gated_value.remote(2, "")]
+    got = []
+    for value in as_completed(refs, chunk_size=1):
+        got.append(value)
+        gate.touch()  # the first one finishes only after the second was handed out
+    assert got == [2, 1]
+    assert sorted(as_completed([gated_value.remote(i, "") for i in range(5)], chunk_size=2)) == [0, 1, 2, 3, 4]
+    refs_back = list(as_completed([gated_value.remote(7, "")], yield_obj_refs=True))
+    assert spindle.get(refs_back) == [7]
+    with pytest.raises(ValueError, match="chunk_size"):
+        list(as_completed(refs, chunk_size=0))
+    with pytest.raises(ValueError, match="chunk_size"):
+        list(as_completed(refs, num_returns=1))
+
+
+def test_map_unordered_maps_a_remote_function_over_items_with_backpressure() -> None:
+    @spindle.remote
+    def square(x: int) -> int:
+        return x * x
+
+    assert sorted(map_unordered(square, range(7), backpressure_size=2, chunk_size=1)) == [x * x for x in range(7)]
+    assert sorted(map_unordered(square, [3, 4], backpressure_size=None)) == [9, 16]
+    with pytest.raises(ValueError, match="backpressure_size"):
+        list(map_unordered(square, [1], backpressure_size=0))

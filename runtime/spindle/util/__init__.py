@@ -8,6 +8,7 @@ Empty, Full`).
 from spindle.util import queue
 from spindle.util.actor_pool import ActorPool
 from spindle.util.check_serialize import inspect_serializability
+from spindle.util.helpers import as_completed, map_unordered
 from spindle.util.names import get_node_ip_address, list_named_actors
 from spindle.util.placement_group import (
     PlacementGroup,
@@ -21,11 +22,13 @@ from spindle.util.placement_group import (
 __all__ = [
     "ActorPool",
     "PlacementGroup",
+    "as_completed",
     "get_current_placement_group",
     "get_node_ip_address",
     "get_placement_group",
     "inspect_serializability",
     "list_named_actors",
+    "map_unordered",
     "placement_group",
     "placement_group_table",
     "queue",
