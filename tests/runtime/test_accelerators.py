@@ -26,7 +26,8 @@ def cluster() -> Iterator[None]:
 
 def _seen() -> dict[str, Any]:
     return {"gpus": spindle.get_gpu_ids(), "acc": spindle.get_runtime_context().get_accelerator_ids(),
-            "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"), "neuron": os.environ.get("NEURON_RT_VISIBLE_CORES")}
+            "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"), "neuron": os.environ.get("NEURON_RT_VISIBLE_CORES"),
+            "resource_ids": spindle.get_runtime_context().get_resource_ids()}
 
 
 @spindle.remote(num_gpus=1)
@@ -48,6 +49,7 @@ def test_a_task_with_one_gpu_sees_its_own_id_in_cuda_visible_devices() -> None:
     assert got["cuda"] == str(got["gpus"][0])
     assert got["acc"]["GPU"] == [str(got["gpus"][0])]
     assert got["acc"]["neuron_cores"] == [] and got["neuron"] is None
+    assert got["resource_ids"] == {"GPU": [(got["gpus"][0], 1.0)]}
 
 
 def test_two_tasks_holding_a_gpu_at_once_get_different_ids(tmp_path: Path) -> None:
@@ -66,6 +68,7 @@ def test_neuron_cores_are_assigned_like_gpus_in_neuron_rt_visible_cores() -> Non
     assert got["acc"]["neuron_cores"] == ["0", "1"]
     assert got["neuron"] == "0,1"
     assert got["gpus"] == [] and got["acc"]["GPU"] == []
+    assert got["resource_ids"] == {"neuron_cores": [(0, 1.0), (1, 1.0)]}
 
 
 def test_an_actor_keeps_its_gpus_for_its_life_and_frees_them_when_it_ends() -> None:

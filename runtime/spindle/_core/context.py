@@ -145,6 +145,17 @@ class RuntimeContext:
 
         return accelerator_ids()
 
+    def get_resource_ids(self) -> dict[str, list[tuple[int | str, float]]]:
+        """Ray's older form of ``get_accelerator_ids``: each held accelerator's ids with the share of each held."""
+        held = self.get_assigned_resources()
+        out: dict[str, list[tuple[int | str, float]]] = {}
+        for name, ids in self.get_accelerator_ids().items():
+            if not ids:
+                continue
+            share = min(1.0, held.get(name, 0.0) / len(ids))
+            out[name] = [(int(i) if i.isdigit() else i, share) for i in ids]
+        return out
+
     def get_node_labels(self) -> dict[str, str]:
         return dict(getattr(self._cw, "node_labels", None) or {})
 
