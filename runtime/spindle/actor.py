@@ -8,6 +8,7 @@ an event loop with up to ``max_concurrency`` (default 1000) calls in flight.
 from __future__ import annotations
 
 import inspect
+import threading
 from typing import Any
 
 import cloudpickle
@@ -66,6 +67,10 @@ def exit_actor() -> None:
         raise TypeError(f"exit_actor API is called on a non-actor worker, {mode}. Call this API inside an actor "
                         "method if you'd like to exit the actor gracefully.")
     ex.exit_called = True
+    if ex.loop is not None and threading.get_ident() == ex.loop_ident:  # an async actor's method, on its loop
+        from spindle.exceptions import AsyncioActorExit
+
+        raise AsyncioActorExit()
     raise ActorExit()
 
 

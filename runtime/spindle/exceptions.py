@@ -208,6 +208,10 @@ class ActorAlreadyExistsError(ValueError, SpindleError):
         self.error_message = error_message
 
 
+class AsyncioActorExit(SpindleError):
+    """What ``exit_actor()`` raises in an async actor's method (as in Ray); the actor ends even if it is caught."""
+
+
 class PendingCallsLimitExceeded(SpindleError):
     """A caller has more calls not yet answered on an actor than its ``max_pending_calls`` allows."""
 
@@ -246,6 +250,7 @@ __all__ = [
     "ActorPlacementGroupRemoved",
     "ActorUnavailableError",
     "ActorUnschedulableError",
+    "AsyncioActorExit",
     "CrossLanguageError",
     "GetTimeoutError",
     "NodeDiedError",
