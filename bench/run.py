@@ -9,6 +9,7 @@ hit both alike. The table shows medians; the JSON under ``bench/results/`` keeps
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -77,6 +78,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scale-ray",
         action="store_true",
         help="also run the scale runs under Ray (1,000 Ray actors are 1,000 processes)",
+    )
+    p.add_argument(
+        "--scale-actors",
+        type=int,
+        default=None,
+        metavar="N",
+        help="actors created in scale_1k_actors (default 1,000; fewer where 1,000 processes do not fit the machine)",
     )
     p.add_argument(
         "--timeout",
@@ -214,6 +222,7 @@ def command(w: spec.Workload, impl: str, python: Path, sizes: spec.Sizes, smoke:
         "--workload",
         w.name,
         *(["--smoke"] if smoke else []),
+        *(["--scale-actors", str(sizes.scale_actors)] if w.name == "scale_1k_actors" else []),
     ]
 
 
@@ -273,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         return k8s.main(reps=args.reps or 3, keep=args.keep_cluster)
     RAY_TMPDIR.mkdir(parents=True, exist_ok=True)
     sizes = spec.SMOKE if args.smoke else spec.FULL
+    if args.scale_actors:
+        sizes = dataclasses.replace(sizes, scale_actors=args.scale_actors)
     reps = args.reps or (1 if args.smoke else 3)
     workloads = [w for w in spec.select(args.only) if not (w.scale and args.no_scale)]
     if not workloads:

@@ -179,6 +179,7 @@ WORKLOADS: tuple[Workload, ...] = (
         (
             _m("scale_1k_actors_per_s", "/s", H),
             _m("scale_1k_actors_peak_mib", "MiB", L),
+            _m("scale_1k_actors_pss_mib", "MiB", L),
         ),
         scale=True,
     ),

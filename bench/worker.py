@@ -8,6 +8,7 @@ stdout for the orchestrator. A fresh interpreter per workload keeps one implemen
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import sys
@@ -52,12 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--address", help="connect to this running cluster instead")
     parser.add_argument("--no-dashboard", action="store_true", help="init(include_dashboard=False)")
+    parser.add_argument("--scale-actors", type=int, default=None, help="actors in scale_1k_actors")
     args = parser.parse_args(argv)
+    sizes = spec.SMOKE if args.smoke else spec.FULL
+    if args.scale_actors:
+        sizes = dataclasses.replace(sizes, scale_actors=args.scale_actors)
     try:
         metrics = run(
             args.impl,
             args.workload,
-            spec.SMOKE if args.smoke else spec.FULL,
+            sizes,
             args.address,
             not args.no_dashboard,
         )

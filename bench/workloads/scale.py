@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from bench.workloads import Context, Result, workload
+from bench.workloads.cluster import MIB, tree_processes, tree_pss
 
 PROGRESS = "BENCH_PROGRESS "  # the orchestrator quotes the last one if the run is cut short
 
@@ -62,9 +63,12 @@ def many_actors(ctx: Context) -> Result:
     elapsed = time.perf_counter() - start
     if counts != [1] * n:
         raise AssertionError("actors returned wrong counts")
+    # what the live actors cost the machine: summed RSS counts the pages forked workers share with their
+    # zygote once per process, PSS splits them (the orchestrator's peak MiB is the RSS sum)
+    pss = tree_pss(tree_processes())
     for a in actors:
         ctx.ray.kill(a)
-    return {"scale_1k_actors_per_s": n / elapsed}
+    return {"scale_1k_actors_per_s": n / elapsed, "scale_1k_actors_pss_mib": pss / MIB}
 
 
 @workload("scale_get_10k_refs")
