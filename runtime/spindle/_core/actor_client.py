@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("spindle")
 
 HEAD_UNREACHABLE_S = float(os.environ.get("SPINDLE_HEAD_UNREACHABLE_S", "60"))
+# GetActor lookups one process keeps waiting at the head at once. Each waits there (up to 2 s) on one of the head's
+# RPC threads; a burst of 1,000 new actors made 1,000 such waits, which held every head thread, so its heartbeats
+# and actor starts queued behind them and creation crawled. Lookups beyond this wait here, in creation order.
+LOOKUPS = 16
 
 
 @dataclass
@@ -144,6 +148,7 @@ class ActorClient:
         self.closed = False
         self.dirty: set[_LocalOut] = set()  # local streams holding back calls (see _LocalOut)
         self._dirty_event: threading.Event | None = None
+        self._lookups = threading.BoundedSemaphore(LOOKUPS)
 
     def mark_dirty(self, out: _LocalOut) -> None:
         """Called under ``self.lock``: ``out`` holds calls back; the flusher sends them within ~1 ms."""
@@ -381,9 +386,10 @@ class ActorClient:
             return
         while not self.closed:
             try:
-                info = cw.head().GetActor(pb.GetActorRequest(actor_id=conn.actor_id, wait_alive_s=2.0,
-                                                             after_incarnation=max(conn.incarnation, 0)),
-                                          metadata=cw.md, timeout=30)
+                with self._lookups:
+                    info = cw.head().GetActor(pb.GetActorRequest(actor_id=conn.actor_id, wait_alive_s=2.0,
+                                                                 after_incarnation=max(conn.incarnation, 0)),
+                                              metadata=cw.md, timeout=30)
                 unreachable_since = None
             except grpc.RpcError as e:
                 now = time.monotonic()
