@@ -25,6 +25,8 @@ from spindle import _ids, _procs
 KEEP_SESSIONS = 10
 ROTATE_MIN_AGE_S = 120.0  # a session younger than this may be starting up: never remove it
 PROCESSES = "processes.json"
+# The head's KvGet answers this read-only key with the cluster's session name (get_session_name in workers).
+SESSION_NAME_KEY = "spindle:session_name"
 
 
 class UnsafeTempDirError(RuntimeError):

@@ -188,3 +188,19 @@ def test_map_unordered_maps_a_remote_function_over_items_with_backpressure() -> 
     assert sorted(map_unordered(square, [3, 4], backpressure_size=None)) == [9, 16]
     with pytest.raises(ValueError, match="backpressure_size"):
         list(map_unordered(square, [1], backpressure_size=0))
+
+
+def test_the_session_name_is_the_clusters_and_the_same_in_the_driver_a_task_and_an_actor() -> None:
+    @spindle.remote
+    def in_task() -> str:
+        return spindle.get_runtime_context().get_session_name()
+
+    @spindle.remote
+    class InActor:
+        def name(self) -> str:
+            return spindle.get_runtime_context().get_session_name()
+
+    here = spindle.get_runtime_context().get_session_name()
+    assert isinstance(here, str) and here
+    assert spindle.get(in_task.remote(), timeout=60) == here
+    assert spindle.get(InActor.remote().name.remote(), timeout=60) == here

@@ -184,6 +184,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                                       "cluster's token.") from None
             raise ConnectionError(f"Cannot reach the Spindle head at {head_address}: {e.code().name}") from None
         cw.job_id = reply.job_id
+        cw.session = reply.session
         try:  # the job's working_dir/py_modules are uploaded now, once for all its tasks
             _rt_env.resolver_of(cw).set_job_env(job_rt)
         except Exception:

@@ -156,6 +156,17 @@ class RuntimeContext:
             out[name] = [(int(i) if i.isdigit() else i, share) for i in ids]
         return out
 
+    def get_session_name(self) -> str:
+        """The cluster's session name: the same in the driver and in every task and actor of the cluster."""
+        cw = self._cw
+        if not cw.session:  # a worker: the head answers this reserved key with its session
+            from spindle._proto import pb
+            from spindle._sessions import SESSION_NAME_KEY
+
+            reply = cw.head().KvGet(pb.KvRequest(key=SESSION_NAME_KEY), metadata=cw.md, timeout=30)
+            cw.session = reply.value.decode()
+        return cw.session
+
     def get_node_labels(self) -> dict[str, str]:
         return dict(getattr(self._cw, "node_labels", None) or {})
 

@@ -50,6 +50,7 @@ class CoreWorker:
         self.log_to_driver = log_to_driver
         self.job_id = b""
         self.namespace = ""
+        self.session = ""  # the cluster's session name (set by init(); workers ask the head on first use)
         self.runtime_env_vars: dict[str, str] = {}
         self.channels = Channels(token)
         self.md = self.channels.metadata

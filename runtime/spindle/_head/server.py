@@ -83,6 +83,8 @@ class HeadServicer(rpc.HeadServicer):
         return pb.KvReply(found=found)
 
     def KvGet(self, request: pb.KvRequest, context: Any) -> pb.KvReply:
+        if request.key == _sessions.SESSION_NAME_KEY:  # read-only, like Ray's session_name key in its internal KV
+            return pb.KvReply(found=True, value=self.s.session.encode())
         with self.s.lock:
             v = self.s.kv.get(request.key)
         return pb.KvReply(found=v is not None, value=v or b"")
