@@ -244,28 +244,103 @@ class ObjectRefStreamEndOfStreamError(SpindleError, StopIteration):
     """A streaming generator has no more items."""
 
 
+# Ray's remaining public exceptions, with Ray's class hierarchy, so `except ray.exceptions.X` clauses work.
+class ObjectFetchTimedOutError(ObjectLostError):
+    """Fetching the object from another node timed out."""
+
+
+class ObjectFreedError(ObjectLostError):
+    """The object was freed explicitly (``internal.free``) before it was read."""
+
+
+class ObjectReconstructionFailedError(ObjectLostError):
+    """The object was lost and re-running the task that made it failed."""
+
+
+class ReferenceCountingAssertionError(ObjectLostError, AssertionError):
+    """The object was deleted while still referenced (a reference counting bug)."""
+
+
+class OutOfMemoryError(SpindleError):
+    """The task or actor was killed because its node ran out of memory."""
+
+
+class OutOfDiskError(SpindleError):
+    """The node's disk is full, so the object could not be stored or spilled."""
+
+
+class TaskUnschedulableError(SpindleError):
+    """No node can ever run the task (its scheduling constraints cannot be met)."""
+
+
+class ActorHandleNotFoundError(ValueError, SpindleError):
+    """An actor handle was used in a process that cannot resolve it."""
+
+
+class LocalRayletDiedError(SpindleError):
+    """The node agent of the process running the task died."""
+
+
+class UnserializableException(SpindleError):
+    """A task raised an exception that could not be serialized; its stack trace is kept as text."""
+
+    def __init__(self, original_stack_trace: str = "") -> None:
+        self.original_stack_trace = original_stack_trace
+        super().__init__(original_stack_trace)
+
+    def __reduce__(self) -> Any:
+        return type(self), (self.original_stack_trace,)
+
+
+class RpcError(SpindleError):
+    """A call to a cluster process failed (``rpc_code`` is the gRPC status code, when known)."""
+
+    def __init__(self, message: str = "", rpc_code: int | None = None) -> None:
+        self.rpc_code = rpc_code
+        super().__init__(message)
+
+    def __reduce__(self) -> Any:
+        return type(self), (str(self), self.rpc_code)
+
+
+class PlasmaObjectNotAvailable(SpindleError):
+    """The object is not (yet) in the local object store."""
+
+
 __all__ = [
     "ActorAlreadyExistsError",
     "ActorDiedError",
+    "ActorHandleNotFoundError",
     "ActorPlacementGroupRemoved",
     "ActorUnavailableError",
     "ActorUnschedulableError",
     "AsyncioActorExit",
     "CrossLanguageError",
     "GetTimeoutError",
+    "LocalRayletDiedError",
     "NodeDiedError",
+    "ObjectFetchTimedOutError",
+    "ObjectFreedError",
     "ObjectLostError",
+    "ObjectReconstructionFailedError",
     "ObjectRefStreamEndOfStreamError",
     "ObjectStoreFullError",
+    "OutOfDiskError",
+    "OutOfMemoryError",
     "OwnerDiedError",
     "PendingCallsLimitExceeded",
+    "PlasmaObjectNotAvailable",
     "RayActorError",
     "RayError",
     "RaySystemError",
     "RayTaskError",
+    "ReferenceCountingAssertionError",
+    "RpcError",
     "RuntimeEnvSetupError",
     "SpindleError",
     "TaskCancelledError",
     "TaskPlacementGroupRemoved",
+    "TaskUnschedulableError",
+    "UnserializableException",
     "WorkerCrashedError",
 ]

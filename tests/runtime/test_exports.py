@@ -42,3 +42,26 @@ def test_service_processes_do_not_import_the_client_api() -> None:
             "print(any(m in sys.modules for m in ('cloudpickle', 'spindle._core.api', 'spindle._core.core_worker')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_rays_other_public_exceptions_exist_with_rays_class_hierarchy_and_survive_pickling() -> None:
+    import pickle
+
+    exc = importlib.import_module("spindle.exceptions")
+    for name in ("ObjectFetchTimedOutError", "ObjectFreedError", "ObjectReconstructionFailedError",
+                 "ReferenceCountingAssertionError"):
+        assert issubclass(getattr(exc, name), exc.ObjectLostError), name
+        assert name in exc.__all__
+    for name in ("OutOfMemoryError", "OutOfDiskError", "TaskUnschedulableError", "ActorHandleNotFoundError",
+                 "LocalRayletDiedError", "UnserializableException", "RpcError", "PlasmaObjectNotAvailable"):
+        assert issubclass(getattr(exc, name), exc.RayError), name
+        assert not issubclass(getattr(exc, name), exc.ObjectLostError), name
+        assert name in exc.__all__
+    assert issubclass(exc.ReferenceCountingAssertionError, AssertionError)
+    assert issubclass(exc.ActorHandleNotFoundError, ValueError)
+    rpc = pickle.loads(pickle.dumps(exc.RpcError("head unreachable", rpc_code=14)))
+    assert (str(rpc), rpc.rpc_code) == ("head unreachable", 14)
+    unser = pickle.loads(pickle.dumps(exc.UnserializableException("Traceback ...")))
+    assert unser.original_stack_trace == "Traceback ..."
+    freed = pickle.loads(pickle.dumps(exc.ObjectFreedError("ab12", "freed by internal.free")))
+    assert isinstance(freed, exc.ObjectFreedError) and freed.object_id_hex == "ab12"
