@@ -23,6 +23,7 @@ BRIEF: dict[str, tuple[str, ...]] = {
     "workers": ("worker_id", "is_alive", "worker_type", "node_id", "ip", "pid", "current_task_id",
                 "current_task_name", "actor_id"),
     "objects": ("object_id", "object_size", "task_status", "reference_type", "node_id", "ip", "pid", "call_site"),
+    "placement_groups": ("placement_group_id", "name", "creator_job_id", "state"),
 }
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from spindle._head.jobs import routes as job_routes
-from spindle._head.state import agents, query, rows
+from spindle._head.state import agents, placement_rows, query, rows
 
 if TYPE_CHECKING:
     from spindle._head.head_state import HeadState
@@ -101,6 +101,12 @@ async def list_objects(request: web.Request) -> web.Response:
     return await _listing(request, "objects", lambda: agents.objects(head, query.MAX_LIMIT))
 
 
+@routes.get("/api/v0/placement_groups")
+async def list_placement_groups(request: web.Request) -> web.Response:
+    head = _head(request)
+    return await _listing(request, "placement_groups", lambda: placement_rows.placement_groups(head.pgs.table()))
+
+
 def _summary_envelope(result: dict[str, Any]) -> dict[str, Any]:
     """Ray's client reads ``data.result.result.node_id_to_summary``; contract B (the UI) reads
     ``data.result.node_id_to_summary``: both are there."""
@@ -129,6 +135,13 @@ async def summarize_actors(request: web.Request) -> web.Response:
     summary = rows.actor_summary(actor_rows)
     return web.json_response(_summary_envelope({"node_id_to_summary": {"cluster": {
         "summary": summary, "total_actors": len(actor_rows), "summary_by": "class"}}}))
+
+
+@routes.get("/api/v0/objects/summarize")
+async def summarize_objects(request: web.Request) -> web.Response:
+    head = _head(request)
+    object_rows, _ = await _off_loop(agents.objects, head, query.MAX_LIMIT)
+    return web.json_response(_summary_envelope({"node_id_to_summary": {"cluster": rows.object_summary(object_rows)}}))
 
 
 # ---------------------------------------------------------------- logs

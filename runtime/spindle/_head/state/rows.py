@@ -160,3 +160,31 @@ def actor_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         entry = out.setdefault(r["class_name"], {"class_name": r["class_name"], "state_counts": {}})
         entry["state_counts"][r["state"]] = entry["state_counts"].get(r["state"], 0) + 1
     return out
+
+
+def object_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ray's ``ObjectSummaries`` of ``list_objects`` rows: counts and sizes per call site."""
+    summary: dict[str, dict[str, Any]] = {}
+    pids: dict[str, set[Any]] = {}
+    ips: dict[str, set[Any]] = {}
+    total_mb = 0.0
+    for r in rows:
+        key = str(r.get("call_site") or "disabled")
+        entry = summary.setdefault(key, {"total_objects": 0, "total_size_mb": 0.0, "total_num_workers": 0,
+                                         "total_num_nodes": 0, "task_state_counts": {},
+                                         "task_attempt_number_counts": {}, "ref_type_counts": {}})
+        for field, value in (("task_state_counts", r.get("task_status")),
+                             ("task_attempt_number_counts", str(r.get("attempt_number", 0))),
+                             ("ref_type_counts", r.get("reference_type"))):
+            entry[field][value] = entry[field].get(value, 0) + 1
+        entry["total_objects"] += 1
+        size = int(r.get("object_size") or -1)
+        if size != -1:
+            entry["total_size_mb"] += size / 1024**2
+            total_mb += size / 1024**2
+        pids.setdefault(key, set()).add(r.get("pid"))
+        ips.setdefault(key, set()).add(r.get("ip"))
+    for key, entry in summary.items():
+        entry["total_num_workers"], entry["total_num_nodes"] = len(pids[key]), len(ips[key])
+    return {"summary": summary, "total_objects": len(rows), "total_size_mb": total_mb,
+            "callsite_enabled": "disabled" not in summary, "summary_by": "callsite"}

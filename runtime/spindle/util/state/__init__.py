@@ -13,6 +13,7 @@ from spindle.util.state.api import (
     get_log,
     get_node,
     get_objects,
+    get_placement_group,
     get_task,
     get_worker,
     list_actors,
@@ -20,14 +21,16 @@ from spindle.util.state.api import (
     list_logs,
     list_nodes,
     list_objects,
+    list_placement_groups,
     list_tasks,
     list_workers,
     summarize_actors,
+    summarize_objects,
     summarize_tasks,
 )
 
 __all__ = [
-    "StateApiClient", "StateRow", "get_actor", "get_job", "get_log", "get_node", "get_objects", "get_task",
-    "get_worker", "list_actors", "list_jobs", "list_logs", "list_nodes", "list_objects", "list_tasks",
-    "list_workers", "summarize_actors", "summarize_tasks",
+    "StateApiClient", "StateRow", "get_actor", "get_job", "get_log", "get_node", "get_objects", "get_placement_group",
+    "get_task", "get_worker", "list_actors", "list_jobs", "list_logs", "list_nodes", "list_objects",
+    "list_placement_groups", "list_tasks", "list_workers", "summarize_actors", "summarize_objects", "summarize_tasks",
 ]

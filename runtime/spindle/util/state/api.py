@@ -170,6 +170,22 @@ def get_objects(id: str, address: str | None = None, timeout: float = DEFAULT_RP
     return _list("objects", address, [("object_id", "=", id)], 10_000, timeout, True)
 
 
+def list_placement_groups(address: str | None = None, filters: list[Filter] | None = None,
+                          limit: int = DEFAULT_LIMIT, timeout: float = DEFAULT_RPC_TIMEOUT, detail: bool = False,
+                          raise_on_missing_output: bool = True, _explain: bool = False) -> list[StateRow]:
+    return _list("placement_groups", address, filters, limit, timeout, detail)
+
+
+def get_placement_group(id: str, address: str | None = None, timeout: float = DEFAULT_RPC_TIMEOUT,
+                        _explain: bool = False) -> StateRow | None:
+    return _get_one("placement_groups", "placement_group_id", id, address, timeout)
+
+
+def summarize_objects(address: str | None = None, timeout: float = DEFAULT_RPC_TIMEOUT,
+                      raise_on_missing_output: bool = True, _explain: bool = False) -> dict[str, Any]:
+    return StateApiClient(address).summary("objects", timeout)
+
+
 def summarize_tasks(address: str | None = None, timeout: float = DEFAULT_RPC_TIMEOUT,
                     raise_on_missing_output: bool = True, _explain: bool = False) -> dict[str, Any]:
     return StateApiClient(address).summary("tasks", timeout)
