@@ -23,8 +23,8 @@ from typing import Any
 import grpc
 
 from spindle import _accelerators, _actor_death, _ids, _store
+from spindle._agent import actor_start, live_actors, log_files, node_stats, transfer
 from spindle._agent import graceful as graceful_stop
-from spindle._agent import live_actors, log_files, node_stats, transfer
 from spindle._agent.bundles import Bundles, Key
 from spindle._agent.object_store import ObjectStore, OwnerProbe, StoreFullError, store_capacity
 from spindle._agent.runtime_env import RuntimeEnvs
@@ -51,6 +51,7 @@ class Agent:
         self.labels = dict(labels or {})
         self.draining = False  # the head is draining this node (learnt from its heartbeat replies)
         self.starting = 0  # leases being granted and actors being started (busy, not yet in leases/actors)
+        self.actor_waiters = 0  # actor starts waiting for resources (see actor_start.START_WAITERS)
         self.granting: list[dict[str, float]] = []  # shapes of the leases being granted
         self.token = token
         self.ip = ip
@@ -374,86 +375,7 @@ class Agent:
 
     # ---------------------------------------------------------------- actors
     def start_actor(self, req: pb.StartActorRequest) -> pb.StartActorReply:
-        spec = req.spec
-        placement = dict(spec.placement.amounts)
-        hold = dict(spec.hold.amounts)
-        both = dict(placement)
-        for k, v in hold.items():
-            both[k] = max(both.get(k, 0.0), v)
-        deadline = time.monotonic() + 2.0
-        bundle: Key | None = None
-        with self.cond:
-            if spec.strategy.kind == "PLACEMENT_GROUP":  # placed in its bundle's pool, not the node's
-                while (bundle := self.bundles.pick(spec.strategy, both)[0]) is None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return pb.StartActorReply(ok=False)
-                    self.cond.wait(min(left, 0.1))
-                subtract(self.bundles.pool(bundle), placement)
-            else:
-                ticket = self._enqueue(both)
-                try:
-                    while not (fits(both, self.available) and self._first_in_line(ticket)) or self.draining:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            return pb.StartActorReply(ok=False)  # placed again by the head (elsewhere if we drain)
-                        self.cond.wait(min(left, 0.1))
-                    subtract(self.available, placement)
-                finally:
-                    self._dequeue(ticket)
-            self.starting += 1
-        try:
-            return self._start_actor(req, placement, hold, bundle)
-        finally:
-            with self.cond:
-                self.starting -= 1
-
-    def _start_actor(self, req: pb.StartActorRequest, placement: dict[str, float], hold: dict[str, float],
-                     bundle: Key | None) -> pb.StartActorReply:
-        spec = req.spec
-        assert self.pool is not None
-        try:
-            wenv = self.runtime_envs.prepare(spec.runtime_env) if spec.runtime_env.key else None
-        except RuntimeEnvSetupError as e:  # the actor cannot be created here or anywhere: it dies with the cause
-            with self.cond:
-                add(self.bundles.pool(bundle), placement)
-                self.cond.notify_all()
-            return pb.StartActorReply(ok=False, error=_pickled(e), error_text=f"runtime_env: {e}")
-        worker = self.pool.acquire(timeout=30.0, dedicated=True, wenv=wenv)
-        try:
-            if worker is None:
-                return pb.StartActorReply(ok=False)
-            stub = rpc.CoreWorkerStub(self.channels.get(worker.address))
-            ids = self.accelerators.assign(spec.actor_id, hold)
-            if ids:  # the actor sees its devices in the variables their runtimes read, for its whole life
-                base, req = req, pb.StartActorRequest()
-                req.CopyFrom(base)
-                req.spec.env_vars.update(_accelerators.env_for(ids))
-            try:
-                reply: pb.StartActorReply = stub.CreateActor(req, metadata=self.channels.metadata, timeout=600)
-            except grpc.RpcError as e:
-                self.accelerators.release(spec.actor_id)
-                self.pool.kill(worker)
-                return pb.StartActorReply(ok=False, error_text=str(e))
-            if not reply.ok:
-                self.accelerators.release(spec.actor_id)
-                if reply.exited:  # exit_actor() in the constructor: its atexit handlers run as it exits
-                    graceful_stop.terminate(worker.proc)
-                else:
-                    self.pool.kill(worker)
-                return reply
-            with self.cond:
-                worker.actor_id, worker.incarnation, worker.actor_hold = spec.actor_id, req.incarnation, hold
-                live_actors.remember(self, worker.worker_id, spec)
-                if bundle is not None:
-                    self.bundles.worker_key[worker.worker_id] = bundle
-                subtract(self.bundles.pool(bundle), hold)
-            reply.worker_id = worker.worker_id
-            return reply
-        finally:
-            with self.cond:
-                add(self.bundles.pool(bundle), placement)
-                self.cond.notify_all()
+        return actor_start.start_actor(self, req)
 
     def kill_all_actor_workers(self) -> None:
         assert self.pool is not None

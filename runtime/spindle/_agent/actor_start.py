@@ -1,0 +1,122 @@
+"""The node agent's actor starts (``StartActor``): wait for the actor's placement resources, take a worker, create it.
+
+Split from ``agent.py`` (which had grown past the size limit) as one cohesive piece: everything between the head's
+StartActor call and the actor's reply, including how many starts may wait here at once. A start that waits holds one of
+the agent's RPC threads (up to 2 s); when a burst of 1,000 actors made ~120 of them wait, the agent's 128 threads were
+all held and its workers' RegisterWorker calls queued behind them, so the two starts in progress waited for their own
+workers (0.12 actors/s). Beyond ``START_WAITERS`` waiting starts, one that cannot be placed now is answered "busy" at
+once and the head tries it again after its back-off.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import grpc
+
+from spindle import _accelerators
+from spindle._agent import graceful as graceful_stop
+from spindle._agent import live_actors
+from spindle._agent.bundles import Key
+from spindle._proto import pb, rpc
+from spindle._scheduling import add, fits, subtract
+from spindle.exceptions import RuntimeEnvSetupError
+
+if TYPE_CHECKING:
+    from spindle._agent.agent import Agent
+
+START_WAITERS = 8  # actor starts that may wait for resources at once, each on one of the agent's 128 RPC threads
+
+
+def _pickled(error: BaseException) -> bytes:
+    from spindle._agent.agent import _pickled as pickled
+
+    return pickled(error)
+
+
+def start_actor(self: Agent, req: pb.StartActorRequest) -> pb.StartActorReply:
+    spec = req.spec
+    placement = dict(spec.placement.amounts)
+    hold = dict(spec.hold.amounts)
+    both = dict(placement)
+    for k, v in hold.items():
+        both[k] = max(both.get(k, 0.0), v)
+    deadline = time.monotonic() + 2.0
+    bundle: Key | None = None
+    with self.cond:
+        if spec.strategy.kind == "PLACEMENT_GROUP":  # placed in its bundle's pool, not the node's
+            while (bundle := self.bundles.pick(spec.strategy, both)[0]) is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return pb.StartActorReply(ok=False)
+                self.cond.wait(min(left, 0.1))
+            subtract(self.bundles.pool(bundle), placement)
+        else:
+            if self.actor_waiters >= START_WAITERS and not fits(both, self.available):
+                return pb.StartActorReply(ok=False)  # busy: the head tries again (see START_WAITERS)
+            self.actor_waiters += 1
+            ticket = self._enqueue(both)
+            try:
+                while not (fits(both, self.available) and self._first_in_line(ticket)) or self.draining:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return pb.StartActorReply(ok=False)  # placed again by the head (elsewhere if we drain)
+                    self.cond.wait(min(left, 0.1))
+                subtract(self.available, placement)
+            finally:
+                self.actor_waiters -= 1
+                self._dequeue(ticket)
+        self.starting += 1
+    try:
+        return _start_actor(self, req, placement, hold, bundle)
+    finally:
+        with self.cond:
+            self.starting -= 1
+
+def _start_actor(self: Agent, req: pb.StartActorRequest, placement: dict[str, float], hold: dict[str, float],
+                 bundle: Key | None) -> pb.StartActorReply:
+    spec = req.spec
+    assert self.pool is not None
+    try:
+        wenv = self.runtime_envs.prepare(spec.runtime_env) if spec.runtime_env.key else None
+    except RuntimeEnvSetupError as e:  # the actor cannot be created here or anywhere: it dies with the cause
+        with self.cond:
+            add(self.bundles.pool(bundle), placement)
+            self.cond.notify_all()
+        return pb.StartActorReply(ok=False, error=_pickled(e), error_text=f"runtime_env: {e}")
+    worker = self.pool.acquire(timeout=30.0, dedicated=True, wenv=wenv)
+    try:
+        if worker is None:
+            return pb.StartActorReply(ok=False)
+        stub = rpc.CoreWorkerStub(self.channels.get(worker.address))
+        ids = self.accelerators.assign(spec.actor_id, hold)
+        if ids:  # the actor sees its devices in the variables their runtimes read, for its whole life
+            base, req = req, pb.StartActorRequest()
+            req.CopyFrom(base)
+            req.spec.env_vars.update(_accelerators.env_for(ids))
+        try:
+            reply: pb.StartActorReply = stub.CreateActor(req, metadata=self.channels.metadata, timeout=600)
+        except grpc.RpcError as e:
+            self.accelerators.release(spec.actor_id)
+            self.pool.kill(worker)
+            return pb.StartActorReply(ok=False, error_text=str(e))
+        if not reply.ok:
+            self.accelerators.release(spec.actor_id)
+            if reply.exited:  # exit_actor() in the constructor: its atexit handlers run as it exits
+                graceful_stop.terminate(worker.proc)
+            else:
+                self.pool.kill(worker)
+            return reply
+        with self.cond:
+            worker.actor_id, worker.incarnation, worker.actor_hold = spec.actor_id, req.incarnation, hold
+            live_actors.remember(self, worker.worker_id, spec)
+            if bundle is not None:
+                self.bundles.worker_key[worker.worker_id] = bundle
+            subtract(self.bundles.pool(bundle), hold)
+        reply.worker_id = worker.worker_id
+        return reply
+    finally:
+        with self.cond:
+            add(self.bundles.pool(bundle), placement)
+            self.cond.notify_all()
