@@ -36,6 +36,13 @@ _LAZY = {
     "LoggingConfig": "_logging_config",
     "ObjectRefGenerator": "_core.generators",
     "DynamicObjectRefGenerator": "_core.generators",
+    "ActorID": "_id_types",
+    "JobID": "_id_types",
+    "NodeID": "_id_types",
+    "ObjectID": "_id_types",
+    "PlacementGroupID": "_id_types",
+    "TaskID": "_id_types",
+    "WorkerID": "_id_types",
 }
 
 # Ray's worker modes (what ``exit_actor``'s error names): a driver, a worker, local mode (not supported)
@@ -46,13 +53,20 @@ _SUBMODULES = {"exceptions", "util", "actor", "runtime_context", "tune"}
 
 __all__ = [
     "ActorClass",
+    "ActorID",
     "ActorHandle",
     "DynamicObjectRefGenerator",
+    "JobID",
     "LoggingConfig",
+    "NodeID",
+    "ObjectID",
     "ObjectRef",
     "ObjectRefGenerator",
+    "PlacementGroupID",
     "SCRIPT_MODE",
+    "TaskID",
     "WORKER_MODE",
+    "WorkerID",
     "available_resources",
     "cancel",
     "cluster_resources",
@@ -112,4 +126,5 @@ if TYPE_CHECKING:
         wait,
     )
     from spindle._core.object_ref import ObjectRef
+    from spindle._id_types import ActorID, JobID, NodeID, ObjectID, PlacementGroupID, TaskID, WorkerID
     from spindle.actor import ActorClass, ActorHandle, exit_actor, method

@@ -10,7 +10,7 @@ import spindle
 
 RAY_API = [
     "ActorClass", "ActorHandle", "DynamicObjectRefGenerator", "LoggingConfig", "ObjectRef", "ObjectRefGenerator",
-    "SCRIPT_MODE", "WORKER_MODE", "available_resources", "cancel", "cluster_resources",
+    "SCRIPT_MODE", "WORKER_MODE", "ActorID", "JobID", "NodeID", "ObjectID", "PlacementGroupID", "TaskID", "WorkerID", "available_resources", "cancel", "cluster_resources",
     "exceptions", "exit_actor", "get", "get_actor", "get_gpu_ids", "get_runtime_context", "init", "is_initialized",
     "kill", "method", "nodes", "put", "remote", "shutdown", "timeline", "util", "wait",
 ]

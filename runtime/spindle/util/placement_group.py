@@ -18,29 +18,8 @@ from typing import Any
 from spindle import _ids
 from spindle._core.context import core, maybe_core
 from spindle._core.object_ref import ObjectRef
+from spindle._id_types import PlacementGroupID
 from spindle._placement import validate
-
-
-class PlacementGroupID:
-    """The id of a placement group (``pg.id``), printable with ``.hex()`` as in Ray."""
-
-    def __init__(self, binary: bytes):
-        self._b = binary
-
-    def binary(self) -> bytes:
-        return self._b
-
-    def hex(self) -> str:
-        return self._b.hex()
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PlacementGroupID) and other._b == self._b
-
-    def __hash__(self) -> int:
-        return hash(self._b)
-
-    def __repr__(self) -> str:
-        return f"PlacementGroupID({self.hex()})"
 
 
 class PlacementGroup:
