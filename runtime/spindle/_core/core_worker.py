@@ -30,7 +30,13 @@ from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
 from spindle._rpc.transfer import fetch_call, fetch_stream
 from spindle._serialization import deserialize, pickle_error, serialize
-from spindle.exceptions import GetTimeoutError, ObjectLostError, ObjectStoreFullError, OwnerDiedError
+from spindle.exceptions import (
+    GetTimeoutError,
+    ObjectLostError,
+    ObjectReconstructionFailedError,
+    ObjectStoreFullError,
+    OwnerDiedError,
+)
 
 log = logging.getLogger("spindle")
 
@@ -345,8 +351,9 @@ class CoreWorker:
                 if oid not in self.owned or not ov.in_store:
                     raise
                 why_not = self.submitter.reconstruct(oid)
-                if why_not:
-                    raise ObjectLostError(oid.hex(), f"{e.reason}; it cannot be reconstructed: {why_not}") from None
+                if why_not:  # Ray's ObjectReconstructionFailedError when there was a task to re-run
+                    lost = ObjectReconstructionFailedError if self.submitter.lineage.get(oid) is not None else ObjectLostError
+                    raise lost(oid.hex(), f"{e.reason}; it cannot be reconstructed: {why_not}") from None
 
     def get_one(self, ref: ObjectRef, timeout: float | None) -> Any:
         return self.get([ref], timeout)[0]
