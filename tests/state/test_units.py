@@ -243,3 +243,13 @@ def test_counters_beyond_the_function_limit_go_under_other_and_stay_consistent(m
     table.merge([ev(f"t{i}", "FINISHED", 10 + i, name=f"f{i}") for i in range(4)])
     assert table.by_state() == {"FINISHED": 4}
     assert table.summary()["<other>"]["state_counts"] == {"FINISHED": 2}
+
+
+def test_a_task_given_up_on_for_a_lost_object_gets_rays_error_type_for_that_loss() -> None:
+    from spindle._core.task_events import exception_error_type
+    from spindle.exceptions import ObjectLostError, ObjectReconstructionFailedError, OwnerDiedError
+
+    assert exception_error_type(ObjectLostError("ab", "gone")) == "OBJECT_LOST"
+    assert exception_error_type(ObjectReconstructionFailedError("ab", "no retries left")) == \
+        "OBJECT_UNRECONSTRUCTABLE_MAX_ATTEMPTS_EXCEEDED"
+    assert exception_error_type(OwnerDiedError("ab", "owner exited")) == "OWNER_DIED"

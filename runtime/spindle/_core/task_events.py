@@ -150,4 +150,6 @@ def exception_error_type(exc: BaseException) -> str:
     """Ray's error_type for an exception a driver gives a task when it gives up on it."""
     name = type(exc).__name__
     return {"WorkerCrashedError": "WORKER_DIED", "NodeDiedError": "NODE_DIED", "TaskCancelledError": "TASK_CANCELLED",
-            "ActorDiedError": "ACTOR_DIED", "ObjectLostError": "OBJECT_LOST"}.get(name, "TASK_EXECUTION_EXCEPTION")
+            "ActorDiedError": "ACTOR_DIED", "ObjectLostError": "OBJECT_LOST",
+            "ObjectReconstructionFailedError": "OBJECT_UNRECONSTRUCTABLE_MAX_ATTEMPTS_EXCEEDED", "OwnerDiedError": "OWNER_DIED",
+            }.get(name, "TASK_EXECUTION_EXCEPTION")
