@@ -8,6 +8,8 @@ SIGKILL when the process that started them dies (PR_SET_PDEATHSIG, set by the ch
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import select
@@ -15,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -126,8 +129,19 @@ class Pending:
     session_dir: str
     with_dashboard: bool = False
     one_process: bool = False  # head_proc is agent_proc: one announcement carries every marker
+    # starts the same cluster again on another free port: set when the head's port was picked here, which another
+    # process may take before the head binds it (then the start is retried, up to BIND_RETRIES times)
+    respawn: Callable[[], Pending] | None = None
 
-    def wait_ready(self) -> LocalProcesses:
+    def wait_ready(self, retries: int = 2) -> LocalProcesses:
+        try:
+            return self._wait_ready()
+        except RuntimeError as e:
+            if self.respawn is None or retries <= 0 or not _lost_port_race(str(e)):
+                raise
+        return self.respawn().wait_ready(retries - 1)
+
+    def _wait_ready(self) -> LocalProcesses:
         logs = os.path.join(self.session_dir, "logs")
         head_address = self.head_address
         seen: dict[str, str] = {}
@@ -162,6 +176,11 @@ class Pending:
                               dashboard, metrics)
 
 
+def _lost_port_race(failure: str) -> bool:
+    """Whether a start failed because the free port picked for the head was taken before it could bind it."""
+    return "cannot listen on" in failure or "Failed to bind to address" in failure
+
+
 def start(**kwargs: Any) -> LocalProcesses:
     return spawn(**kwargs).wait_ready()
 
@@ -190,6 +209,10 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
     procs: list[subprocess.Popen[bytes]] = []
     head_proc = None
     head_argv: list[str] = []
+    respawn = None
+    if head and not port:
+        args = {k: v for k, v in locals().items() if k in _SPAWN_ARGS}  # this call's arguments, as given
+        respawn = functools.partial(spawn, **{**args, "token": token})
     if head:
         port = port or free_port(host if host != "0.0.0.0" else "127.0.0.1")
         head_argv = ["--host", host, "--port", str(port), "--dashboard-port", str(dashboard_port), "--session-dir",
@@ -233,7 +256,10 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
         roles = ([("head", head_proc.pid)] if head_proc is not None else []) + [("agent", agent_proc.pid)]
     _sessions.record_processes(session_dir, roles, cli=cli)
     return Pending(procs, head_proc, agent_proc, head_address, node_id, token, session_dir,
-                   with_dashboard=head and dashboard_port >= 0, one_process=one_process)
+                   with_dashboard=head and dashboard_port >= 0, one_process=one_process, respawn=respawn)
+
+
+_SPAWN_ARGS = frozenset(inspect.signature(spawn).parameters)
 
 
 def _popen(argv: list[str], env: dict[str, str], node_ip: str | None, tie_to_parent: bool,

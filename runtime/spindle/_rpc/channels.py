@@ -132,7 +132,10 @@ def make_server(token: str, host: str, port: int, max_workers: int = 32) -> tupl
         options=server_options(),
         maximum_concurrent_rpcs=None,
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # newer gRPC raises "Failed to bind to address" where older ones returned 0
+        bound = 0
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}: is the port in use?")
     return server, bound
