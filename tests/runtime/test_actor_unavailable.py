@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,7 @@ import spindle
 from spindle.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 from tests.runtime._nodes import answer_when_restarted, wait_until
 
-
-@pytest.fixture(scope="module", autouse=True)
-def cluster() -> Iterator[None]:
-    spindle.init(num_cpus=2)
-    try:
-        yield
-    finally:
-        spindle.shutdown()
+pytestmark = pytest.mark.usefixtures("cluster")  # conftest: one embedded cluster for the module
 
 
 @spindle.remote(max_restarts=1)

@@ -18,14 +18,7 @@ import spindle
 from spindle.exceptions import TaskCancelledError
 from tests.runtime._nodes import wait_until
 
-
-@pytest.fixture(scope="module", autouse=True)
-def cluster() -> Iterator[None]:
-    spindle.init(num_cpus=2)
-    try:
-        yield
-    finally:
-        spindle.shutdown()
+pytestmark = pytest.mark.usefixtures("cluster")  # conftest: one embedded cluster for the module
 
 
 def wait_file(path: str, timeout: float = 60.0) -> None:
