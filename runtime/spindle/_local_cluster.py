@@ -9,7 +9,6 @@ SIGKILL when the process that started them dies (PR_SET_PDEATHSIG, set by the ch
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import os
 import select
@@ -198,6 +197,7 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
     ``init()``, unless ``SPINDLE_EMBEDDED_SPLIT=1``), logging to the node's ``agent.log``; `spindle start` keeps
     them apart.
     """
+    given = dict(locals())  # this call's arguments, before any is resolved below (a retry passes them again)
     one_process = head and one_process and os.environ.get("SPINDLE_EMBEDDED_SPLIT", "") != "1"
     token = token or os.environ.get("SPINDLE_TOKEN") or new_token()
     session_dir = _sessions.new_session()
@@ -209,10 +209,8 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
     procs: list[subprocess.Popen[bytes]] = []
     head_proc = None
     head_argv: list[str] = []
-    respawn = None
-    if head and not port:
-        args = {k: v for k, v in locals().items() if k in _SPAWN_ARGS}  # this call's arguments, as given
-        respawn = functools.partial(spawn, **{**args, "token": token})
+    # the head's port is picked here, not by the head: if another process takes it first, start again (same token)
+    respawn = functools.partial(spawn, **{**given, "token": token}) if head and not port else None
     if head:
         port = port or free_port(host if host != "0.0.0.0" else "127.0.0.1")
         head_argv = ["--host", host, "--port", str(port), "--dashboard-port", str(dashboard_port), "--session-dir",
@@ -258,8 +256,6 @@ def spawn(*, head: bool = True, head_address: str = "", host: str = "127.0.0.1",
     return Pending(procs, head_proc, agent_proc, head_address, node_id, token, session_dir,
                    with_dashboard=head and dashboard_port >= 0, one_process=one_process, respawn=respawn)
 
-
-_SPAWN_ARGS = frozenset(inspect.signature(spawn).parameters)
 
 
 def _popen(argv: list[str], env: dict[str, str], node_ip: str | None, tie_to_parent: bool,
