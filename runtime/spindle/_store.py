@@ -121,13 +121,12 @@ class SpareFile:
     def _loop(self) -> None:
         import time
 
-        look_now = False
+        timeout = 1.0
         while True:
-            doomed = ""
+            doomed = path = ""
             with self.cond:
-                if not look_now:
-                    self.cond.wait(1.0)
-                look_now = False
+                self.cond.wait(timeout)
+                timeout = 1.0
                 if self.closed:
                     return
                 now = time.monotonic()
@@ -135,11 +134,10 @@ class SpareFile:
                 if self.path and (idle or self.size < self.wanted):
                     doomed, self.path, self.size = self.path, "", 0
                 grace = self.refill_after - now
-                if self.path or idle or not self.wanted or grace > 0:
-                    if grace > 0 and not self.path and self.wanted and not idle:
-                        self.cond.wait(grace)  # then look again at once (a give may have come meanwhile)
-                        look_now = True
-                    path = ""
+                if self.path or idle or not self.wanted:
+                    pass
+                elif grace > 0:
+                    timeout = grace  # look again when it is over, or sooner if a freed file is given meanwhile
                 else:
                     self._n += 1
                     path, size = f"{self.prefix}{self._n}", self.wanted
