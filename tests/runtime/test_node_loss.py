@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 import spindle
-from spindle._core import submitter
+from spindle._core import leases
 from spindle.exceptions import (
     ActorDiedError,
     NodeDiedError,
@@ -101,7 +101,7 @@ def test_a_driver_whose_own_agent_died_moves_to_a_live_node(cluster: Cluster, tm
 
 def test_with_no_node_left_tasks_fail_with_node_died_error_and_run_again_once_a_node_joins(
         cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(submitter, "NO_NODE_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(leases, "NO_NODE_TIMEOUT_S", 2.0)
     assert spindle.get(node_of.remote(), timeout=60) == cluster.local.node_id
     cluster.kill(cluster.nodes[0])
     start = time.monotonic()

@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 import spindle
-from spindle._core import context
+from spindle._core import context, leases
 from spindle._core.task_records import KeyQueue
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels
@@ -46,7 +46,7 @@ def test_a_lease_granted_as_the_drivers_channels_close_goes_back_to_its_node_at_
         assert _lease(outside, cw.agent_address, cw.job_id, 0.5).status == "BUSY"  # its only CPU is lent out
         cw.channels.close()  # shutdown closes the channels just after the node granted the lease
         queue = KeyQueue(key=("shutdown-race",), resources={"CPU": 1.0}, strategy=pb.SchedulingStrategy())
-        cw.submitter._granted(queue, granted, cw.agent_address)  # no "Channel closed!" escapes
+        leases.granted(cw.submitter, queue, granted, cw.agent_address)  # no "Channel closed!" escapes
         assert queue.leases == []
         # back already, not after the agent's reclaim of an unused lease (5 s later): no waiting needed
         again = _lease(outside, cw.agent_address, cw.job_id, 0.5)

@@ -107,6 +107,8 @@ class PgClient:
 
 def acquire_lease(sub: TaskSubmitter, q: KeyQueue) -> None:
     """The submitter's lease loop for a queue of tasks in a placement group (see the module doc)."""
+    from spindle._core import leases, task_results  # they import this module
+
     cw = sub.cw
     c = client(cw)
     attempt, delay = 0, 0.05
@@ -121,7 +123,7 @@ def acquire_lease(sub: TaskSubmitter, q: KeyQueue) -> None:
                 doomed = list(q.tasks)
                 q.tasks.clear()
             for t in doomed:
-                sub._finish_error_exc(t, e)
+                task_results.finish_error_exc(sub, t, e)
             return
         except grpc.RpcError:
             time.sleep(delay)
@@ -140,7 +142,7 @@ def acquire_lease(sub: TaskSubmitter, q: KeyQueue) -> None:
             delay = min(delay * 2, 1.0)
             continue
         if reply.status == "GRANTED":
-            sub._granted(q, reply, address)
+            leases.granted(sub, q, reply, address)
             return
         if reply.status == "INFEASIBLE":  # the bundle is not there (any more): ask the head again
             c.placed.pop(q.strategy.placement_group_id, None)
