@@ -11,7 +11,7 @@ import pytest
 
 import spindle
 from spindle._core import context as _context
-from spindle._core.actor_client import _LocalCall
+from spindle._core.actor_local_stream import LocalCall
 from spindle._rpc import local_stream
 from spindle.exceptions import ActorDiedError
 
@@ -61,7 +61,7 @@ def _conn_call(actor: Any) -> Any:
 def test_a_same_node_actor_is_called_over_the_local_stream_and_a_burst_keeps_its_order() -> None:
     a = Echo.remote()
     assert spindle.get(a.add.remote(-1)) == -1
-    assert isinstance(_conn_call(a), _LocalCall)
+    assert isinstance(_conn_call(a), LocalCall)
     refs = [a.add.remote(i) for i in range(2000)]
     assert spindle.get(refs) == list(range(2000))
     assert spindle.get(a.seen_list.remote()) == [-1, *range(2000)]
@@ -95,7 +95,7 @@ def test_calls_held_back_in_a_burst_reach_the_actor_without_a_get(tmp_path: Path
 def test_async_actor_burst_over_the_local_stream() -> None:
     a = AsyncEcho.remote()
     assert spindle.get([a.add.remote(i) for i in range(1000)], timeout=60) == list(range(1000))
-    assert isinstance(_conn_call(a), _LocalCall)
+    assert isinstance(_conn_call(a), LocalCall)
 
 
 def test_printed_lines_of_a_call_reach_the_driver(capsys: Any) -> None:

@@ -9,32 +9,31 @@ not dead but was lost or is restarting fails the calls that cannot be retried wi
 ActorUnavailableError: those in flight when the stream broke (they may or may not have run), and,
 when the actor has ``max_task_retries=0``, calls made while the head reports it RESTARTING ("The
 actor is restarting"), instead of holding them until the restart ends.
+
+This module creates actors, queues calls in order and sends them, and completes them; the
+connection's life (finding the actor, the stream, restarts and death) is ``actor_conn.py``, the
+same-node transport ``actor_local_stream.py``.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
-import os
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
 import grpc
 
 from spindle import _actor_death, _ids
+from spindle._core import actor_conn
 from spindle._core import args as _args
 from spindle._core import generators as _gen
 from spindle._core import timeline as _timeline
-from spindle._proto import pb, rpc
-from spindle._rpc import local_stream
-from spindle._rpc.channels import batched
+from spindle._core.actor_conn import HEAD_UNREACHABLE_S, LOOKUPS, ActorCall, Conn
+from spindle._core.actor_local_stream import LocalCall, LocalOut
+from spindle._proto import pb
 from spindle.exceptions import (
     ActorAlreadyExistsError,
-    ActorUnavailableError,
     PendingCallsLimitExceeded,
     TaskCancelledError,
 )
@@ -42,115 +41,24 @@ from spindle.exceptions import (
 if TYPE_CHECKING:
     from spindle._core.core_worker import CoreWorker
 
+__all__ = ["HEAD_UNREACHABLE_S", "LOOKUPS", "ActorCall", "ActorClient", "Conn", "LocalCall", "LocalOut"]
+
 log = logging.getLogger("spindle")
 
-HEAD_UNREACHABLE_S = float(os.environ.get("SPINDLE_HEAD_UNREACHABLE_S", "60"))
-# GetActor lookups one process keeps waiting at the head at once. Each waits there (up to 2 s) on one of the head's
-# RPC threads; a burst of 1,000 new actors made 1,000 such waits, which held every head thread, so its heartbeats
-# and actor starts queued behind them and creation crawled. Lookups beyond this wait here, in creation order.
-LOOKUPS = 16
-
-
-@dataclass
-class ActorCall:
-    spec: pb.TaskSpec
-    prepared: _args.PreparedArgs
-    retries_left: int
-    ready: bool = False
-    error: pb.ObjectValue | None = None
-    cancelled: bool = False  # cancel() while in flight: its result, whatever it is, reads TaskCancelledError
-
-
-@dataclass
-class Conn:
-    actor_id: bytes
-    max_task_retries: int
-    state: str = "CONNECTING"  # CONNECTING, ALIVE, DEAD
-    incarnation: int = -1
-    queue: collections.deque[ActorCall] = field(default_factory=collections.deque)
-    inflight: dict[bytes, ActorCall] = field(default_factory=dict)
-    out: Any = None
-    death: pb.ObjectValue | None = None
-    seq: int = 0
-    node_id: str = ""  # where the stream goes (the actor's node at connect time)
-    worker_address: str = ""
-    call: Any = None
-    doomed: list[ActorCall] = field(default_factory=list)  # died in flight, no retries: fail once we know why
-    release_when_idle: bool = False  # its handles are gone (actor_scope): end it once no call is pending
-    restarting: bool = False  # the head reported it RESTARTING since the stream broke (see _flush)
-
-
-class _LocalOut:
-    """``Conn.out`` of a local stream: ``put`` sends the batch from the calling thread (under the client's lock).
-
-    A call made while none is in flight (a synchronous caller) is sent at once. Calls made while others
-    are in flight (a burst of ``.remote()``) are gathered and sent together when a result comes back,
-    when the caller blocks in get/wait, at 256 calls, or within ~1 ms by the client's flusher thread.
-    """
-
-    def __init__(self, fs: local_stream.FrameSocket, conn: Conn, client: ActorClient):
-        self.fs = fs
-        self.conn = conn
-        self.client = client
-        self.buf: pb.TaskBatch | None = None
-
-    def put(self, batch: pb.TaskBatch | None) -> None:
-        if batch is None:
-            self.fs.release()
-            return
-        if any(f.name != "tasks" for f, _ in batch.ListFields()):  # acks, cancels: at once, after held calls
-            self.flush()
-            self._send(batch)
-            return
-        if self.buf is None and len(self.conn.inflight) <= len(batch.tasks):
-            self._send(batch)
-            return
-        if self.buf is None:
-            self.buf = batch
-            self.client.mark_dirty(self)
-        else:
-            self.buf.tasks.extend(batch.tasks)
-        if len(self.buf.tasks) >= 256:
-            self.flush()
-
-    def flush(self) -> None:
-        buf, self.buf = self.buf, None
-        if buf is not None:
-            self._send(buf)
-
-    def _send(self, batch: pb.TaskBatch) -> None:
-        try:
-            self.fs.send(batch.SerializeToString())
-        except OSError:
-            self.fs.close()  # the reader sees the stream end and handles the calls in flight
-
-
-class _LocalCall:
-    """``Conn.call`` of a local stream: iterates the worker's ResultBatch messages; ``cancel`` breaks it."""
-
-    def __init__(self, fs: local_stream.FrameSocket):
-        self.fs = fs
-
-    def __iter__(self) -> Iterator[pb.ResultBatch]:
-        for frame in self.fs.frames():
-            yield pb.ResultBatch.FromString(frame)
-
-    def cancel(self) -> None:
-        self.fs.close()
-
-
 class ActorClient:
+    """This process's calls to actors: one ``Conn`` per actor, guarded by one lock."""
+
     def __init__(self, cw: CoreWorker):
         self.cw = cw
         self.lock = threading.RLock()
         self.conns: dict[bytes, Conn] = {}
         self.creating: dict[bytes, Any] = {}  # actor id -> CreateActor future not yet answered (create_async)
         self.closed = False
-        self.dirty: set[_LocalOut] = set()  # local streams holding back calls (see _LocalOut)
+        self.dirty: set[LocalOut] = set()  # local streams holding back calls (see LocalOut)
         self._dirty_event: threading.Event | None = None
         self._lookups = threading.BoundedSemaphore(LOOKUPS)
 
-    def mark_dirty(self, out: _LocalOut) -> None:
+    def mark_dirty(self, out: LocalOut) -> None:
         """Called under ``self.lock``: ``out`` holds calls back; the flusher sends them within ~1 ms."""
         self.dirty.add(out)
         if self._dirty_event is None:
@@ -297,7 +205,7 @@ class ActorClient:
             conn = self.conns.get(actor_id)
             if conn is None:
                 conn = self.conns[actor_id] = Conn(actor_id, max_task_retries)
-                threading.Thread(target=self._connect_loop, args=(conn,), daemon=True, name="actor-conn").start()
+                threading.Thread(target=actor_conn.connect_loop, args=(self, conn), daemon=True, name="actor-conn").start()
             return conn
 
     def submit(self, actor_id: bytes, max_task_retries: int, method: str, name: str, args: tuple[Any, ...],
@@ -360,7 +268,7 @@ class ActorClient:
                 while conn.queue and conn.queue[0].ready:  # as Ray: calls to a restarting actor fail fast
                     c = conn.queue.popleft()
                     if c.error is None:
-                        unavailable = unavailable or self._unavailable(conn, "The actor is restarting")
+                        unavailable = unavailable or actor_conn.unavailable(self, conn, "The actor is restarting")
                     failed.append((c, c.error or unavailable))  # type: ignore[arg-type]
             elif conn.state == "ALIVE":
                 batch = pb.TaskBatch()
@@ -375,147 +283,6 @@ class ActorClient:
                     conn.out.put(batch)
         for c, err in failed:
             self._complete_error(c, err)
-
-    def _connect_loop(self, conn: Conn) -> None:
-        cw = self.cw
-        delay = 0.02
-        unreachable_since: float | None = None
-        why = self.registered(conn.actor_id)
-        if why:
-            self._mark_dead(conn, pb.ActorInfo(death_text=f"The actor could not be created: {why}."))
-            return
-        while not self.closed:
-            try:
-                with self._lookups:
-                    info = cw.head().GetActor(pb.GetActorRequest(actor_id=conn.actor_id, wait_alive_s=2.0,
-                                                                 after_incarnation=max(conn.incarnation, 0)),
-                                              metadata=cw.md, timeout=30)
-                unreachable_since = None
-            except grpc.RpcError as e:
-                now = time.monotonic()
-                unreachable_since = unreachable_since or now
-                if now - unreachable_since > HEAD_UNREACHABLE_S:
-                    self._mark_dead(conn, pb.ActorInfo(death_text=(
-                        f"The head at {cw.head_address} has been unreachable for {HEAD_UNREACHABLE_S:.0f} s "
-                        f"({e.code().name}); the actor's state is unknown.")))
-                    return
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                continue
-            if not info.found or info.state == "DEAD":
-                self._mark_dead(conn, info)
-                return
-            if info.state == "RESTARTING" and conn.state == "CONNECTING":
-                with self.lock:
-                    conn.restarting = True
-                self._fail_doomed(conn, info, restarted=True)
-                self._flush(conn)
-                continue
-            if info.state != "ALIVE" or info.incarnation < max(conn.incarnation, 0):
-                # still the incarnation whose stream just broke: the head has not heard of its death
-                # yet (the agent reports it asynchronously); connecting to it again would lose calls
-                continue
-            if info.incarnation >= conn.incarnation:  # it restarted: the calls lost in flight are known dead
-                self._fail_doomed(conn, info, restarted=True)
-            if self._serve(conn, info):
-                delay = 0.02
-            else:
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-
-    def _serve(self, conn: Conn, info: pb.ActorInfo) -> bool:
-        """Stream calls to the actor until the stream breaks; False if it never connected."""
-        import queue
-
-        fs = local_stream.connect(info.worker_address, self.cw.token)
-        out: Any
-        if fs is not None:  # same node: the submitting thread writes calls itself (see _rpc.local_stream)
-            out, call = _LocalOut(fs, conn, self), _LocalCall(fs)
-        else:
-            out = queue.SimpleQueue()
-            stub = self.cw.channels.stub(info.worker_address, rpc.CoreWorkerStub)
-            call = stub.PushTasks(batched(out), metadata=self.cw.md)
-        with self.lock:
-            conn.out = out
-            conn.state = "ALIVE"
-            conn.restarting = False
-            conn.incarnation = info.incarnation
-            conn.node_id, conn.call = info.node_id, call
-            conn.worker_address = info.worker_address
-        self._flush(conn)
-        got_any = False
-        try:
-            for batch in call:
-                if not got_any and conn.doomed:  # the same incarnation answers: it was the connection that broke
-                    self._fail_doomed(conn, info, restarted=False)
-                got_any = True
-                if batch.logs:
-                    self.cw.emit_log(batch.logs)
-                for r in batch.results:
-                    self._on_result(conn, r)
-                if fs is not None and out.buf is not None:
-                    with self.lock:
-                        out.flush()
-        except (grpc.RpcError, OSError):
-            pass
-        out.put(None)
-        self._stream_broke(conn, info)
-        return got_any
-
-    def _stream_broke(self, conn: Conn, info: pb.ActorInfo) -> None:
-        failed: list[ActorCall] = []
-        with self.lock:
-            conn.state = "CONNECTING"
-            conn.incarnation = info.incarnation + 1
-            retry: list[ActorCall] = []
-            for c in conn.inflight.values():
-                if c.retries_left != 0:
-                    c.retries_left -= 1 if c.retries_left > 0 else 0
-                    retry.append(c)
-                else:
-                    failed.append(c)
-            conn.inflight.clear()
-            conn.queue.extendleft(reversed(retry))
-            conn.doomed.extend(failed)  # failed by _connect_loop once the head says what happened
-
-    def _fail_doomed(self, conn: Conn, info: pb.ActorInfo, restarted: bool) -> None:
-        """Fail the calls that died in flight, with the head's verdict on the actor (restarted or dead)."""
-        with self.lock:
-            doomed, conn.doomed = conn.doomed, []
-        if not doomed:
-            return
-        if info.state == "DEAD":
-            err = self._death_value(info, conn.actor_id)
-        elif restarted:
-            err = self._unavailable(conn, f"The actor's worker process died while running this call and the actor "
-                                          f"is restarting (restart {info.num_restarts}); set max_task_retries to "
-                                          "retry such calls")
-        else:
-            err = self._unavailable(conn, "the connection to the actor broke while it ran this call (set "
-                                          "max_task_retries to retry such calls)")
-        for c in doomed:
-            self._complete_error(c, err)
-
-    def _unavailable(self, conn: Conn, why: str) -> pb.ObjectValue:
-        return self.cw.error_value(b"", ActorUnavailableError(why, conn.actor_id))
-
-    def _death_value(self, info: pb.ActorInfo, actor_id: bytes) -> pb.ObjectValue:
-        cause = cloudpickle.loads(info.death_cause) if info.death_cause else None
-        exc = _actor_death.died_error(info.actor_id or actor_id, info.spec.class_name, info.spec.name, info.spec.namespace,
-                                      info.worker_address, info.death_text, cause)
-        return self.cw.error_value(b"", exc)
-
-    def _mark_dead(self, conn: Conn, info: pb.ActorInfo) -> None:
-        death = self._death_value(info, conn.actor_id)
-        with self.lock:
-            conn.state = "DEAD"
-            conn.death = death
-            pending = list(conn.inflight.values()) + conn.doomed
-            conn.inflight.clear()
-            conn.doomed = []
-        for c in pending:
-            self._complete_error(c, conn.death)
-        self._flush(conn)
 
     # ---------------------------------------------------------------- results
     def _on_result(self, conn: Conn, r: pb.TaskResult) -> None:
