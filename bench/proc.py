@@ -1,8 +1,10 @@
 """Running one measured interpreter: timeout, peak memory of its process tree, and clean-up.
 
-The orchestrator samples the tree's summed RSS from outside (so the driver is not slowed by sampling),
-kills the whole tree when a run exceeds its time or memory budget (the machine is shared, and 1,000
-actor processes can exhaust it), and reaps anything a run left behind so the next run starts clean.
+The orchestrator samples the tree's memory from outside (so the driver is not slowed by sampling): its
+PSS sum, which counts pages shared between processes (forked workers and their zygote) once
+(``bench/treemem.py``), and for comparison its summed RSS. It kills the whole tree when a run exceeds
+its time or memory budget (the machine is shared, and 1,000 actor processes can exhaust it), and reaps
+anything a run left behind so the next run starts clean.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
+from bench import treemem
+
 MARKER = "BENCH_RESULT "
 PROGRESS = "BENCH_PROGRESS "
 MIB = 1024 * 1024
@@ -26,10 +30,11 @@ MIB = 1024 * 1024
 class Outcome:
     ok: bool
     wall_s: float
-    peak_rss_mib: float
+    peak_mib: float  # PSS sum of the tree (shared pages once)
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     stderr_tail: str = ""
+    peak_rss_mib: float = 0.0  # summed RSS (shared pages once per process), for comparison
 
 
 def _tree(root: psutil.Process) -> list[psutil.Process]:
@@ -39,14 +44,13 @@ def _tree(root: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def _rss(procs: list[psutil.Process]) -> int:
-    total = 0
+def _rss(procs: list[psutil.Process]) -> dict[int, int]:
+    out = {}
     for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
+        rss = treemem.read_rss(p.pid)
+        if rss is not None:
+            out[p.pid] = rss
+    return out
 
 
 def _kill(procs: list[psutil.Process]) -> None:
@@ -74,7 +78,7 @@ def run(
     mem_cap_mib: float,
     sample_s: float = 0.1,
 ) -> Outcome:
-    """Run ``cmd`` to completion (or its budget) and return what it reported plus wall time and peak RSS."""
+    """Run ``cmd`` to completion (or its budget) and return what it reported plus wall time and peak memory."""
     start = time.perf_counter()
     popen = subprocess.Popen(
         cmd,
@@ -87,7 +91,7 @@ def run(
     )
     root = psutil.Process(popen.pid)
     seen: dict[int, psutil.Process] = {}
-    peak = 0
+    mem = treemem.TreeMemory()
     failure: str | None = None
     # Read output on a thread-free path: communicate() with short timeouts lets us sample in between.
     out_chunks: list[str] = []
@@ -102,12 +106,13 @@ def run(
             pass
         procs = _tree(root)
         seen.update({p.pid: p for p in procs})
-        peak = max(peak, _rss(procs))
+        rss = _rss(procs)
+        mem.sample(rss)
         elapsed = time.perf_counter() - start
         if elapsed > timeout_s:
             failure = f"timeout after {timeout_s:.0f} s"
-        elif peak > mem_cap_mib * MIB:
-            failure = f"memory cap {mem_cap_mib:.0f} MiB exceeded"
+        elif mem.over(rss, int(mem_cap_mib * MIB)):
+            failure = f"memory cap {mem_cap_mib:.0f} MiB (PSS of the process tree) exceeded"
         if failure:
             _kill(procs)
             out, err = popen.communicate()
@@ -115,6 +120,7 @@ def run(
             err_chunks.append(err)
             break
     wall = time.perf_counter() - start
+    peak, peak_rss = mem.peak / MIB, mem.peak_rss / MIB
     # Anything the run started and left running (a daemonized cluster, orphaned workers) goes now.
     _kill([p for p in seen.values() if p.is_running() and p.pid != popen.pid])
     try:
@@ -128,20 +134,22 @@ def run(
         progress = [line[len(PROGRESS) :] for line in stdout.splitlines() if line.startswith(PROGRESS)]
         if progress:
             failure += f"; last progress: {progress[-1]}"
-        return Outcome(False, wall, peak / MIB, error=failure, stderr_tail=tail)
+        return Outcome(False, wall, peak, error=failure, stderr_tail=tail, peak_rss_mib=peak_rss)
     if reported is None:
         return Outcome(
             False,
             wall,
-            peak / MIB,
+            peak,
             error=f"exit {popen.returncode}, no result",
             stderr_tail=tail,
+            peak_rss_mib=peak_rss,
         )
     return Outcome(
         bool(reported.get("ok")),
         wall,
-        peak / MIB,
+        peak,
         reported.get("metrics", {}),
         reported.get("error"),
         tail,
+        peak_rss,
     )

@@ -24,9 +24,10 @@ class Run:
     rep: int
     ok: bool
     wall_s: float
-    peak_rss_mib: float
+    peak_mib: float  # PSS sum of the run's process tree (bench/treemem.py)
     metrics: dict[str, Any]
     error: str | None = None
+    peak_rss_mib: float = 0.0  # summed RSS of the tree, for comparison
 
 
 @dataclass

@@ -96,7 +96,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--mem-cap-mib",
         type=float,
         default=8192.0,
-        help="kill a run whose process tree exceeds this",
+        help="kill a run whose process tree exceeds this (MiB of PSS: pages shared between its processes count once)",
     )
     p.add_argument(
         "--out",
@@ -245,8 +245,8 @@ def to_run(w: spec.Workload, impl: str, rep: int, out: proc.Outcome, sizes: spec
             ok, error = False, "wrong prime count"
         metrics[w.metrics[0].name] = out.wall_s
     if w.scale and ok:
-        metrics[f"{w.name}_peak_mib"] = out.peak_rss_mib
-    return report.Run(w.name, impl, rep, ok, out.wall_s, out.peak_rss_mib, metrics, error)
+        metrics[f"{w.name}_peak_mib"] = out.peak_mib
+    return report.Run(w.name, impl, rep, ok, out.wall_s, out.peak_mib, metrics, error, out.peak_rss_mib)
 
 
 def describe(run: report.Run, w: spec.Workload) -> str:
@@ -255,7 +255,7 @@ def describe(run: report.Run, w: spec.Workload) -> str:
     parts = [
         f"{m.name}={report.format_value(run.metrics.get(m.name))}{'' if m.unit == 'bool' else ' ' + m.unit}" for m in w.metrics
     ]
-    return ", ".join(parts) + f"  ({run.wall_s:.1f} s wall, peak {run.peak_rss_mib:.0f} MiB)"
+    return ", ".join(parts) + f"  ({run.wall_s:.1f} s wall, peak {run.peak_mib:.0f} MiB PSS, {run.peak_rss_mib:.0f} MiB summed RSS)"
 
 
 def main(argv: list[str] | None = None) -> int:
