@@ -11,43 +11,37 @@ Tasks queued behind one that runs longer than ``_dispatch.STALL_S`` are handed b
 (``returned``) so their submitter places them on another worker. ``cancel`` drops a task that
 has not started and interrupts a running one the way Ray does: KeyboardInterrupt is raised in the
 task (a SIGINT aimed at the main thread, so blocking calls such as ``time.sleep`` are woken).
+
+Running one call (its arguments, user code, result or error) is ``task_run``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
-import inspect
 import json
 import os
 import queue
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
-from spindle import _accelerators, _actor_death, _dispatch, _logging_config
-from spindle._core import actor_host, actor_shutdown, gen_exec
+from spindle import _accelerators, _dispatch
+from spindle._core import actor_host, actor_shutdown, gen_exec, task_run
 from spindle._core.cancel import cancel_actor_call
 from spindle._core.result_sink import DirectOut, Sink
-from spindle._core.store_client import unmap
-from spindle._core.task_events import error_fields
+from spindle._core.task_run import ActorExit, apply_env, flush_std, restore_env, user_traceback
 from spindle._proto import pb
 from spindle._rpc.local_stream import FrameSocket
-from spindle._serialization import deserialize, pickle_error
-from spindle.exceptions import ActorDiedError, ObjectLostError, ObjectStoreFullError, RayTaskError, TaskCancelledError
+from spindle._serialization import deserialize
 
 if TYPE_CHECKING:
     from spindle._core.core_worker import CoreWorker
 
-
-class ActorExit(BaseException):
-    """Raised by ``exit_actor()`` to end the actor gracefully."""
+__all__ = ["ActorExit", "Executor", "TaskContext", "apply_env", "flush_std", "restore_env", "user_traceback"]
 
 
 class TaskContext(threading.local):
@@ -59,6 +53,8 @@ class TaskContext(threading.local):
 
 
 class Executor:
+    """This worker's queue of calls, the streams they came on, and their cancellation; one per process."""
+
     def __init__(self, cw: CoreWorker):
         self.cw = cw
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -246,13 +242,13 @@ class Executor:
             self.last_sink = sink
             if self.actor_pool is not None:
                 pool = self.group_pools.get(spec.concurrency_group, self.actor_pool)
-                pool.submit(self.execute, spec, sink)
+                pool.submit(task_run.execute, self, spec, sink)
             elif self.loop is not None:
-                fut = asyncio.run_coroutine_threadsafe(self._execute_async(spec, sink), self.loop)
+                fut = asyncio.run_coroutine_threadsafe(task_run.execute_async(self, spec, sink), self.loop)
                 self.async_calls.add(fut)
                 fut.add_done_callback(self.async_calls.discard)
             else:
-                self.execute(spec, sink)
+                task_run.execute(self, spec, sink)
         actor_shutdown.run(self)
 
     def hold(self, out: DirectOut) -> None:
@@ -278,12 +274,6 @@ class Executor:
         for out in outs:
             out.flush()
 
-    def _function(self, spec: pb.TaskSpec) -> Any:
-        fn = self.functions.get(spec.function_id)
-        if fn is None:
-            fn = self.functions[spec.function_id] = cloudpickle.loads(spec.function_blob)
-        return fn
-
     def resolve(self, args: Iterable[pb.Arg], maps: list[tuple[bytes, memoryview]] | None = None,
                  ) -> tuple[list[Any], dict[str, Any]]:
         """The call's arguments; ``maps`` collects the owner's store files read in place (to unmap after the run)."""
@@ -306,190 +296,12 @@ class Executor:
         with self.lock:
             return any(s is sink for s in self.running_sinks.values())
 
-    def _begin(self, spec: pb.TaskSpec, sink: Sink) -> bool:
-        with self.lock:
-            if spec.task_id in self.skip:
-                self.skip.discard(spec.task_id)
-                return False
-            self.pending.pop(spec.task_id, None)
-            self.actor_queued.discard(spec.task_id)
-            if sink.closed and not spec.actor_id:
-                return False  # nobody is waiting for this result any more
-            ident = threading.get_ident()
-            self.running[spec.task_id] = ident
-            self.running_sinks[spec.task_id] = sink
-            if ident == self.main_ident:
-                self.current_started = time.monotonic()
-        self.ctx.task_id, self.ctx.sink = spec.task_id, sink
-        self.ctx.name = spec.name
-        self.ctx.placement = spec.placement if spec.HasField("placement") else None
-        self.ctx.function_name = spec.name
-        self.cw.job_id = spec.job_id
-        self.cw.events.running(spec.task_id, spec.name, spec.job_id, spec.actor_id)
-        return True
-
-    def _function_name(self, spec: pb.TaskSpec) -> str:
-        """Ray's ``get_task_function_name()``: module.qualname of the function or method that runs."""
-        if spec.actor_id and self.actor is not None:
-            cls = type(self.actor)
-            return f"{cls.__module__}.{cls.__qualname__}.{spec.method}"
-        fn = self.functions.get(spec.function_id)
-        if fn is None:
-            return spec.name
-        return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', spec.name)}".lstrip(".")
-
     def assigned_resources(self) -> dict[str, float]:
         """What the running task holds (its lease's resources), or the actor's held resources."""
         if self.actor_spec is not None:
             return {k: v for k, v in self.actor_spec.hold.amounts.items() if v > 0}
         sink = self.ctx.sink
         return dict(sink.resources) if sink is not None and self.ctx.task_id else {}
-
-    def _end(self, spec: pb.TaskSpec) -> None:
-        with self.lock:
-            self.running.pop(spec.task_id, None)
-            self.running_sinks.pop(spec.task_id, None)
-            self.cancelling.discard(spec.task_id)
-            if threading.get_ident() == self.main_ident:
-                self.current_started = 0.0
-        self.cw.submitter.task_finished(spec.task_id)
-        self.ctx.task_id, self.ctx.sink = b"", None
-
-    def execute(self, spec: pb.TaskSpec, sink: Sink) -> None:
-        if not self._begin(spec, sink):
-            return
-        start = time.perf_counter()
-        saved_env = apply_env({**spec.env_vars, **sink.accelerator_env} if sink.accelerator_env else spec.env_vars)
-        _logging_config.apply_from_env()
-        saved_rt_env = self.cw.runtime_env_vars
-        if not spec.actor_id:  # what it submits inherits its env_vars (the job's included), as in Ray
-            self.cw.runtime_env_vars = dict(spec.env_vars)
-        maps: list[tuple[bytes, memoryview]] = []
-        try:
-            result = self._run(spec, sink, start, maps)
-        except (KeyboardInterrupt, TaskCancelledError) as e:
-            if spec.task_id in self.cancelling or isinstance(e, TaskCancelledError):
-                result = pb.TaskResult(task_id=spec.task_id, failed=True, cancelled=True)
-            else:
-                result = self._error_result(spec, e, start)
-        except ActorExit:
-            result = self._exit_result(spec)
-        except ObjectLostError as e:  # an argument's value died with its node: its owner may rebuild it
-            result = self._error_result(spec, e, start)
-            if e.object_id_hex and any(a.value.object_id.hex() == e.object_id_hex for a in spec.args):
-                result.lost_object_ids.append(bytes.fromhex(e.object_id_hex))
-        except BaseException as e:  # noqa: BLE001 - any user error is reported, never kills the worker
-            result = self._error_result(spec, e, start)
-        finally:
-            restore_env(saved_env)
-            self.cw.runtime_env_vars = saved_rt_env
-            flush_std()
-            self._end(spec)
-        if self.exit_called and not self.exiting:  # exit_actor() whose exception the user caught
-            result = self._exit_result(spec)
-        if maps:  # the arguments are gone with _run's frame: unmap their files before the owner hears back
-            result.released_object_ids.extend(unmap(maps))
-        self.cw.events.finished(spec.task_id, spec.name, spec.job_id, spec.actor_id, *error_fields(result))
-        sink.q.put(result)
-        if self.exiting:
-            self._flush_held()
-            self._exit_now()
-
-    def _run(self, spec: pb.TaskSpec, sink: Sink, start: float, maps: list[tuple[bytes, memoryview]]) -> pb.TaskResult:
-        args, kwargs = self.resolve(spec.args, maps)
-        fn = self._actor_method(spec.method) if spec.actor_id else self._function(spec)
-        self.ctx.function_name = self._function_name(spec)
-        if spec.generator:  # the generator's body runs (and can be cancelled) while it streams
-            return self._call(spec.task_id,  # type: ignore[no-any-return]
-                              lambda: gen_exec.run(self, spec, fn(*args, **kwargs), sink, start), [], {})
-        value = self._call(spec.task_id, fn, args, kwargs)
-        return self._result(spec, value, start)
-
-    def _actor_method(self, name: str) -> Any:
-        """The actor's method, or one of the methods every actor has (``__ray_ready__``, ``__ray_call__``,
-        ``__ray_terminate__``) unless the class defines its own."""
-        fn = getattr(self.actor, name, None)
-        if fn is not None:
-            return fn
-        if name == "__ray_ready__":
-            return lambda: True
-        if name == "__ray_call__":
-            return lambda f, *a, **k: f(self.actor, *a, **k)
-        if name == "__ray_terminate__":
-            return _terminate
-        return getattr(self.actor, name)  # raises the AttributeError the caller should see
-
-    async def _execute_async(self, spec: pb.TaskSpec, sink: Sink) -> None:
-        sem = self.group_sems.get(spec.concurrency_group, self.async_sem)
-        assert sem is not None
-        async with sem:
-            if self.exiting:  # queued behind exit_actor(): never runs (the caller learns the actor died)
-                return
-            with self.lock:
-                if spec.task_id in self.skip:  # cancelled while queued: already answered
-                    self.skip.discard(spec.task_id)
-                    return
-                self.actor_queued.discard(spec.task_id)
-                me = asyncio.current_task()
-                if me is not None:
-                    self.async_tasks[spec.task_id] = me
-            start = time.perf_counter()
-            self.ctx.task_id, self.ctx.sink, self.ctx.name = spec.task_id, sink, spec.name
-            self.cw.events.running(spec.task_id, spec.name, spec.job_id, spec.actor_id)
-            try:
-                args, kwargs = self.resolve(spec.args)
-                self.ctx.function_name = self._function_name(spec)
-                value = self._actor_method(spec.method)(*args, **kwargs)
-                if spec.generator:
-                    result = await gen_exec.run_async(self, spec, value, sink, start)
-                else:
-                    if inspect.isawaitable(value):
-                        value = await value
-                    result = self._result(spec, value, start)
-            except (TaskCancelledError, asyncio.CancelledError):
-                result = pb.TaskResult(task_id=spec.task_id, failed=True, cancelled=True)
-            except ActorExit:
-                result = self._exit_result(spec)
-            except BaseException as e:  # noqa: BLE001
-                result = self._error_result(spec, e, start)
-            if self.exit_called and not self.exiting:
-                result = self._exit_result(spec)
-            with self.lock:
-                self.async_tasks.pop(spec.task_id, None)
-            flush_std()
-            self.cw.events.finished(spec.task_id, spec.name, spec.job_id, spec.actor_id, *error_fields(result))
-            sink.q.put(result)
-            if self.exiting:
-                self._exit_now()
-
-    def _result(self, spec: pb.TaskSpec, value: Any, start: float) -> pb.TaskResult:
-        n = spec.num_returns
-        if n == 1:
-            values = [value]
-        else:
-            values = list(value) if value is not None or n == 0 else []
-            if len(values) != n:
-                raise ValueError(f"Task {spec.name!r} declared num_returns={n} but returned {len(values)} values")
-        try:
-            returns = [self.cw.to_object_value(rid, v, spec.owner_address)
-                       for rid, v in zip(spec.return_ids, values, strict=True)]
-        except ObjectStoreFullError as e:  # the store's fault, not the task's: the caller gets this error as is
-            return pb.TaskResult(task_id=spec.task_id, failed=True, app_error=True, error=pickle_error(e),
-                                 error_text=str(e), exec_seconds=time.perf_counter() - start)
-        return pb.TaskResult(task_id=spec.task_id, returns=returns, exec_seconds=time.perf_counter() - start)
-
-    def _error_result(self, spec: pb.TaskSpec, e: BaseException, start: float) -> pb.TaskResult:
-        tb = user_traceback(e)
-        err = RayTaskError(spec.name, tb, e).as_instanceof_cause()
-        return pb.TaskResult(task_id=spec.task_id, failed=True, app_error=True, error=pickle_error(err),
-                             error_text=tb, exec_seconds=time.perf_counter() - start)
-
-    def _exit_result(self, spec: pb.TaskSpec) -> pb.TaskResult:
-        self.exiting = True
-        a = self.actor_spec
-        err = _actor_death.died_error(a.actor_id, a.class_name, a.name, a.namespace, self.cw.address,
-                                      _actor_death.EXIT_ACTOR) if a is not None else ActorDiedError()
-        return pb.TaskResult(task_id=spec.task_id, failed=True, error=pickle_error(err), error_text=str(err))
 
     def _exit_now(self) -> None:
         actor_shutdown.request(self)
@@ -499,51 +311,9 @@ class Executor:
         return actor_host.create(self, req)
 
 
-_OWN_FILES = {__file__, actor_host.__file__}
-
-
-def user_traceback(e: BaseException) -> str:
-    """The traceback from the user's code down, without Spindle's own frames above it (as Ray shows it)."""
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename in _OWN_FILES:
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(e), e, tb))
-
-
-def _terminate() -> None:
-    """``__ray_terminate__``: end the actor gracefully once the calls queued before it have run."""
-    raise ActorExit()
-
-
 def _parse_resources(text: str) -> dict[str, float]:
     try:
         data = json.loads(text)
         return {str(k): float(v) for k, v in data.items()}
     except (ValueError, TypeError, AttributeError):
         return {}
-
-
-def apply_env(env: Any) -> dict[str, str | None]:
-    saved: dict[str, str | None] = {}
-    for k, v in dict(env).items():
-        saved[k] = os.environ.get(k)
-        os.environ[k] = v
-    return saved
-
-
-def restore_env(saved: dict[str, str | None]) -> None:
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
-def flush_std() -> None:
-    import sys
-
-    for s in (sys.stdout, sys.stderr):
-        try:
-            s.flush()
-        except Exception:
-            pass
