@@ -58,6 +58,32 @@ def test_actors_run_in_workers_forked_by_the_zygote_each_with_its_own_identity()
         spindle.kill(a)
 
 
+@spindle.remote
+class GcProbe:
+    def pid(self) -> int:
+        return os.getpid()
+
+    def collect(self) -> tuple[int, int, bool]:
+        import gc
+
+        before = gc.get_freeze_count()
+        gc.collect()  # a full collection must leave the inherited (frozen) objects where they are
+        return before, gc.get_freeze_count(), gc.isenabled()
+
+
+def test_a_forked_worker_keeps_the_zygotes_objects_frozen_so_its_collector_leaves_their_pages_shared() -> None:
+    actors = [GcProbe.remote() for _ in range(4)]  # more than the warm workers: some are forked
+    pids = spindle.get([a.pid.remote() for a in actors], timeout=120)
+    got = spindle.get([a.collect.remote() for a in actors], timeout=60)
+    forked = [g for p, g in zip(pids, got, strict=True) if _parent_role(p) == "zygote"]
+    assert forked
+    for before, after, enabled in forked:
+        assert before > 10_000 and after == before  # everything the zygote imported stays frozen
+        assert enabled  # the worker's own garbage is still collected
+    for a in actors:
+        spindle.kill(a)
+
+
 def test_a_forked_actor_that_dies_is_restarted_and_its_exit_is_seen() -> None:
     a = Probe.options(max_restarts=1).remote(7)
     first = spindle.get(a.pid.remote(), timeout=60)
