@@ -1,6 +1,6 @@
 """Task events on the wire as columns: what keeps the dashboard's data off the hot path.
 
-A reporter (driver or worker) keeps its events as plain tuples; once per batch ``encode`` turns them into one
+A reporter (driver or worker) keeps its events end to end in one flat list; once per batch ``encode_flat`` turns them into one
 ``TaskEventColumns`` message: a packed array per field, every distinct string (function names, states, types)
 and id (jobs, actors) once per batch, resource shapes once per batch. Building one protobuf message per event
 cost ~30 us of the reporter's CPU (and the GIL its tasks need); a column costs a C-level ``extend`` and a dict
@@ -28,15 +28,27 @@ Decoded = tuple[str, str, int, str, str, str, str, str, str, int, str, str, Mapp
 _NO_RESOURCES: dict[str, float] = {}
 
 
-def encode(events: Sequence[Event], node_id: str, worker_id: str, pid: int, dropped: int = 0) -> pb.TaskEventBatch:
-    """One batch message for ``events`` (in order); node, worker and pid apply to the events that ran here.
+FIELDS = 12  # values per event in a flat buffer (``Event``'s fields, event after event)
 
-    Column-wise and in C where it can be (``zip``, ``dict.fromkeys``, ``map``): the reporting thread holds the
-    GIL the process's tasks need for as short a time as possible."""
+
+def encode(events: Sequence[Event], node_id: str, worker_id: str, pid: int, dropped: int = 0) -> pb.TaskEventBatch:
+    """One batch message for ``events`` (in order); node, worker and pid apply to the events that ran here."""
+    return encode_flat([v for ev in events for v in ev], node_id, worker_id, pid, dropped)
+
+
+def encode_flat(flat: Sequence[Any], node_id: str, worker_id: str, pid: int, dropped: int = 0) -> pb.TaskEventBatch:
+    """``encode`` for events laid end to end in one flat list (``FIELDS`` values each), as a reporter records them.
+
+    Column-wise and in C where it can be (slices with a step, ``dict.fromkeys``, ``map``): a column is one slice of
+    the flat list, so no tuple is built or transposed per event, and the reporting thread holds the GIL the
+    process's tasks need for as short a time as possible."""
     batch = pb.TaskEventBatch(dropped=dropped)
-    if not events:
+    if not flat:
         return batch
-    task_ids, states, times, names, kinds, jobs, actors, etypes, emsgs, res, here, starts = zip(*events, strict=True)
+    if len(flat) % FIELDS:
+        raise ValueError(f"a flat event buffer holds {FIELDS} values per event, not {len(flat)} values in all")
+    task_ids, states, times, names, kinds, jobs, actors, etypes, emsgs, res, here, starts = (
+        flat[k::FIELDS] for k in range(FIELDS))
     strings = _index(dict.fromkeys(states) | dict.fromkeys(names) | dict.fromkeys(kinds))
     ids = _index(dict.fromkeys((b"",)) | dict.fromkeys(jobs) | dict.fromkeys(actors))  # b"" is 0
     s, i = strings.__getitem__, ids.__getitem__
@@ -64,7 +76,7 @@ def encode(events: Sequence[Event], node_id: str, worker_id: str, pid: int, drop
         try:
             distinct = dict.fromkeys(res)
         except TypeError:  # mappings: as sorted pairs
-            res = tuple(_shape(r) if r else None for r in res)
+            res = [_shape(r) if r else None for r in res]
             distinct = dict.fromkeys(res)
         shapes: dict[Any, int] = {}
         for r in distinct:

@@ -101,6 +101,31 @@ def test_the_worker_running_a_task_is_known_until_the_task_ends() -> None:
     assert table.current == {}
 
 
+def test_a_task_first_seen_finished_gets_the_same_row_as_one_seen_running_first() -> None:
+    fresh, stepwise = TaskTable(max_tasks=10, max_errors=10), TaskTable(max_tasks=10, max_errors=10)
+    end = ev("t", "FINISHED", 30, worker_id="w", node_id="n", worker_pid=7, type="ACTOR_TASK", actor_id="a",
+             job_id="j", start_time_ms=20, required_resources={"CPU": 1.0})
+    fresh.merge([end])  # a new row and an end at once: merge's shortcut for the common case
+    stepwise.merge([ev("t", "RUNNING", 20, worker_id="w", node_id="n", worker_pid=7, type="ACTOR_TASK",
+                       actor_id="a", job_id="j", required_resources={"CPU": 1.0})])
+    stepwise.merge([end])
+    assert fresh.get("t") == stepwise.get("t")
+    row = fresh.get("t")
+    assert row is not None and (row.state, row.creation_time_ms, row.start_time_ms, row.end_time_ms) == (
+        "FINISHED", 20, 20, 30)
+    assert fresh.summary() == stepwise.summary() == {
+        "f": {"func_or_class_name": "f", "type": "ACTOR_TASK", "state_counts": {"FINISHED": 1}}}
+
+
+def test_a_task_evicted_from_the_ring_while_it_ran_stops_showing_as_running_when_it_ends() -> None:
+    table = TaskTable(max_tasks=2, max_errors=2)
+    table.merge([ev("slow", "RUNNING", 1, worker_id="w", name="slow")])
+    table.merge([ev(f"t{i}", "FINISHED", 2, worker_id="other") for i in range(3)])  # pushes "slow" out
+    assert table.get("slow") is None and table.current == {"w": ("slow", "slow")}
+    table.merge([ev("slow", "FINISHED", 3, worker_id="w", name="slow")])
+    assert table.current == {}
+
+
 def test_the_ring_keeps_the_newest_tasks_and_the_counters_keep_every_task() -> None:
     table = TaskTable(max_tasks=3, max_errors=2)
     for i in range(5):

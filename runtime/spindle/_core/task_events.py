@@ -1,10 +1,12 @@
 """Task events for the state API, recorded on the hot path for the price of a list append.
 
 Workers record when a task starts and ends, drivers when they submit one and when they give up on it.
-Each event is a plain tuple appended to a deque; a daemon thread drains it every
+Each event is appended to one flat list, its fields end to end (one ``list.extend`` of a tuple the
+interpreter frees at once: atomic under the GIL, and nothing left for the GC to track); a daemon thread drains it every
 ``SPINDLE_TASK_EVENTS_REPORT_INTERVAL_MS`` (default 1000; 0 = no events at all, as Ray's
 ``RAY_task_events_report_interval_ms``) and sends it to the head as one ``ReportTaskEvents`` call, encoded as
-columns (``spindle._event_columns``: ~1 us per event on that thread, not a protobuf message each). While the
+columns (``spindle._event_columns.encode_flat``: a column is one slice of the flat list, not a protobuf message
+per event nor a transposition of tuples). While the
 head is unreachable at most ``MAX_BUFFERED`` events wait; older ones are dropped and counted, never blocking
 a task. A task's start is not an event of its own: ``running`` notes it in a dict and ``finished`` takes it
 out into the end event (one event per task for the head to merge, nothing to pair up at flush time); only
@@ -14,7 +16,6 @@ worker runs now.
 
 from __future__ import annotations
 
-import collections
 import os
 import threading
 import time
@@ -23,7 +24,7 @@ from typing import Any
 
 import grpc
 
-from spindle._event_columns import Event, encode
+from spindle._event_columns import FIELDS, Event, encode_flat
 from spindle._proto import pb
 
 MAX_BUFFERED = 20_000
@@ -53,11 +54,11 @@ class TaskEvents:
         self._node_id = node_id
         self._worker_id = worker_id
         self._pid = pid
-        # a deque, never swapped out: a recording thread that is preempted between looking the buffer up and
-        # appending to it still appends to the one buffer the reporter drains (a swapped-out list could already
-        # have been sent, losing the event)
-        self._buf: collections.deque[Event] = collections.deque()
-        # task id -> its RUNNING event, from its start until its end (written by the threads that run tasks)
+        # the flat buffer, never swapped out: a recording thread that is preempted between looking the buffer up and
+        # extending it still extends the one buffer the reporter drains (a swapped-out list could already have
+        # been sent, losing the event); the reporter takes events from its front only, recorders add at its end
+        self._flat: list[Any] = []
+        self._flush_lock = threading.Lock()  # one drain at a time (the loop's and close()'s)
         self._running: dict[bytes, Event] = {}
         self._reported: set[bytes] = set()  # of those, the ones whose RUNNING event the head has (reporter only)
         self._dropped = 0
@@ -69,8 +70,8 @@ class TaskEvents:
     def submitted(self, task_id: bytes, name: str, job_id: bytes, resources: Any) -> None:
         """``resources``: a mapping, or (cheaper to batch) a sorted tuple of (name, amount) pairs."""
         if self.enabled:
-            self._buf.append((task_id, "PENDING_NODE_ASSIGNMENT", _now_ms(), name, "NORMAL_TASK", job_id, b"",
-                              "", "", resources, False, 0))
+            self._flat.extend((task_id, "PENDING_NODE_ASSIGNMENT", _now_ms(), name, "NORMAL_TASK", job_id, b"",
+                               "", "", resources, False, 0))
 
     def running(self, task_id: bytes, name: str, job_id: bytes, actor_id: bytes, kind: str = "") -> None:
         if self.enabled:
@@ -85,9 +86,9 @@ class TaskEvents:
         """The task ended here (``ran_here``), or its owner gave up on it (e.g. its worker died)."""
         if self.enabled:
             start = self._running.pop(task_id, None) if ran_here else None
-            self._buf.append((task_id, "FAILED" if error_type else "FINISHED", _now_ms(), name,
-                              kind or _kind(actor_id), job_id, actor_id, error_type, error_message, None, ran_here,
-                              start[2] if start is not None else 0))
+            self._flat.extend((task_id, "FAILED" if error_type else "FINISHED", _now_ms(), name,
+                               kind or _kind(actor_id), job_id, actor_id, error_type, error_message, None, ran_here,
+                               start[2] if start is not None else 0))
 
     # ---------------------------------------------------------------- reporting (background)
     def _loop(self) -> None:
@@ -95,28 +96,38 @@ class TaskEvents:
             self.flush()
 
     def flush(self) -> None:
-        take = self._buf.popleft
-        buf = [take() for _ in range(len(self._buf))]
+        with self._flush_lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        flat = self._flat
+        n = len(flat)  # whole events only: every recording adds its FIELDS values in one atomic extend
+        buf = flat[:n]
+        del flat[:n]  # recorders only append at the end meanwhile: exactly the values taken go
+        recorded = n // FIELDS
         # after the drain: a task that ends meanwhile has left the dict, so its end goes with the next batch
         running = self._running.copy()
         if running:
             reported = self._reported
-            buf += [ev for tid, ev in running.items() if tid not in reported]
+            for tid, ev in running.items():
+                if tid not in reported:
+                    buf.extend(ev)
             self._reported = set(running)  # only what still runs: a task reported RUNNING is not reported again
         if not buf:
             return
-        batch = encode(buf, self._node_id(), self._worker_id, self._pid, self._dropped)
+        batch = encode_flat(buf, self._node_id(), self._worker_id, self._pid, self._dropped)
         try:
             self._send(batch)
             self._dropped = 0
         except grpc.RpcError as e:
+            total = len(buf) // FIELDS
             if _code(e) == grpc.StatusCode.INVALID_ARGUMENT:  # the head refused this batch: resending won't help
-                self._dropped += len(buf)
+                self._dropped += total
                 return
-            keep = buf[-MAX_BUFFERED:]
-            self._dropped += len(buf) - len(keep)
-            self._reported.difference_update(ev[0] for ev in keep if ev[1] == "RUNNING")  # not told yet
-            self._buf.extendleft(reversed([ev for ev in keep if ev[1] != "RUNNING"]))  # next round, first
+            keep_from = max(0, total - MAX_BUFFERED)  # the newest MAX_BUFFERED events stay, the rest are counted
+            self._dropped += keep_from
+            self._reported.difference_update(buf[k * FIELDS] for k in range(max(keep_from, recorded), total))
+            flat[0:0] = buf[keep_from * FIELDS:recorded * FIELDS]  # not RUNNING ones (the dict still has those)
 
     def close(self) -> None:
         if self.enabled and not self._closed.is_set():

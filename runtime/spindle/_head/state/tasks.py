@@ -101,6 +101,7 @@ def exception_name(message: str) -> str:
 (TID, NAME, STATE, TYPE, JOB, ACTOR, NODE, WORKER, PID, ETYPE, EMSG, CREATED, STARTED, ENDED, RES,
  STATE_T) = range(16)
 _NO_RESOURCES: dict[str, float] = {}
+_SEEN: list[Any] = []  # ``merge``'s marker that a batch had an event
 
 
 class TaskTable:
@@ -140,6 +141,21 @@ class TaskTable:
         row: list[Any] | None = None
         for tid, state, t, name, kind, job, actor, node, worker, pid, etype, emsg, res, start in events:
             found = get(tid)
+            if found is None and state == "FINISHED":
+                # the common case (every actor call; a task whose submission the driver has not reported yet):
+                # the general path below, specialized for a task seen for the first time, already finished
+                kind = kind or "NORMAL_TASK"
+                rows[tid] = (tid, name, state, kind, job, actor or None, (node or None) if worker else None,
+                             worker or None, (pid or None) if worker else None, None, None, start or t, start or None,
+                             t, (res if type(res) is dict else dict(res)) if res else _NO_RESOURCES, t)
+                added.append(tid)
+                in_name.append(name)
+                in_type.append(kind)
+                in_state.append(state)
+                if worker in current and current[worker][0] == tid:  # (its row was evicted while it ran)
+                    del current[worker]
+                row = _SEEN
+                continue
             if found is None:
                 row = [tid, name, "PENDING_ARGS_AVAIL", kind or "NORMAL_TASK", job, None, None, None, None, None,
                        None, None, None, None, _NO_RESOURCES, 0]
