@@ -199,6 +199,26 @@ def test_wait_returns_ready_refs_first_and_validates_like_ray() -> None:
     spindle.cancel(slow, force=True)
 
 
+def test_wait_takes_the_first_ready_refs_in_list_order_and_keeps_the_rest_in_order() -> None:
+    done = [spindle.put(i) for i in range(4)]
+    event = spindle.put(None)
+
+    @spindle.remote
+    def block(_: Any) -> None:
+        time.sleep(60)
+
+    blocked = [block.remote(event) for _ in range(2)]
+    refs = [blocked[0], done[0], done[1], blocked[1], done[2], done[3]]
+    ready, pending = spindle.wait(refs, num_returns=3, timeout=30)
+    assert ready == [done[0], done[1], done[2]] and pending == [blocked[0], blocked[1], done[3]]
+    ready, pending = spindle.wait(tuple(refs), num_returns=4, timeout=0.2)  # the timeout: all that are ready
+    assert ready == done and pending == blocked
+    with pytest.raises(TypeError, match="list containing int"):
+        spindle.wait([done[0], 7])  # type: ignore[list-item]
+    for ref in blocked:
+        spindle.cancel(ref, force=True)
+
+
 def test_cancel_a_queued_and_a_running_task() -> None:
     @spindle.remote
     def spin(s: float) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import atexit
 import inspect
+import itertools
 import json
 import logging
+import operator
 import os
 import sys
 import threading
@@ -17,6 +19,8 @@ from spindle import _local_cluster
 from spindle._core import context as _context
 from spindle._core.object_ref import ObjectRef
 from spindle._rpc.net import routable_ip
+
+_OBJECT_ID = operator.attrgetter("_id")  # ObjectRef.binary() as a C-level getter, for map()
 
 if TYPE_CHECKING:  # the client's gRPC side is imported on first use, after local processes are spawned
     from spindle._proto import pb
@@ -298,11 +302,27 @@ def put(value: Any, **_ignored: Any) -> ObjectRef:
 
 def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: float | None = None,
          fetch_local: bool = True) -> tuple[list[ObjectRef], list[ObjectRef]]:
-    """Return (ready, not_ready) once ``num_returns`` refs are ready or ``timeout`` expires."""
+    """Return (ready, not_ready) once ``num_returns`` refs are ready or ``timeout`` expires.
+
+    Written for the loop ``while refs: ready, refs = wait(refs)`` over thousands of refs: every pass over the list
+    is a C-level ``map``/``filter``/slice, not a Python expression per ref (that loop is quadratic in the refs)."""
     if isinstance(object_refs, ObjectRef):
         raise TypeError("wait() expected a list of ObjectRef, got a single ObjectRef")
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(f"wait() expected a list of ObjectRef, got {type(object_refs).__name__}")
+    if set(map(type, object_refs)) - {ObjectRef}:  # generators, or something that is no ref (refused below)
+        return _wait_general(object_refs, num_returns, timeout)
+    refs = list(object_refs)
+    cw = _context.core_or_init()
+    if not refs:
+        return [], []
+    ids = list(map(_OBJECT_ID, refs))
+    _check_wait(len(set(ids)) == len(ids), "object refs", num_returns, len(refs), timeout)
+    return _split(refs, ids, cw.wait_ready(refs, num_returns, timeout, oids=ids), num_returns)
+
+
+def _wait_general(object_refs: Sequence[Any], num_returns: int,
+                  timeout: float | None) -> tuple[list[Any], list[Any]]:
     from spindle._core.generators import ObjectRefGenerator
 
     gens = [x for x in object_refs if isinstance(x, ObjectRefGenerator)]
@@ -314,15 +334,22 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
         return [], []
     ids = [r.binary() for r in refs]
     _check_wait(len(set(ids)) == len(ids), "object refs", num_returns, len(refs), timeout)
-    ready_ids = set(cw.wait_ready(refs, num_returns, timeout))
-    ready: list[ObjectRef] = []
+    return _split(refs, ids, cw.wait_ready(refs, num_returns, timeout, oids=ids), num_returns)
+
+
+def _split(refs: list[ObjectRef], ids: list[bytes], ready_ids: list[bytes],
+           num_returns: int) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    """(the first ``num_returns`` refs whose id is in ``ready_ids``, every other ref), both in the given order."""
+    ready_set = set(ready_ids)
+    chosen = list(itertools.islice(itertools.compress(range(len(ids)), map(ready_set.__contains__, ids)),
+                                   num_returns))
     pending: list[ObjectRef] = []
-    for ref, oid in zip(refs, ids, strict=True):
-        if oid in ready_ids and len(ready) < num_returns:
-            ready.append(ref)
-        else:
-            pending.append(ref)
-    return ready, pending
+    start = 0
+    for i in chosen:
+        pending += refs[start:i]
+        start = i + 1
+    pending += refs[start:]
+    return [refs[i] for i in chosen], pending
 
 
 def _check_wait(unique: bool, what: str, num_returns: int, count: int, timeout: float | None) -> None:

@@ -265,14 +265,17 @@ class CoreWorker:
                 self._fetching.discard(oid)
 
     def wait_ready(self, refs: list[ObjectRef], num: int, timeout: float | None,
-                   fail_fast: bool = False) -> list[bytes]:
-        oids = [r.binary() for r in refs]
-        have = self.store.ready
-        done = [o for o in oids if o in have]
+                   fail_fast: bool = False, oids: list[bytes] | None = None) -> list[bytes]:
+        """The ids of ``refs`` (``oids``, when the caller has them) that are ready, once ``num`` are."""
+        if oids is None:
+            oids = [r.binary() for r in refs]
+        done = list(filter(self.store.ready.__contains__, oids))
         if len(done) >= num:
             return done
+        me = self.address
         for r in refs:
-            self.ensure_fetch(r)
+            if r._owner != me:  # ours arrive by themselves: only a borrowed ref's value is fetched
+                self.ensure_fetch(r)
         if self.actors.dirty:  # actor calls held back to be sent together: this caller now waits for them
             self.actors.flush_local()
         blocked = self.executor is not None and self.executor.in_task()

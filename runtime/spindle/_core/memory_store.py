@@ -7,6 +7,7 @@ callbacks let task submission wait for dependencies without a thread per task.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -72,12 +73,13 @@ class MemoryStore:
         oids = list(oids)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.cond:
-            missing = [o for o in oids if o not in self.ready]
+            ready = self.ready
+            missing = list(itertools.filterfalse(ready.__contains__, oids))
             need = num - (len(oids) - len(missing))
             if need <= 0 or not missing:
-                return [o for o in oids if o in self.ready]
-            if fail_fast and any(self.ready[o].is_error for o in oids if o in self.ready):
-                return [o for o in oids if o in self.ready]
+                return list(filter(ready.__contains__, oids))
+            if fail_fast and any(ready[o].is_error for o in oids if o in ready):
+                return list(filter(ready.__contains__, oids))
             waiter = _Waiter(need, fail_fast)
             for o in missing:
                 self.waiters.setdefault(o, []).append(waiter)
@@ -99,7 +101,7 @@ class MemoryStore:
                         if not ws:
                             del self.waiters[o]
         with self.cond:
-            return [o for o in oids if o in self.ready]
+            return list(filter(self.ready.__contains__, oids))
 
 
 class RefCounts:
