@@ -185,8 +185,10 @@ def test_a_replaced_head_with_storage_recovers_named_actors_jobs_and_kv_of_a_los
             a = Counter.options(name="phoenix", lifetime="detached", max_restarts=1).remote()
             print(spindle.get(a.incr.remote()))
             cw.head().KvPut(pb.KvRequest(key="answer", value=b"42", overwrite=True), metadata=cw.md, timeout=30)
+            print(spindle.get_runtime_context().get_session_name())
         """)
-        assert out == ["1"]
+        assert out[0] == "1"
+        session = out[1]
         c.head.send_signal(signal.SIGKILL)
         c.head.wait()
         c.agent.send_signal(signal.SIGKILL)  # its node goes too (the worker follows its agent)
@@ -205,8 +207,10 @@ def test_a_replaced_head_with_storage_recovers_named_actors_jobs_and_kv_of_a_los
                 except ActorUnavailableError:
                     time.sleep(0.1)
             print(n, kv_get())
+            print(spindle.get_runtime_context().get_session_name())
         """)
-        assert out == ["1", "42"]  # restarted from its spec (state is new, like any actor restart)
+        assert out == ["1", "42", session]  # restarted from its spec (state is new, like any actor restart);
+        # the session is the one the storage names
     finally:
         c.stop()
 

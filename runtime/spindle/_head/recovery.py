@@ -114,7 +114,14 @@ class Recovery:
 
         s = self.s
         deadline = time.monotonic() + self.grace_s
-        counter = self.tables.load("meta").get(b"job_counter")
+        meta = self.tables.load("meta")
+        counter = meta.get(b"job_counter")
+        # the session outlives a replaced head with storage (as Ray's with a persistent GCS): get_session_name(),
+        # the jobs' and packages' directories stay the same
+        if meta.get(b"session"):
+            s.session = meta[b"session"].decode()
+        elif self.tables.durable:
+            self.tables.put("meta", b"session", s.session.encode())
         # a head without storage cannot know which job ids were given out: start far from any of them
         s._job_counter = int(counter) if counter else secrets.randbelow(1 << 30) + (1 << 20)
         for actor_id, blob in self.tables.load("actors").items():
