@@ -6,7 +6,9 @@ deaths on Kubernetes are processes that exit (OOM kill, eviction, rollout) while
 network stays up: those are found sooner, because a node that has been silent for a few
 heartbeats (``suspect_after``) is probed with a TCP connect, and a refused connection means no
 agent listens there any more. A slow but live agent still accepts connections, so a busy node is
-never declared dead before the full timeout.
+never declared dead before the full timeout. Nor is a node blamed for the head's own stalls: when the
+head's checks themselves were held up (a starved process: its heartbeat handlers did not run either), the
+time it stood still does not count as the nodes' silence.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Literal
 HEARTBEAT_S = float(os.environ.get("SPINDLE_HEARTBEAT_S", "0.2"))
 NODE_TIMEOUT_S = float(os.environ.get("SPINDLE_NODE_TIMEOUT_S", "4"))
 SUSPECT_AFTER_S = float(os.environ.get("SPINDLE_NODE_SUSPECT_S", str(max(1.0, 5 * HEARTBEAT_S))))
+CHECK_INTERVAL_S = max(0.05, min(0.5, NODE_TIMEOUT_S / 8))  # how often the head looks at the nodes' silence
 
 Verdict = Literal["alive", "probe", "dead"]
 
@@ -35,6 +38,15 @@ def verdict(silent_s: float, timing: Timing = Timing()) -> Verdict:
     if silent_s > min(timing.suspect_after_s, timing.timeout_s):
         return "probe"
     return "alive"
+
+
+def head_stall(gap_s: float, interval_s: float = CHECK_INTERVAL_S) -> float:
+    """Seconds the head stood still between two checks ``gap_s`` apart that run every ``interval_s``.
+
+    A check is due every interval; up to twice that is scheduling noise. Beyond it the head's process did not
+    run its threads (starved, or stopped): no heartbeat was handled meanwhile either, so that time is taken off
+    every node's silence instead of being read as theirs."""
+    return max(0.0, gap_s - 2 * interval_s)
 
 
 def after_probe(refused: bool) -> Verdict:

@@ -1,6 +1,8 @@
 """When a silent node is declared dead: the pure policy, on plain numbers."""
 
-from spindle._membership import Timing, after_probe, death_reason, verdict
+import socket
+
+from spindle._membership import Timing, after_probe, death_reason, head_stall, verdict
 
 T = Timing(timeout_s=4.0, suspect_after_s=1.0)
 
@@ -28,6 +30,34 @@ def test_a_suspect_time_above_the_timeout_never_delays_the_timeout() -> None:
 def test_only_a_refused_connection_makes_a_probe_fatal() -> None:
     assert after_probe(refused=True) == "dead"
     assert after_probe(refused=False) == "alive"
+
+
+def test_only_the_part_of_a_gap_between_checks_beyond_scheduling_noise_is_a_stall_of_the_head() -> None:
+    assert head_stall(0.5, interval_s=0.5) == 0.0
+    assert head_stall(1.0, interval_s=0.5) == 0.0  # up to two intervals: noise
+    assert head_stall(6.0, interval_s=0.5) == 5.0
+
+
+def test_a_node_is_not_declared_dead_for_the_time_the_head_itself_stood_still() -> None:
+    from spindle._head.head_state import HeadState
+    from spindle._proto import pb
+    from spindle._rpc.channels import Channels
+
+    agent = socket.create_server(("127.0.0.1", 0))  # a live agent's port: probes connect (busy, not gone)
+    head = HeadState(Channels("t"), "session")
+    head.register_node(pb.NodeInfo(node_id="n", address=f"127.0.0.1:{agent.getsockname()[1]}"))
+    rec = head.nodes["n"]
+    t0 = rec.last_seen
+    head.check_nodes(T, now=t0 + 0.4)
+    head.check_nodes(T, now=t0 + 10.4)  # the head's own threads did not run for ~10 s: no heartbeat came in either
+    assert rec.view.alive
+    head.check_nodes(T, now=t0 + 10.9)  # and from now on the node's silence counts again
+    head.check_nodes(T, now=t0 + 15.9)  # (checks every 0.5 s would have run; the gap is a stall again)
+    assert rec.view.alive
+    for k in range(1, 12):  # regular checks, still no heartbeat: dead after the timeout
+        head.check_nodes(T, now=t0 + 15.9 + 0.5 * k)
+    assert not rec.view.alive and "missed heartbeats" in rec.info.death_reason
+    agent.close()
 
 
 def test_the_reason_says_what_was_seen() -> None:

@@ -104,6 +104,7 @@ class HeadState:
         self.pgs = PlacementGroups(self)
         self.recovery = Recovery(self, tables or open_tables(None))
         self.recovery.load()
+        self._last_check: float | None = None  # when check_nodes last ran (monotonic)
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="node-probe")
         self.autoscaler.demand_hooks.append(self.pgs.pending_demand)  # gang demand
         self.packages: PackageStore | None = None  # runtime_env packages; the job API's store when it runs
@@ -155,15 +156,19 @@ class HeadState:
             n.alive = rec.view.alive
         return out
 
-    def check_nodes(self, timing: membership.Timing = membership.Timing()) -> None:
+    def check_nodes(self, timing: membership.Timing = membership.Timing(), now: float | None = None) -> None:
         """Mark nodes dead (see ``membership``) and restart or fail the actors they hosted."""
-        now = time.monotonic()
+        now = time.monotonic() if now is None else now
+        stalled = membership.head_stall(now - self._last_check) if self._last_check is not None else 0.0
+        self._last_check = now
         dead: list[tuple[str, str]] = []
         probes: list[tuple[str, str, float]] = []
         with self.lock:
             for nid, rec in self.nodes.items():
                 if not rec.view.alive:
                     continue
+                if stalled:  # the head stood still: not the node's silence
+                    rec.last_seen = min(now, rec.last_seen + stalled)
                 silent = now - rec.last_seen
                 v = membership.verdict(silent, timing)
                 if v == "dead":

@@ -137,9 +137,8 @@ def serve(host: str, port: int, token: str, storage: str | None = None) -> tuple
     state.recovery.start()
 
     def monitor() -> None:
-        interval = max(0.05, min(0.5, membership.NODE_TIMEOUT_S / 8))
         while True:
-            time.sleep(interval)
+            time.sleep(membership.CHECK_INTERVAL_S)
             try:
                 state.check_nodes()
             except Exception:  # the monitor must outlive any one bad check
