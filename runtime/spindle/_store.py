@@ -1,7 +1,7 @@
 """The node's shared-memory object store: one file per object under /dev/shm.
 
-Writers lay a frame out with ``writev`` (the kernel allocates tmpfs pages without user page
-faults); readers map the file read-only, so every process on the node shares the same pages
+Writers lay a frame out with ``pwritev`` (the kernel allocates tmpfs pages without user page
+faults), or copy a large one into their mapped spare file (``_store_spare``); readers map the file read-only, so every process on the node shares the same pages
 and numpy arrays deserialize zero-copy. Unlinking a file that readers still map is safe: the
 pages live until the last mapping goes. The node agent owns the directory and unlinks on free.
 """
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from spindle._serialization import Serialized
+    from spindle._store_spare import SpareFile
 
 SHM_DIR = os.environ.get("SPINDLE_SHM_DIR", "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp")
 
@@ -31,155 +32,6 @@ def object_path(node_id: str, object_id: bytes) -> str:
 
 
 SPARE_MIN = 16 * 1024 * 1024  # objects at least this big use (and then ask for) a pre-allocated file
-SPARE_IDLE_S = 10.0
-
-
-class SpareFile:
-    """One pre-allocated store file per process, for its next large object.
-
-    Writing a large object into a *new* tmpfs file makes the kernel allocate and zero every page on
-    the writer's critical path; writing into pages allocated ahead of time runs at memory speed. After
-    a large put, a background thread allocates a file of that size; the next put of up to that size
-    takes it. The file is private to this process until it is published by rename, so no reader can
-    have it mapped. An unused spare is deleted after SPARE_IDLE_S so an idle process holds no memory.
-
-    A freed object's file comes back as the spare (``give``) when nobody else used it: a put/free loop, or a
-    task argument promoted to the store and released after the task. After handing out such a recycled
-    file the background thread waits ``REFILL_GRACE_S`` for the next one to come back before allocating a
-    fresh file, which a give would then throw away (allocating and freeing 100 MiB costs ~50 ms of CPU);
-    a put that finds no spare refills at once. Files are deleted outside the lock (a big unlink takes ms).
-    """
-
-    REFILL_GRACE_S = 0.5
-
-    def __init__(self, node_id: str):
-        import threading
-
-        self.prefix = store_prefix(node_id) + f"spare-{os.getpid()}-"
-        self.cond = threading.Condition()
-        self.path = ""
-        self.size = 0
-        self.wanted = 0
-        self.last_use = 0.0
-        self.refill_after = 0.0  # monotonic time before which the background thread allocates nothing
-        self.allocating = 0
-        self.recycled = False  # the spare is a freed object's file (readers may have mapped it), not a fresh one
-        self.closed = False
-        self._n = 0
-        threading.Thread(target=self._loop, daemon=True, name="spindle-spare").start()
-
-    def take(self, size: int) -> str:
-        """A spare of at least ``size`` bytes, now owned by the caller, or "" (and ask for one)."""
-        import time
-
-        with self.cond:
-            now = time.monotonic()
-            self.last_use = now
-            self.wanted = max(self.wanted, size) if self.path else size
-            deadline = now + 2.0
-            while self.allocating >= size and not self.path and time.monotonic() < deadline:
-                self.cond.wait(0.05)  # finishing an allocation under way beats allocating afresh
-            if self.path and self.size >= size:
-                path, self.path, self.size = self.path, "", 0
-                recycled, self.recycled = self.recycled, False
-                # a recycled file tends to come back (the same loop frees the next one): wait for it first
-                self.refill_after = now + self.REFILL_GRACE_S if recycled else now
-                self.cond.notify_all()
-            else:
-                self.refill_after = now
-                self.cond.notify_all()
-                return ""
-        if recycled and not unused(path):  # a reader still maps the freed object's file: never write into it
-            delete_object(path)
-            return ""
-        return path
-
-    def give(self, path: str, size: int) -> bool:
-        """Adopt a freed object's file as the spare: its pages are already allocated. ``take`` checks that no
-        process has it open or mapped any more before it is written again (``unused``)."""
-        import time
-
-        old = ""
-        with self.cond:
-            if self.closed:
-                return False
-            self._n += 1
-            spare = f"{self.prefix}{self._n}"
-            try:
-                os.rename(path, spare)
-            except OSError:
-                return False
-            old = self.path
-            self.path, self.size, self.recycled = spare, size, True
-            self.wanted = max(self.wanted, size)
-            self.last_use = time.monotonic()
-            self.cond.notify_all()
-        if old:
-            delete_object(old)
-        return True
-
-    def _loop(self) -> None:
-        import time
-
-        timeout = 1.0
-        while True:
-            doomed = path = ""
-            with self.cond:
-                self.cond.wait(timeout)
-                timeout = 1.0
-                if self.closed:
-                    return
-                now = time.monotonic()
-                idle = now - self.last_use > SPARE_IDLE_S
-                if self.path and (idle or self.size < self.wanted):
-                    doomed, self.path, self.size = self.path, "", 0
-                grace = self.refill_after - now
-                if self.path or idle or not self.wanted:
-                    pass
-                elif grace > 0:
-                    timeout = grace  # look again when it is over, or sooner if a freed file is given meanwhile
-                else:
-                    self._n += 1
-                    path, size = f"{self.prefix}{self._n}", self.wanted
-                    self.allocating = size
-            if doomed:
-                delete_object(doomed)
-            if path:
-                self._allocate(path, size)
-
-    def _allocate(self, path: str, size: int) -> None:
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-            try:
-                os.posix_fallocate(fd, 0, size)
-            finally:
-                os.close(fd)
-        except OSError:
-            delete_object(path)  # the store is full: no spare, puts fall back to new files
-            with self.cond:
-                self.wanted = self.allocating = 0
-                self.cond.notify_all()
-            return
-        doomed = ""
-        with self.cond:
-            self.allocating = 0
-            if self.path and self.size >= size:  # a freed object's file was given meanwhile
-                doomed = path
-            else:
-                doomed = self.path
-                self.path, self.size, self.recycled = path, size, False
-            self.cond.notify_all()
-        if doomed:
-            delete_object(doomed)
-
-    def close(self) -> None:
-        with self.cond:
-            self.closed = True
-            path, self.path = self.path, ""
-            self.cond.notify_all()
-        if path:
-            delete_object(path)
-
 
 _LEASE_WORKS: bool | None = None
 
@@ -257,20 +109,20 @@ def tmp_path(path: str) -> str:
     return f"{path}.{os.getpid()}.tmp"
 
 
-def write_object(path: str, ser: Serialized, spare: SpareFile | None = None) -> int:
-    """Write ``ser`` as a new store file; returns the frame size. Any failure leaves no partial file."""
+def write_object(path: str, ser: Serialized, spare: SpareFile | None = None, keep: bool = False) -> int:
+    """Write ``ser`` as a new store file; returns the frame size. Any failure leaves no partial file.
+
+    A large frame goes into the process's spare file when it has one (``_store_spare``); ``keep``: the
+    object is the writer's own and unshared, so the spare's mapping may stay for the file's return."""
+    if spare is not None and ser.size >= SPARE_MIN:
+        written = spare.write(path, ser, keep)
+        if written:
+            return written
     tmp = tmp_path(path)
-    spare_path = spare.take(ser.size) if spare is not None and ser.size >= SPARE_MIN else ""
     try:
-        if spare_path:
-            os.rename(spare_path, tmp)
-            fd = os.open(tmp, os.O_WRONLY)
-        else:
-            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
         try:
             written = _pwrite_all(fd, ser.pieces(), ser.size)
-            if spare_path:
-                os.ftruncate(fd, written)
         finally:
             os.close(fd)
         os.rename(tmp, path)

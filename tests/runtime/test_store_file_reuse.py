@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import spindle
-from spindle import _store
+from spindle import _store, _store_spare
 from spindle._core import context
 
 pytestmark = pytest.mark.usefixtures("cluster")
@@ -194,7 +194,7 @@ def test_a_file_another_process_maps_is_in_use_until_that_process_unmaps_it(tmp_
 
 def test_a_recycled_spare_that_a_reader_still_maps_is_deleted_not_written(probe: str) -> None:
     node = f"test{os.getpid()}"
-    spare = _store.SpareFile(node)
+    spare = _store_spare.SpareFile(node)
 
     def freed_object(fill: bytes) -> str:
         path = _store.object_path(node, b"\x01" * 16)
@@ -225,7 +225,7 @@ def test_a_recycled_spare_that_a_reader_still_maps_is_deleted_not_written(probe:
 
 def test_a_handed_out_recycled_spare_waits_for_the_next_freed_file_instead_of_allocating_a_new_one() -> None:
     node = f"test{os.getpid()}g"
-    spare = _store.SpareFile(node)
+    spare = _store_spare.SpareFile(node)
     prefix = _store.store_prefix(node)
 
     def freed_object(n: int) -> str:

@@ -22,6 +22,7 @@ import grpc
 
 from spindle import _store
 from spindle._proto import pb
+from spindle._store_spare import SpareFile
 from spindle.exceptions import ObjectLostError, ObjectStoreFullError
 
 if TYPE_CHECKING:
@@ -59,30 +60,35 @@ class AgentUnreachable(Exception):
 class StoreClient:
     def __init__(self, cw: CoreWorker):
         self.cw = cw
-        self._spare: _store.SpareFile | None = None
+        self._spare: SpareFile | None = None
         self._lock = threading.Lock()
         self._credit = 0  # bytes this process may put without asking (the agent's last answer said so)
         self._spare_ok = False
         self._reports: queue.SimpleQueue[pb.ReserveRequest | None] = queue.SimpleQueue()
         self._reporter: threading.Thread | None = None
         # large objects this process wrote for itself into shared memory that no process has mapped or
-        # been handed yet: when freed, their files become the next put's spare (see _store.SpareFile)
+        # been handed yet: when freed, their files become the next put's spare (see _store_spare.SpareFile)
         self._private: set[bytes] = set()
 
     def shared(self, oid: bytes) -> None:
         """``oid`` is about to be read here or given to another process: its file must never be reused.
 
         (Task arguments are judged by the task's answer instead, see ``answered``.)"""
-        if self._private:
-            self._private.discard(oid)
+        if self._private and oid in self._private:
+            self._unprivate(oid)
 
     def answered(self, handed: list[bytes], released: Container[bytes]) -> None:
         """A task that was handed ``handed`` (objects we own) answered, saying which files it unmapped: one it did
         not (still in use there, or read from another node's copy) may stay mapped, so its file is never reused."""
         if self._private:
             for oid in handed:
-                if oid not in released:
-                    self._private.discard(oid)
+                if oid not in released and oid in self._private:
+                    self._unprivate(oid)
+
+    def _unprivate(self, oid: bytes) -> None:
+        self._private.discard(oid)
+        if self._spare is not None:
+            self._spare.forget(_store.object_path(self.cw.node_id, oid))  # its writer mapping is no use now
 
     def recycle(self, oid: bytes, size: int) -> None:
         """The owner freed ``oid``: if no process ever mapped it, keep its file as the spare."""
@@ -102,13 +108,14 @@ class StoreClient:
         Raises ``AgentUnreachable`` before writing anything when the node's agent does not answer.
         """
         if owner == self.cw.address:
-            size = self._write_on_credit(oid, ser)
+            size = self._write_on_credit(oid, ser, keep=True)
             if size:
                 self._mark_private(oid, owner, _store.object_path(self.cw.node_id, oid), size)
                 return size
         reply = self._reserve(oid, ser.size, owner, force_disk=False)
         try:
-            size = _store.write_object(reply.path, ser, self._spare_for(reply))
+            size = _store.write_object(reply.path, ser, self._spare_for(reply),
+                                       keep=owner == self.cw.address and self._in_shm(reply.path))
             self._mark_private(oid, owner, reply.path, size)
             return size
         except OSError as e:
@@ -161,14 +168,14 @@ class StoreClient:
     # many bytes go straight to shared memory and are reported in batches afterwards, so a put of a
     # medium-sized value costs no round trip. (Only puts: their owner is the writer, so an object whose
     # report was lost with its writer has no one left to read it, and the agent's sweep may remove it.)
-    def _write_on_credit(self, oid: bytes, ser: Serialized) -> int:
+    def _write_on_credit(self, oid: bytes, ser: Serialized, keep: bool) -> int:
         with self._lock:
             if ser.size > self._credit:
                 return 0
             self._credit -= ser.size
             spare = self._spare if self._spare_ok else None
         try:
-            size = _store.write_object(_store.object_path(self.cw.node_id, oid), ser, spare)
+            size = _store.write_object(_store.object_path(self.cw.node_id, oid), ser, spare, keep)
         except OSError as e:
             with self._lock:
                 self._credit = 0
@@ -226,11 +233,11 @@ class StoreClient:
             self._credit, self._spare_ok = reply.credit, reply.spare_ok
         return reply
 
-    def _spare_for(self, reply: pb.ReserveReply) -> _store.SpareFile | None:
+    def _spare_for(self, reply: pb.ReserveReply) -> SpareFile | None:
         if not reply.spare_ok or not self._in_shm(reply.path):
             return None
         if self._spare is None:
-            self._spare = _store.SpareFile(self.cw.node_id)
+            self._spare = SpareFile(self.cw.node_id)
         return self._spare
 
     def _in_shm(self, path: str) -> bool:
