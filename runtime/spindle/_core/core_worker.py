@@ -133,8 +133,7 @@ class CoreWorker:
         self.submitter.lineage.forget(oid)
         owned = oid in self.owned
         self.owned.discard(oid)
-        if owned and value is not None and value.in_store:
-            self.shm.recycle(oid, value.location.size)
+        if owned and value is not None and value.in_store and not self.shm.recycle(oid, value.location.size):
             self._free_q.put((value.location.agent_address, oid))
 
     def _free_loop(self) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import mmap
 import os
-import queue
 import threading
 import time
 from collections.abc import Container
@@ -64,7 +63,9 @@ class StoreClient:
         self._lock = threading.Lock()
         self._credit = 0  # bytes this process may put without asking (the agent's last answer said so)
         self._spare_ok = False
-        self._reports: queue.SimpleQueue[pb.ReserveRequest | None] = queue.SimpleQueue()
+        self._unreported: dict[bytes, pb.ReserveRequest] = {}  # written on credit, not yet told to the agent
+        self._report_wake = threading.Event()
+        self._closing = False
         self._reporter: threading.Thread | None = None
         # large objects this process wrote for itself into shared memory that no process has mapped or
         # been handed yet: when freed, their files become the next put's spare (see _store_spare.SpareFile)
@@ -90,13 +91,27 @@ class StoreClient:
         if self._spare is not None:
             self._spare.forget(_store.object_path(self.cw.node_id, oid))  # its writer mapping is no use now
 
-    def recycle(self, oid: bytes, size: int) -> None:
-        """The owner freed ``oid``: if no process ever mapped it, keep its file as the spare."""
+    def recycle(self, oid: bytes, size: int) -> bool:
+        """The owner freed ``oid``: if no process ever mapped it, keep its file as the spare. True when the agent
+        never heard of it (freed before its report went), so there is nothing to free there either.
+
+        The freed object's bytes become credit: the next put of up to that size into its file is written
+        without asking the agent first (the store does not grow by it; the free and the report follow)."""
         if oid not in self._private:
-            return
+            return False
         self._private.discard(oid)
-        if self._spare is not None:
-            self._spare.give(_store.object_path(self.cw.node_id, oid), size)
+        if self._spare is None:
+            return False
+        with self._lock:
+            unreported = self._unreported.pop(oid, None)
+        if not self._spare.give(_store.object_path(self.cw.node_id, oid), size):
+            if unreported is not None:
+                self._report(unreported)
+            return False
+        with self._lock:
+            if self._spare_ok:
+                self._credit += size
+        return unreported is not None
 
     def _mark_private(self, oid: bytes, owner: str, path: str, size: int) -> None:
         if owner == self.cw.address and size >= _store.SPARE_MIN and self._spare is not None and self._in_shm(path):
@@ -159,7 +174,8 @@ class StoreClient:
         raise ObjectLostError(oid.hex(), "its store file is gone")
 
     def close(self) -> None:
-        self._reports.put(None)
+        self._closing = True
+        self._report_wake.set()
         if self._spare is not None:
             self._spare.close()
 
@@ -182,30 +198,31 @@ class StoreClient:
             if e.errno in _FULL:
                 return 0  # ask the agent, which knows where there is room
             raise
-        if self._reporter is None:
-            self._reporter = threading.Thread(target=self._report_loop, daemon=True, name="spindle-store-report")
-            self._reporter.start()
-        self._reports.put(pb.ReserveRequest(object_id=oid, size=size, owner_address=self.cw.address,
-                                            writer_pid=os.getpid()))
+        self._report(pb.ReserveRequest(object_id=oid, size=size, owner_address=self.cw.address,
+                                       writer_pid=os.getpid()))
         return size
+
+    def _report(self, req: pb.ReserveRequest) -> None:
+        with self._lock:
+            self._unreported[req.object_id] = req
+            if self._reporter is None:
+                self._reporter = threading.Thread(target=self._report_loop, daemon=True, name="spindle-store-report")
+                self._reporter.start()
+        self._report_wake.set()
 
     def _report_loop(self) -> None:
         while True:
-            first = self._reports.get()
-            if first is None:
+            self._report_wake.wait()
+            if not self._closing:
+                time.sleep(0.01)  # a burst of puts costs one report (and a put freed meanwhile, none)
+            with self._lock:
+                self._report_wake.clear()
+                batch = list(self._unreported.values())
+                self._unreported.clear()
+            if batch:
+                self._send_report(batch)
+            if self._closing:
                 return
-            batch = [first]
-            time.sleep(0.01)  # a burst of puts costs one report
-            while True:
-                try:
-                    nxt = self._reports.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._send_report(batch)
-                    return
-                batch.append(nxt)
-            self._send_report(batch)
 
     def _send_report(self, batch: list[pb.ReserveRequest]) -> None:
         delay = 0.1

@@ -180,7 +180,10 @@ def lease_failed(sub: TaskSubmitter, q: KeyQueue, lease: Lease, why: str) -> Non
 
 def finish(sub: TaskSubmitter, task: Task, returns: list[pb.ObjectValue]) -> None:
     _forget(sub, task)
-    sub.lineage.record(task, any(ov.in_store for ov in returns))
+    in_store = any(ov.in_store for ov in returns)
+    sub.lineage.record(task, in_store)
+    if not in_store:  # no lineage keeps the arguments: drop their refs before the caller sees the result
+        task.prepared.deps = []
     for ov in returns:
         if task.spec.generator:  # a dynamic generator's items: ours, like the refs we return
             sub.cw.owned.add(ov.object_id)
@@ -190,6 +193,7 @@ def finish(sub: TaskSubmitter, task: Task, returns: list[pb.ObjectValue]) -> Non
 
 def finish_error(sub: TaskSubmitter, task: Task, err: pb.ObjectValue) -> None:
     _forget(sub, task)
+    task.prepared.deps = []
     if task.spec.generator:
         _gen.finished(task.spec.task_id, err)
     for rid in task.spec.return_ids:
@@ -204,6 +208,9 @@ def finish_error_exc(sub: TaskSubmitter, task: Task, exc: BaseException) -> None
     finish_error(sub, task, sub.cw.error_value(b"", exc))
 
 def _forget(sub: TaskSubmitter, task: Task) -> None:
+    """The task is done: unpin its arguments. (Its argument refs go with it, or with its lineage; a large
+    argument promoted to the store is then freed before the caller sees the result, so its file is the
+    spare again by the next call's put.)"""
     with sub.lock:
         for rid in task.spec.return_ids:
             sub.by_return.pop(rid, None)
