@@ -6,14 +6,17 @@ cap killed such runs long before the machine was short of memory. PSS (``/proc/<
 each shared page split among the processes that map it) sums to what the tree really uses, but reading
 it walks every page of the process: ~1-5 ms per process here, seconds for 1,000 processes.
 
-So ``TreeMemory`` keeps each process's last PSS and the RSS it had then. Every sample reads RSS (``statm``,
-cheap) and spends a small time budget on PSS readings, new processes first, then those read longest ago;
-its running estimate is the sum over live processes of ``PSS + max(0, RSS now - RSS then)`` (growth since
-the reading counted as private, which new allocations are), or RSS for a process not read yet: nearly an
-upper bound (stale readings of processes that gained sharers since are high). The peak is taken from full
-sweeps (every process read at once): one whenever the estimate passes the peak, at most one per 20 sweep
-durations (so sampling stays under ~5% of a core however many processes there are), and one every couple of
-seconds otherwise. A run is killed only when a full sweep confirms the estimate is over the cap.
+So ``TreeMemory`` combines both. A full sweep (every process's ``smaps_rollup``) gives the exact sum and
+splits it into each process's private pages (USS: what only it maps) and the shared rest, ``shared``. Between
+sweeps the tree is estimated as ``shared`` (from the last sweep) plus each live process's last USS plus its
+RSS growth since that reading (new allocations are private), or its whole RSS while it has not been read.
+A fork adds its own private pages and nothing to ``shared`` (it maps its parent's pages), which is how
+1,000 actors forked from one zygote are counted; a parent's pages that its children now share leave its USS
+without leaving its RSS, and move to ``shared`` when it is read again. RSS (``statm``) is read every sample; USS/PSS readings are spent on a small time budget
+per sample, new processes first, then those read longest ago; an estimate that would set a new peak reads
+every unread process first; sweeps happen every couple of seconds, at most one per 20 sweep durations (so
+sampling stays near 5% of a core however many processes there are). A run is killed only when a sweep
+confirms the cap is exceeded.
 """
 
 from __future__ import annotations
@@ -25,16 +28,20 @@ from dataclasses import dataclass
 PAGE = 4096
 
 
-def read_pss(pid: int) -> int | None:
-    """The process's PSS in bytes (``smaps_rollup``), or None when it is gone or the kernel lacks the file."""
+def read_pss(pid: int) -> tuple[int, int] | None:
+    """The process's (PSS, USS) in bytes (``smaps_rollup``), or None when it is gone or the kernel lacks the file."""
+    pss = uss = 0
+    found = False
     try:
         with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
             for line in fh:
                 if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) * 1024
+                    pss, found = int(line.split()[1]) * 1024, True
+                elif line.startswith((b"Private_Clean:", b"Private_Dirty:")):
+                    uss += int(line.split()[1]) * 1024
     except (OSError, ValueError):
         return None
-    return None
+    return (pss, uss) if found else None
 
 
 def read_rss(pid: int) -> int | None:
@@ -49,7 +56,8 @@ def read_rss(pid: int) -> int | None:
 @dataclass
 class _Reading:
     pss: int
-    rss: int  # the process's RSS when its PSS was read
+    uss: int
+    rss: int  # the process's RSS when it was read
     at: float
 
 
@@ -62,7 +70,7 @@ class TreeMemory:
         max_age_s: float = 1.0,
         sweep_every_s: float = 2.0,
         duty: float = 20.0,
-        pss: Callable[[int], int | None] = read_pss,
+        pss: Callable[[int], tuple[int, int] | None] = read_pss,
         clock: Callable[[], float] = time.perf_counter,
     ):
         self.budget_s = budget_s
@@ -72,32 +80,47 @@ class TreeMemory:
         self._pss = pss
         self._clock = clock
         self._readings: dict[int, _Reading] = {}
+        self._shared = 0  # bytes: the last sweep's PSS sum minus its processes' USS
+        self._swept = False
         self._last_sweep = 0.0
-        self._next_sweep = -float("inf")
-        self.peak = 0  # bytes, the largest PSS sum a full sweep found
+        self._next_sweep = 0.0
+        self.peak = 0  # bytes, the largest estimate (settled) or sweep
         self.peak_rss = 0  # bytes, the largest summed RSS (for comparison)
 
     def _read(self, pid: int, rss: int) -> None:
-        pss = self._pss(pid)
-        if pss is not None:
-            self._readings[pid] = _Reading(pss, rss, self._clock())
+        got = self._pss(pid)
+        if got is None:
+            return
+        new, old = _Reading(got[0], got[1], rss, self._clock()), self._readings.get(pid)
+        if old is not None:  # private pages it lost without its RSS falling became shared (it forked): count them
+            self._shared += max(0, (old.uss - new.uss) - max(0, old.rss - new.rss))
+        self._readings[pid] = new
 
     def estimate(self, rss: dict[int, int]) -> int:
         """The tree's estimated PSS sum in bytes, given each live process's RSS now."""
-        total = 0
+        total = self._shared
         for pid, now in rss.items():
             r = self._readings.get(pid)
-            total += now if r is None else r.pss + max(0, now - r.rss)
+            total += now if r is None else r.uss + max(0, now - r.rss)
         return total
 
+    def settle(self, rss: dict[int, int]) -> int:
+        """Read every process not read yet, then estimate."""
+        for pid, now in rss.items():
+            if pid not in self._readings:
+                self._read(pid, now)
+        return self.estimate(rss)
+
     def sweep(self, rss: dict[int, int]) -> int:
-        """Read every process now: the tree's PSS sum in bytes (also a peak candidate)."""
+        """Read every process now: the tree's PSS sum in bytes."""
         start = self._clock()
         for pid, now in rss.items():
             self._read(pid, now)
         end = self._clock()
-        self._last_sweep, self._next_sweep = end, end + self.duty * (end - start)
-        total = sum(r.pss for p, r in self._readings.items() if p in rss)
+        self._last_sweep, self._next_sweep, self._swept = end, end + self.duty * (end - start), True
+        live = [r for p, r in self._readings.items() if p in rss]
+        total = sum(r.pss for r in live)
+        self._shared = total - sum(r.uss for r in live)
         self.peak = max(self.peak, total)
         return total
 
@@ -107,6 +130,8 @@ class TreeMemory:
             del self._readings[pid]
         self.peak_rss = max(self.peak_rss, sum(rss.values()))
         start = self._clock()
+        if not self._swept or (start >= self._next_sweep and start - self._last_sweep >= self.sweep_every_s):
+            return self.sweep(rss)
         stale = start - self.max_age_s
         unread = [p for p in rss if p not in self._readings]
         old = sorted((r.at, p) for p, r in self._readings.items() if r.at <= stale)
@@ -115,9 +140,9 @@ class TreeMemory:
                 break
             self._read(pid, rss[pid])
         total = self.estimate(rss)
-        now = self._clock()
-        if now >= self._next_sweep and (total > self.peak or now - self._last_sweep >= self.sweep_every_s):
-            total = self.sweep(rss)
+        if total > self.peak:
+            total = self.settle(rss)
+            self.peak = max(self.peak, total)
         return total
 
     def over(self, rss: dict[int, int], cap: int) -> bool:

@@ -20,68 +20,93 @@ class FakeClock:
         return self.t
 
 
-def test_an_unread_process_counts_its_rss_and_a_read_one_its_pss_plus_growth_since() -> None:
-    pss = {1: 30 * MIB, 2: 10 * MIB}
-    mem = treemem.TreeMemory(budget_s=10, pss=pss.get, clock=FakeClock())
-    assert mem.estimate({1: 50 * MIB, 2: 40 * MIB}) == 90 * MIB
-    assert mem.sample({1: 50 * MIB, 2: 40 * MIB}) == 40 * MIB
-    # process 2 grew by 5 MiB since its reading: counted as private growth
-    assert mem.estimate({1: 50 * MIB, 2: 45 * MIB}) == 45 * MIB
-    # a process that shrank keeps its last PSS until it is read again
-    assert mem.estimate({1: 20 * MIB, 2: 40 * MIB}) == 40 * MIB
+def test_between_sweeps_the_estimate_is_the_shared_part_plus_each_processs_uss_and_growth() -> None:
+    readings = {1: (30 * MIB, 20 * MIB), 2: (10 * MIB, 5 * MIB)}  # (PSS, USS)
+    mem = treemem.TreeMemory(sweep_every_s=float("inf"), pss=readings.get, clock=FakeClock())
+    assert mem.sample({1: 50 * MIB, 2: 40 * MIB}) == 40 * MIB  # the first sample is a sweep: exact
+    assert mem.peak == 40 * MIB and mem.peak_rss == 90 * MIB
+    assert mem.estimate({1: 50 * MIB, 2: 40 * MIB}) == 40 * MIB  # shared 15 + USS 20 + 5
+    assert mem.estimate({1: 50 * MIB, 2: 45 * MIB}) == 45 * MIB  # growth since the reading counts as private
+    assert mem.estimate({1: 20 * MIB, 2: 40 * MIB}) == 40 * MIB  # shrinking waits for the next reading
+    assert mem.estimate({1: 50 * MIB, 2: 40 * MIB, 3: 40 * MIB}) == 80 * MIB  # unread: its whole RSS
 
 
 def test_readings_stop_at_the_budget_and_new_processes_are_read_before_old_ones() -> None:
     clock = FakeClock()
     read: list[int] = []
 
-    def pss(pid: int) -> int:
+    def pss(pid: int) -> tuple[int, int]:
         read.append(pid)
         clock.t += 0.002  # each reading costs 2 ms
-        return MIB
+        return MIB, MIB
 
     mem = treemem.TreeMemory(budget_s=0.005, max_age_s=1.0, sweep_every_s=float("inf"), pss=pss, clock=clock)
-    mem.peak = 10**12  # no new peak, no periodic sweep: only the budget decides what is read
-    mem.sample({pid: 4 * MIB for pid in range(1, 6)})
-    assert read == [1, 2, 3]  # the third reading crosses 5 ms
+    mem.sample({1: MIB})  # the first sweep
+    mem.peak = 10**12  # no new peak to settle: only the budget decides what is read
     read.clear()
     mem.sample({pid: 4 * MIB for pid in range(1, 7)})
-    assert read == [4, 5, 6]  # unread ones; 1-3 are younger than max_age_s
+    assert read == [2, 3, 4]  # the unread ones, until the third reading crosses 5 ms
+    read.clear()
+    mem.sample({pid: 4 * MIB for pid in range(1, 7)})
+    assert read == [5, 6]  # the rest; 1-4 are younger than max_age_s
     read.clear()
     clock.t += 2.0
     mem.sample({pid: 4 * MIB for pid in range(1, 7)})
     assert read == [1, 2, 3]  # now the oldest readings are refreshed first
 
 
-def test_the_peak_comes_from_full_sweeps_spaced_by_their_cost() -> None:
+def test_forks_of_one_process_count_their_own_pages_and_the_shared_ones_once() -> None:
     clock = FakeClock()
-    shared = {"n": 1}
+    n = {"forks": 0}
 
-    def pss(pid: int) -> int:
+    def pss(pid: int) -> tuple[int, int]:
         clock.t += 0.001
-        return 40 * MIB // shared["n"]  # forks sharing 40 MiB: each one's share shrinks as they multiply
+        sharers = n["forks"] + 1
+        if pid == 1:  # the parent: 40 MiB, shared with its forks once they exist
+            return 40 * MIB // sharers, (40 * MIB if sharers == 1 else 0)
+        return 40 * MIB // sharers + MIB, MIB  # a fork: its share of the parent's pages + 1 MiB of its own
 
-    mem = treemem.TreeMemory(budget_s=0.0015, duty=20, sweep_every_s=2.0, pss=pss, clock=clock)
+    mem = treemem.TreeMemory(sweep_every_s=float("inf"), pss=pss, clock=clock)
     rss = {1: 40 * MIB}
-    assert mem.sample(rss) == 40 * MIB and mem.peak == 40 * MIB  # first sample: a sweep
-    for pid in range(2, 5):  # three forks, one per 10 ms: stale readings overstate the sum
-        clock.t += 0.01
-        rss[pid] = 40 * MIB
-        shared["n"] = pid
+    mem.sample(rss)
+    for pid in range(2, 12):  # ten forks, each mapping the parent's 40 MiB
+        n["forks"] += 1
+        rss[pid] = 41 * MIB
+        clock.t += 0.1
         mem.sample(rss)
-    assert mem.peak == 40 * MIB  # the sweeps' own figures never exceed the true 40 MiB
-    assert mem.peak_rss == 160 * MIB
-    clock.t += 1.0
-    assert mem.sample(rss) == 40 * MIB  # a sweep again (the estimate passed the peak): exact
-    read_before = clock.t
-    mem.sample(rss)  # right after a sweep of 4 ms the next waits 80 ms: only the budget's reading
-    assert clock.t - read_before <= 0.002
+    assert mem.peak == 50 * MIB  # 40 shared once + 10 x 1 private (summed RSS: 450)
+    assert mem.peak_rss == 450 * MIB
+    clock.t += 2.0
+    mem.budget_s = 1.0
+    # every reading refreshed: the parent's 40 MiB left its USS but not its RSS, so they are shared now
+    assert mem.sample(rss) == 50 * MIB
+
+
+def test_sweeps_are_spaced_by_their_cost() -> None:
+    clock = FakeClock()
+    reads: list[int] = []
+
+    def pss(pid: int) -> tuple[int, int]:
+        reads.append(pid)
+        clock.t += 0.001
+        return MIB, MIB
+
+    mem = treemem.TreeMemory(budget_s=0.0, duty=20, sweep_every_s=0.0, pss=pss, clock=clock)
+    rss = {pid: MIB for pid in range(1, 5)}
+    mem.sample(rss)  # a sweep of 4 ms: the next one waits 80 ms
+    assert len(reads) == 4
+    clock.t += 0.05
+    mem.sample(rss)
+    assert len(reads) == 4  # no sweep yet, and the readings are fresh
+    clock.t += 0.05
+    mem.sample(rss)
+    assert len(reads) == 8
 
 
 def test_the_cap_is_decided_on_a_full_sweep() -> None:
     clock = FakeClock()
-    mem = treemem.TreeMemory(pss=lambda pid: 10 * MIB, clock=clock)
-    rss = {pid: 40 * MIB for pid in range(1, 11)}  # ten forks sharing most of their 40 MiB
+    mem = treemem.TreeMemory(sweep_every_s=float("inf"), pss=lambda pid: (10 * MIB, 10 * MIB), clock=clock)
+    rss = {pid: 40 * MIB for pid in range(1, 11)}
     mem.sample(rss)
     assert mem.peak == 100 * MIB and mem.peak_rss == 400 * MIB
     rss[11] = 40 * MIB
@@ -91,7 +116,7 @@ def test_the_cap_is_decided_on_a_full_sweep() -> None:
 
 
 def test_exited_processes_are_forgotten() -> None:
-    mem = treemem.TreeMemory(pss=lambda pid: MIB, clock=FakeClock())
+    mem = treemem.TreeMemory(sweep_every_s=float("inf"), pss=lambda pid: (MIB, MIB), clock=FakeClock())
     mem.sample({1: MIB, 2: MIB})
     assert mem.sample({1: MIB}) == MIB
 
@@ -99,8 +124,10 @@ def test_exited_processes_are_forgotten() -> None:
 def test_the_readers_see_this_process() -> None:
     import os
 
-    rss, pss = treemem.read_rss(os.getpid()), treemem.read_pss(os.getpid())
-    assert rss is not None and pss is not None and 0 < pss <= rss
+    rss, got = treemem.read_rss(os.getpid()), treemem.read_pss(os.getpid())
+    assert rss is not None and got is not None
+    pss, uss = got
+    assert 0 < uss <= pss <= rss
     assert treemem.read_rss(2**22 + 1) is None and treemem.read_pss(2**22 + 1) is None
 
 

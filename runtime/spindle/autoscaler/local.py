@@ -17,8 +17,6 @@ import logging
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -45,6 +43,11 @@ class HttpHeadApi:
         self.url, self.token = url.rstrip("/"), token
 
     def _call(self, path: str, body: Any = None) -> Any:
+        # imported here: the head imports this module for its flags, and urllib.request (with http.client and
+        # email) is ~1 MiB of every head's memory that only this client uses
+        import urllib.error
+        import urllib.request
+
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method="POST" if data is not None else "GET",
                                      headers={"Authorization": f"Bearer {self.token}",

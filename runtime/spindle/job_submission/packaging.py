@@ -12,7 +12,6 @@ import fnmatch
 import hashlib
 import io
 import os
-import zipfile
 from collections.abc import Iterator, Sequence
 
 PROTOCOL = "gcs"
@@ -55,6 +54,8 @@ def _files(root: str, excludes: Sequence[str]) -> Iterator[tuple[str, str]]:
 def pack_directory(path: str, *, include_parent_dir: bool = False,
                    excludes: Sequence[str] = ()) -> tuple[str, bytes]:
     """Zip ``path`` and return (its URI, the zip's bytes). Raises ValueError naming the problem."""
+    import zipfile  # here, not at the top: every driver imports this module, few pack a directory (~1 MiB)
+
     root = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(root):
         raise ValueError(f"{path!r} is not a directory: working_dir and py_modules take a local directory "

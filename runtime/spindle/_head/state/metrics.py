@@ -1,25 +1,26 @@
 """Prometheus metrics of the cluster, served by the head on the metrics port (default 8080) at ``/metrics``.
 
 A ``prometheus_client`` collector reads the head's state at scrape time (nothing is updated on the hot
-path). The server is aiohttp with the same token check as the job API (``Authorization: Bearer <token>``),
+path). The collectors and ``prometheus_client`` itself load at the first scrape, not with the head: ~1 MiB
+(with ``urllib.request`` and ``http.server``, which it imports) of every idle head that nobody scrapes. The server is aiohttp with the same token check as the job API (``Authorization: Bearer <token>``),
 bound like the head. Metric names are listed in the README (``spindle_*``).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from spindle._head.http_server import HttpServer, _auth_middleware
 from spindle._head.state import rows
-from spindle._head.state.user_metrics import UserMetricsCollector
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
     from spindle._head.head_state import HeadState
     from spindle._head.jobs.manager import JobManager
 
@@ -27,12 +28,14 @@ DEFAULT_PORT = 8080
 ACTOR_STATES = ("PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD")
 
 
-class ClusterCollector(Collector):
+class ClusterCollector:  # a prometheus_client collector (the registry needs only ``collect``)
     def __init__(self, head: HeadState, manager: JobManager | None = None):
         self.head = head
         self.manager = manager
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         head, obs = self.head, self.head.observed
         node_rows = rows.nodes(head, obs)
         alive = [n for n in node_rows if n["state"] != "DEAD"]
@@ -125,20 +128,34 @@ class ClusterCollector(Collector):
 
 
 def make_registry(head: HeadState, manager: JobManager | None = None) -> CollectorRegistry:
+    from prometheus_client import CollectorRegistry
+
+    from spindle._head.state.user_metrics import UserMetricsCollector
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ClusterCollector(head, manager))
     registry.register(UserMetricsCollector(head))  # spindle.util.metrics, as ray_<name>
     return registry
 
 
-def make_app(token: str, registry: CollectorRegistry) -> web.Application:
+def make_app(token: str, head: HeadState, manager: JobManager | None) -> web.Application:
     app = web.Application(middlewares=[_auth_middleware(token)], client_max_size=4096)
+    registry: list[CollectorRegistry] = []  # made at the first scrape
+    lock = threading.Lock()
+
+    def render() -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        with lock:
+            if not registry:
+                registry.append(make_registry(head, manager))
+        return generate_latest(registry[0]), CONTENT_TYPE_LATEST
 
     async def metrics(request: web.Request) -> web.Response:
         import asyncio
 
-        body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body, content_type = await asyncio.get_running_loop().run_in_executor(None, render)
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     app.router.add_get("/metrics", metrics)
     return app
@@ -147,6 +164,6 @@ def make_app(token: str, registry: CollectorRegistry) -> web.Application:
 def start(head: HeadState, manager: JobManager | None, token: str, host: str, port: int,
           fallback: bool) -> HttpServer:
     try:
-        return HttpServer(make_app(token, make_registry(head, manager)), host, port, fallback)
+        return HttpServer(make_app(token, head, manager), host, port, fallback)
     except OSError as e:
         raise OSError(e.errno, str(e).replace("job API", "metrics").replace("--dashboard-port", "--metrics-port")) from None
