@@ -20,6 +20,7 @@ import grpc
 from spindle import _actor_death
 from spindle import _membership as membership
 from spindle._head import package_service
+from spindle._head.actor_scheduler import ActorScheduler
 from spindle._head.autoscaling import AutoscalerBook
 from spindle._head.placement_groups import PlacementGroups
 from spindle._head.recovery import Recovery
@@ -28,14 +29,7 @@ from spindle._head.tables import Tables, open_tables
 from spindle._packages import PackageStore
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels
-from spindle._scheduling import (
-    NodeView,
-    Placement,
-    Placer,
-    actor_restart_decision,
-    strategy_from_wire,
-    subtract,
-)
+from spindle._scheduling import NodeView, Placer, actor_restart_decision
 
 log = logging.getLogger("spindle.head")
 
@@ -102,6 +96,7 @@ class HeadState:
         self.autoscaler = AutoscalerBook()
         self._job_counter = 0
         self.pgs = PlacementGroups(self)
+        self.actor_scheduler = ActorScheduler(self)  # actors waiting for a node: one queue, one thread
         self.recovery = Recovery(self, tables or open_tables(None))
         self.recovery.load()
         self._last_check: float | None = None  # when check_nodes last ran (monotonic)
@@ -132,6 +127,7 @@ class HeadState:
             self.lock.notify_all()
         log.info("node %s joined at %s with %s", info.node_id[:8], info.address, dict(info.total.amounts))
         self.pgs.wake()
+        self.actor_scheduler.wake()
         for address, actor_id in stale:
             self._kill_worker(address, actor_id)
         self.pgs.give_back(stale_bundles)
@@ -142,7 +138,8 @@ class HeadState:
             rec = self.nodes.get(node_id)
             if rec is not None and rec.view.alive:
                 rec.last_seen = time.monotonic()
-                rec.view.available = res_dict(available)
+                before, rec.view.available = rec.view.available, res_dict(available)
+                self.actor_scheduler.heartbeat(before, rec.view.available)
                 rec.info.available.CopyFrom(available)
                 if usage is not None:
                     self.autoscaler.heartbeat(node_id, usage, draining, rec.last_seen)
@@ -282,88 +279,14 @@ class HeadState:
                             reason=_actor_death.owner_died(a.spec.owner_worker_id, owner, address))
 
     def _schedule_async(self, rec: ActorRecord) -> None:
-        with self.lock:
-            if rec.scheduling:
-                return
-            rec.scheduling = True
-        threading.Thread(target=self._schedule, args=(rec,), daemon=True, name="actor-sched").start()
+        """Place ``rec`` once a node can take it (the scheduler's queue; no thread waits for it)."""
+        self.actor_scheduler.enqueue(rec)
 
-    def _schedule(self, rec: ActorRecord) -> None:
-        delay, warned = 0.02, False
-        spec = rec.spec
-        strategy = strategy_from_wire(spec.strategy)
-        attempt = 0
-        try:
-            while True:
-                if strategy.kind == "PLACEMENT_GROUP":
-                    attempt += 1
-                    pg_placement = self._pg_placement(rec, attempt)
-                    if pg_placement is None:
-                        return
-                    placement = pg_placement
-                with self.lock:
-                    if rec.state == "DEAD":
-                        return
-                    incarnation = rec.incarnation
-                    if strategy.kind != "PLACEMENT_GROUP":
-                        placement = self.placer.place(res_dict(spec.placement), strategy,
-                                                      [n.view for n in self.nodes.values()], None)
-                    rec.waiting = placement.decision not in ("remote", "local")  # pending demand
-                    if placement.decision in ("remote", "local") and strategy.kind != "PLACEMENT_GROUP":
-                        subtract(self.nodes[placement.node_id].view.available, res_dict(spec.placement))
-                if placement.decision == "infeasible" and not warned:
-                    log.warning("actor %s cannot be placed yet: %s", spec.class_name, placement.reason)
-                    warned = True
-                if placement.decision in ("remote", "local"):
-                    reply = self._start_on(placement.address, spec, incarnation)
-                    if reply is not None and reply.ok:
-                        with self.lock:
-                            if rec.state == "DEAD":  # killed while starting
-                                self._kill_worker(placement.address, spec.actor_id)
-                                return
-                            rec.state, rec.worker_address = "ALIVE", reply.worker_address
-                            rec.worker_id, rec.node_id = reply.worker_id, placement.node_id
-                            self.recovery.save_actor(rec)
-                            self.lock.notify_all()
-                        return
-                    if reply is not None and (reply.error or reply.exited):  # failed or exited: never restarted
-                        with self.lock:
-                            rec.state, rec.death_cause, rec.death_text = "DEAD", reply.error, reply.error_text
-                            self._free_name(rec)
-                            self.recovery.save_actor(rec)
-                            self.lock.notify_all()
-                        return
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-        finally:
-            rec.scheduling = rec.waiting = False
-
-    def _pg_placement(self, rec: ActorRecord, attempt: int) -> Placement | None:
-        """Where an actor in a placement group goes (its bundle's node); None: it cannot run (now DEAD)."""
-        verdict, node_id, detail = self.pgs.target(rec.spec.strategy, attempt)
-        if verdict == "place":
-            return Placement("remote", node_id, detail)
-        if verdict == "wait":
-            return Placement("wait", reason=detail)
-        with self.lock:
-            if rec.state != "DEAD":
-                rec.state, rec.death_text = "DEAD", f"The actor cannot be scheduled: {detail}."
-                self._free_name(rec)
-                self.recovery.save_actor(rec)
-                self.lock.notify_all()
-        return None
-
-    def _start_on(self, address: str, spec: pb.ActorSpec, incarnation: int) -> pb.StartActorReply | None:
-        stub = self.channels.stub(address, rpc.NodeAgentStub)  # cached: a stub is ~25 callables to build
-        try:
-            reply: pb.StartActorReply = stub.StartActor(
-                pb.StartActorRequest(spec=spec, incarnation=incarnation), metadata=self.channels.metadata, timeout=120)
-        except grpc.RpcError as e:
-            log.warning("starting actor on %s failed: %s", address, e)
-            return None
-        if not reply.ok and not reply.error and not reply.exited:
-            return None  # busy: try again
-        return reply
+    def actor_dead(self, rec: ActorRecord) -> None:
+        """``rec`` was just marked DEAD (head lock held): free its name, persist it, wake its waiters."""
+        self._free_name(rec)
+        self.recovery.save_actor(rec)
+        self.lock.notify_all()
 
     def _kill_worker(self, address: str, actor_id: bytes, graceful: bool = False) -> None:
         try:
@@ -411,9 +334,8 @@ class HeadState:
             if no_restart:
                 rec.state = "DEAD"
                 rec.death_text = _actor_death.kill_reason(reason)
-                self._free_name(rec)
-                self.recovery.save_actor(rec)
-                self.lock.notify_all()
+                self.actor_dead(rec)
+                self.actor_scheduler.forget(actor_id)  # it was waiting for a node: it never starts now
             elif rec.state == "ALIVE":
                 rec.kill_restarts = True
         if address:
