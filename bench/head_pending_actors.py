@@ -28,6 +28,12 @@ def _head() -> psutil.Process:
     raise RuntimeError("no head (or embedded head+agent) process among this driver's children")
 
 
+def _cpu_percent(p: psutil.Process, window: float = 5.0) -> float:
+    t0 = sum(p.cpu_times()[:2])
+    time.sleep(window)
+    return (sum(p.cpu_times()[:2]) - t0) / window * 100
+
+
 @spindle.remote(resources={"later": 1}, num_cpus=0)
 class Waiter:
     def ping(self) -> int:
@@ -38,7 +44,9 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     spindle.init(num_cpus=1, log_to_driver=False)
     head = _head()
+    time.sleep(2.0)
     idle_threads = head.num_threads()
+    idle_cpu = _cpu_percent(head)
     actors = [Waiter.remote() for _ in range(n)]  # noqa: F841 - kept alive: they stay pending
     deadline = time.monotonic() + 300
     while True:
@@ -47,12 +55,10 @@ def main() -> None:
             break
         time.sleep(0.5)
     time.sleep(2.0)  # let the head settle
-    cpu0 = sum(head.cpu_times()[:2])
-    time.sleep(5.0)
-    cpu1 = sum(head.cpu_times()[:2])
+    busy_cpu = _cpu_percent(head)
     print(f"pending actors listed: {len(pending)} of {n}")
     print(f"head threads: idle {idle_threads}, with {n} pending actors {head.num_threads()}")
-    print(f"head CPU while they wait: {(cpu1 - cpu0) / 5.0 * 100:.1f}% of a core (5 s window)")
+    print(f"head CPU (5 s windows): idle {idle_cpu:.1f}% of a core, while they wait {busy_cpu:.1f}%")
     print(f"load average: {os.getloadavg()}")
     spindle.shutdown()
 

@@ -104,7 +104,8 @@ class Cluster:
         return str(self.local.head_address)
 
     def add_node(self, num_cpus: float = 1, resources: dict[str, float] | None = None,
-                 labels: dict[str, str] | None = None) -> Node:
+                 labels: dict[str, str] | None = None, wait_for_work: bool = True) -> Node:
+        """Start an agent; ``wait_for_work``: also until a task is placed there (else only until it is alive)."""
         node_id = _ids.new_id().hex()
         argv = [sys.executable, "-m", "spindle._agent", "--head", self.head_address, "--node-id", node_id,
                 "--num-cpus", str(num_cpus), "--node-ip", "127.0.0.1"]
@@ -122,6 +123,8 @@ class Cluster:
         node = Node(node_id, proc)
         self.nodes.append(node)
         wait_until(lambda: self.alive(node_id), 60, f"node {node_id[:8]} to join")
+        if not wait_for_work:
+            return node
         # agents learn of a new node on their next heartbeat: until then soft affinity to it runs elsewhere
         wait_until(lambda: spindle.get(_node_of.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
             node_id=node_id, soft=True)).remote(), timeout=60) == node_id, 60, f"work to be placed on {node_id[:8]}")

@@ -47,17 +47,17 @@ class Later:
 def test_more_pending_actors_than_head_threads_hold_no_head_thread_and_all_start_when_a_node_brings_the_resource(
         cluster: Cluster) -> None:
     head = _head_process()
-    threads_before = head.num_threads()
     actors = [Later.remote() for _ in range(WAITING)]
     wait_until(lambda: list(_states(actors).values()).count("PENDING_CREATION") == WAITING, 120,
                f"{WAITING} actors pending at the head")
-    assert head.num_threads() < threads_before + 20  # a thread per waiting actor would be 200 more
+    # its fixed threads and its gRPC server's pool (up to 64) only: a thread per waiting actor would be 200 more
+    assert head.num_threads() < WAITING // 2
 
     killed, rest = actors[0], actors[1:]
     spindle.kill(killed)
     wait_until(lambda: _states([killed]).get(killed._actor_id.hex()) == "DEAD", 30, "the killed actor DEAD")
 
-    cluster.add_node(num_cpus=1, resources={"later": WAITING})
+    cluster.add_node(num_cpus=1, resources={"later": WAITING}, wait_for_work=False)  # its agent starts 199 actors
     pids = spindle.get([a.pid.remote() for a in rest], timeout=600)
     assert len(set(pids)) == WAITING - 1  # one worker each, all started
     states = _states(actors)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from spindle._scheduling import NodeView, Placement, Placer, Strategy, subtract
 
@@ -22,6 +23,12 @@ class PendingActor:
     actor_id: bytes
     demand: Mapping[str, float]  # what placing it takes from a node (its spec's ``placement``)
     strategy: Strategy
+
+    @cached_property
+    def shape(self) -> Hashable:
+        """Actors of one shape place alike: what they need and how they may be placed."""
+        s = self.strategy
+        return tuple(sorted(self.demand.items())), s.kind, s.node_id, s.soft, repr(s.labels_hard), repr(s.labels_soft)
 
 
 def startable(p: Placement) -> bool:
@@ -41,8 +48,7 @@ def plan(pending: Sequence[PendingActor], nodes: Iterable[NodeView], placer: Pla
     no_room: dict[Hashable, Placement] = {}  # a shape that did not fit: later ones of it do not either (resources only
     out: list[Placement] = []  # shrink within a round), so a long queue of one shape costs one placement, not one each
     for a in pending:
-        key = (tuple(sorted(a.demand.items())), _strategy_key(a.strategy))
-        known = no_room.get(key)
+        known = no_room.get(a.shape)
         if known is not None:
             out.append(known)
             continue
@@ -50,10 +56,7 @@ def plan(pending: Sequence[PendingActor], nodes: Iterable[NodeView], placer: Pla
         if startable(p):
             subtract(by_id[p.node_id].available, a.demand)
         else:
-            no_room[key] = p
+            no_room[a.shape] = p
         out.append(p)
     return out
 
-
-def _strategy_key(s: Strategy) -> Hashable:
-    return (s.kind, s.node_id, s.soft, repr(s.labels_hard), repr(s.labels_soft))

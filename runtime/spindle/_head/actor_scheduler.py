@@ -39,7 +39,7 @@ class ActorScheduler:
 
     def __init__(self, head: HeadState):
         self.head = head
-        self.queue: dict[bytes, tuple[int, ActorRecord]] = {}  # actor id -> (queue position, record)
+        self.queue: dict[bytes, tuple[int, ActorRecord, PendingActor]] = {}  # actor id -> (queue position, ...)
         self._seq = 0
         self._order: dict[bytes, int] = {}  # queue position kept while an actor is being started (a refusal)
         self._pg_attempts: dict[bytes, int] = {}  # placement group actors: which of the group's nodes to try next
@@ -63,7 +63,9 @@ class ActorScheduler:
         if pos is None:
             self._seq += 1
             pos = self._order[actor_id] = self._seq
-        self.queue[actor_id] = (pos, rec)
+        spec = rec.spec  # fixed while it waits: its policy view is made once
+        self.queue[actor_id] = (pos, rec, PendingActor(actor_id, dict(spec.placement.amounts),
+                                                       strategy_from_wire(spec.strategy)))
 
     def forget(self, actor_id: bytes) -> None:
         """``actor_id`` died or was killed while it waited: take it out of the queue (head lock held)."""
@@ -108,22 +110,21 @@ class ActorScheduler:
         starts: list[tuple[ActorRecord, str, str, int]] = []
         warn: list[tuple[str, str]] = []
         with head.lock:
-            entries = [rec for _, rec in sorted(self.queue.values(), key=lambda e: e[0])]
-            for rec in entries:
+            queued = sorted(self.queue.values(), key=lambda e: e[0])
+            for _, rec, _ in queued:
                 if rec.state == "DEAD":
                     self._leave(rec)
-            entries = [rec for rec in entries if rec.state != "DEAD"]
-            plain = [rec for rec in entries if rec.spec.strategy.kind != "PLACEMENT_GROUP"]
-            pending = [PendingActor(rec.spec.actor_id, dict(rec.spec.placement.amounts),
-                                    strategy_from_wire(rec.spec.strategy)) for rec in plain]
-            placements = plan(pending, [n.view for n in head.nodes.values()], head.placer)
-            for rec, p in zip(plain, placements, strict=True):
+            queued = [e for e in queued if e[1].state != "DEAD"]
+            entries = [rec for _, rec, _ in queued]
+            plain = [(rec, a) for _, rec, a in queued if rec.spec.strategy.kind != "PLACEMENT_GROUP"]
+            placements = plan([a for _, a in plain], [n.view for n in head.nodes.values()], head.placer)
+            for (rec, a), p in zip(plain, placements, strict=True):
                 rec.waiting = waiting_for_demand(p)
                 if p.decision == "infeasible" and rec.spec.actor_id not in self._warned:
                     self._warned.add(rec.spec.actor_id)
                     warn.append((rec.spec.class_name, p.reason))
                 if startable(p):
-                    subtract(head.nodes[p.node_id].view.available, dict(rec.spec.placement.amounts))
+                    subtract(head.nodes[p.node_id].view.available, a.demand)
                     starts.append((rec, p.node_id, p.address, rec.incarnation))
             for rec in entries:
                 if rec.spec.strategy.kind == "PLACEMENT_GROUP":
