@@ -95,7 +95,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--mem-cap-mib",
         type=float,
-        default=8192.0,
+        default=12288.0,
         help="kill a run whose process tree exceeds this (MiB of PSS: pages shared between its processes count once)",
     )
     p.add_argument(

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.spec import Sizes
+if TYPE_CHECKING:  # actors of the scale runs import this package after their fork: it stays small
+    from bench.spec import Sizes
 
 Result = dict[str, float | bool]
 
