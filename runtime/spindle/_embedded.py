@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
 
     head = head_server.start(head_argv, role="head+agent")
     agent, agent_server = agent_main.start(pre)
+    # this node lives exactly as long as the head's own process: heartbeats it misses are the process being
+    # starved (e.g. 1,000 actors on 2 cores), never its death
+    head.state.co_located.add(agent.node_id)
 
     def stop(*_: Any) -> None:
         for stopper in head.stoppers:

@@ -60,6 +60,21 @@ def test_a_node_is_not_declared_dead_for_the_time_the_head_itself_stood_still() 
     agent.close()
 
 
+def test_the_node_whose_agent_runs_in_the_heads_own_process_is_never_declared_dead_for_silence() -> None:
+    from spindle._head.head_state import HeadState
+    from spindle._proto import pb
+    from spindle._rpc.channels import Channels
+
+    head = HeadState(Channels("t"), "session")
+    for nid in ("embedded", "remote"):
+        head.register_node(pb.NodeInfo(node_id=nid, address="10.255.255.1:1"))
+    head.co_located.add("embedded")
+    t0 = max(rec.last_seen for rec in head.nodes.values())
+    for k in range(1, 30):  # regular checks, no heartbeats for 14.5 s
+        head.check_nodes(T, now=t0 + 0.5 * k)
+    assert head.nodes["embedded"].view.alive and not head.nodes["remote"].view.alive
+
+
 def test_the_reason_says_what_was_seen() -> None:
     assert death_reason(1.234, refused=True) == (
         "its agent stopped heartbeating 1.2 s ago and refuses connections (the process exited)")

@@ -100,6 +100,7 @@ class HeadState:
         self.recovery = Recovery(self, tables or open_tables(None))
         self.recovery.load()
         self._last_check: float | None = None  # when check_nodes last ran (monotonic)
+        self.co_located: set[str] = set()  # nodes whose agent runs in this process (an embedded cluster's)
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="node-probe")
         self.autoscaler.demand_hooks.append(self.pgs.pending_demand)  # gang demand
         self.packages: PackageStore | None = None  # runtime_env packages; the job API's store when it runs
@@ -162,7 +163,7 @@ class HeadState:
         probes: list[tuple[str, str, float]] = []
         with self.lock:
             for nid, rec in self.nodes.items():
-                if not rec.view.alive:
+                if not rec.view.alive or nid in self.co_located:  # (that agent dies with this process only)
                     continue
                 if stalled:  # the head stood still: not the node's silence
                     rec.last_seen = min(now, rec.last_seen + stalled)
