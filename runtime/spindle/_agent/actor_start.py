@@ -17,7 +17,7 @@ import grpc
 
 from spindle import _accelerators
 from spindle._agent import graceful as graceful_stop
-from spindle._agent import live_actors
+from spindle._agent import leasing, live_actors
 from spindle._agent.bundles import Key
 from spindle._proto import pb, rpc
 from spindle._scheduling import add, fits, subtract
@@ -56,9 +56,9 @@ def start_actor(self: Agent, req: pb.StartActorRequest) -> pb.StartActorReply:
             if self.actor_waiters >= START_WAITERS and not fits(both, self.available):
                 return pb.StartActorReply(ok=False)  # busy: the head tries again (see START_WAITERS)
             self.actor_waiters += 1
-            ticket = self._enqueue(both)
+            ticket = leasing.enqueue(self, both)
             try:
-                while not (fits(both, self.available) and self._first_in_line(ticket)) or self.draining:
+                while not (fits(both, self.available) and leasing.first_in_line(self, ticket)) or self.draining:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return pb.StartActorReply(ok=False)  # placed again by the head (elsewhere if we drain)
@@ -66,7 +66,7 @@ def start_actor(self: Agent, req: pb.StartActorRequest) -> pb.StartActorReply:
                 subtract(self.available, placement)
             finally:
                 self.actor_waiters -= 1
-                self._dequeue(ticket)
+                leasing.dequeue(self, ticket)
         self.starting += 1
     try:
         return _start_actor(self, req, placement, hold, bundle)

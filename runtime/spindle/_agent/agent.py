@@ -6,39 +6,38 @@ the head sends back on every heartbeat), or says no node can ever run it. Tasks 
 the lease holder straight to the worker; the agent only sees the lease come back. The agent also
 moves objects between nodes (PullObject here, FetchObject streamed from the holder) and frees
 store files when their owner says so.
+
+Lending workers is ``leasing``, the link to the head (registration, heartbeats) ``head_link``,
+starting actors ``actor_start``; this module keeps the agent's state, its actors' and objects'
+handling, and the gRPC servicer (a thin shell over them).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import grpc
 
-from spindle import _accelerators, _actor_death, _ids, _store
-from spindle._agent import actor_start, live_actors, log_files, node_stats, transfer
+from spindle import _accelerators, _actor_death, _store
+from spindle._agent import actor_start, head_link, leasing, live_actors, log_files, node_stats, transfer
 from spindle._agent import graceful as graceful_stop
-from spindle._agent.bundles import Bundles, Key
+from spindle._agent.bundles import Bundles
 from spindle._agent.object_store import ObjectStore, OwnerProbe, StoreFullError, store_capacity
 from spindle._agent.runtime_env import RuntimeEnvs
 from spindle._agent.worker_pool import WorkerPool, WorkerRecord
-from spindle._membership import HEARTBEAT_S
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels, make_server
 from spindle._rpc.transfer import add_agent_servicer
-from spindle._scheduling import NodeView, Placer, Strategy, add, fits, strategy_from_wire, subtract
+from spindle._scheduling import NodeView, Placer, add
 from spindle.exceptions import RuntimeEnvSetupError
 
 log = logging.getLogger("spindle.agent")
 
-LEASE_CONFIRM_S = 5.0
 CHUNK = 4 * 1024 * 1024
 
 
@@ -113,100 +112,13 @@ class Agent:
             self.pool.adopt(worker_id, proc)
         for _ in range(num_prestart - len(prestarted)):
             self.pool.spawn()
-        self._register()
-        threading.Thread(target=self._heartbeat_loop, daemon=True, name="heartbeat").start()
+        head_link.register(self)
+        threading.Thread(target=head_link.heartbeat_loop, args=(self,), daemon=True, name="heartbeat").start()
         node_stats.start(self)
         return server
 
     def _head(self) -> rpc.HeadStub:
         return rpc.HeadStub(self.channels.get(self.head_address))
-
-    def _info(self) -> pb.NodeInfo:
-        return pb.NodeInfo(node_id=self.node_id, address=self.address, ip=self.ip,
-                           total=pb.Resources(amounts=self.total), available=pb.Resources(amounts=self.available),
-                           alive=True, hostname=socket.gethostname(), labels=self.labels,
-                           is_head=self.is_head)
-
-    def _register(self) -> None:
-        delay, start, warned = 0.02, time.monotonic(), False
-        while True:
-            try:
-                request = pb.RegisterNodeRequest(node=self._info(), actors=live_actors.live_actors(self),
-                                                 rejoining=self.registered_once, bundles=self.bundles.report())
-                self._head().RegisterNode(request, metadata=self.channels.metadata, timeout=5, wait_for_ready=True)
-                self.registered_once = True
-                return
-            except grpc.RpcError as e:
-                if e.code() == grpc.StatusCode.UNAUTHENTICATED:
-                    sys.exit(f"spindle agent: the head at {self.head_address} refused our token: set SPINDLE_TOKEN "
-                             "to the cluster's token")
-                if not warned and time.monotonic() - start > 5:
-                    log.warning("waiting for the head at %s (%s)", self.head_address, e.code())
-                    warned = True
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-
-    def _heartbeat_loop(self) -> None:
-        failures = 0
-        while not self.stopping:
-            primaries = self.store.primaries()  # outside our lock: the store takes its own
-            with self.cond:
-                avail = dict(self.available)
-                avail["object_store_memory"] = float(self.store.free_memory())
-                usage, draining = self._usage(primaries), self.draining
-                if log.isEnabledFor(logging.DEBUG):
-                    assert self.pool is not None
-                    log.debug("available=%s leases=%s workers=%s", avail,
-                              [(w.worker_id[:6], n, w.blocked) for w, n in self.leases.values()],
-                              [(w.worker_id[:6], w.state, w.blocked, bool(w.lease_id)) for w in self.pool.by_id.values()])
-            try:
-                view = self._head().Heartbeat(pb.HeartbeatRequest(node_id=self.node_id,
-                                                                  available=pb.Resources(amounts=avail),
-                                                                  usage=usage, draining=draining),
-                                              metadata=self.channels.metadata, timeout=5)
-                nodes = [NodeView(n.node_id, n.address, dict(n.total.amounts), dict(n.available.amounts), n.alive,
-                                  schedulable=not n.draining, labels=dict(n.labels)) for n in view.nodes]
-                me = next((n for n in view.nodes if n.node_id == self.node_id), None)
-                if me is None:
-                    self._register()  # the head restarted or forgot us
-                elif not me.alive:
-                    self._declared_dead(me.death_reason)
-                with self.cond:
-                    self.view = nodes
-                    if me is not None and me.draining != self.draining:
-                        log.warning("this node is %s", "draining: it takes no new work" if me.draining
-                                    else "no longer draining")
-                        self.draining = me.draining
-                        self.cond.notify_all()
-                failures = 0
-                self._reclaim_unconfirmed()
-            except grpc.RpcError:
-                failures += 1
-                if failures == 50:
-                    log.warning("the head at %s is not answering heartbeats", self.head_address)
-            time.sleep(HEARTBEAT_S)
-
-    def _usage(self, primaries: tuple[int, int]) -> pb.NodeUsage:
-        """What keeps this node busy (lock held): the head's autoscaler drains only idle nodes."""
-        assert self.pool is not None
-        actors = sum(1 for w in list(self.pool.by_id.values()) if w.actor_id)
-        return pb.NodeUsage(leases=len(self.leases), actors=actors, starting=self.starting, bundles=len(self.bundles.pools),
-                            granting=[pb.Resources(amounts=n) for n in self.granting],
-                            primary_objects=primaries[0], primary_bytes=primaries[1])
-
-    def _declared_dead(self, reason: str) -> None:
-        """The head gave us up (we were silent too long) and restarted our actors elsewhere.
-
-        Our actor workers are now duplicates: stop them (as Ray's raylet does when the GCS marks its node
-        dead), then join again as a live node. Leased workers keep running: their holders still see them.
-        """
-        log.error("the head marked this node dead (%s): stopping its actors and registering again", reason)
-        self.kill_all_actor_workers()
-        assert self.pool is not None
-        deadline = time.monotonic() + 5.0  # reaped before we register, so we do not report them as live
-        while any(w.actor_id for w in list(self.pool.by_id.values())) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        self._register()
 
     def shutdown(self) -> None:
         self.stopping = True
@@ -217,161 +129,17 @@ class Agent:
         self.store.shutdown()
 
     # ---------------------------------------------------------------- leases
-    def _views(self) -> list[NodeView]:
-        local = NodeView(self.node_id, self.address, self.total, self.available, schedulable=not self.draining,
-                         labels=self.labels)
-        return [local] + [n for n in self.view if n.node_id != self.node_id]
-
     def request_lease(self, req: pb.LeaseRequest, context: Any = None) -> pb.LeaseReply:
-        reply = self._request_lease(req)
-        if reply.status == "GRANTED" and context is not None and not context.is_active():
-            # the requester gave up or died while we waited: nobody will use or return this lease
-            self.return_lease(reply.lease_id, kill=False)
-            return pb.LeaseReply(status="BUSY")
-        return reply
-
-    def _request_lease(self, req: pb.LeaseRequest) -> pb.LeaseReply:
-        need = {k: v for k, v in req.resources.amounts.items() if v > 0}
-        if req.strategy.kind == "PLACEMENT_GROUP":
-            return self.bundles.request_lease(req, need)
-        strategy = strategy_from_wire(req.strategy)
-        deadline = time.monotonic() + (req.timeout_s or 1.0)
-        with self.cond:
-            ticket = self._enqueue(need)
-            try:
-                while True:
-                    decision, placement_addr, reason = self._decide(req, need, strategy, ticket)
-                    if decision == "infeasible":
-                        return pb.LeaseReply(status="INFEASIBLE", message=reason)
-                    if decision == "remote":
-                        return pb.LeaseReply(status="SPILLBACK", spill_address=placement_addr)
-                    if decision == "local":
-                        subtract(self.available, need)
-                        self.starting += 1
-                        self.granting.append(need)
-                        break
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return pb.LeaseReply(status="BUSY")
-                    self.cond.wait(min(left, 0.1))
-            finally:
-                self._dequeue(ticket)
-        try:
-            return self._grant(need, deadline, env=req.runtime_env)
-        finally:
-            with self.cond:
-                self.starting -= 1
-                self.granting.remove(need)
-
-    # Requests waiting for local resources are served first come, first served, so a stream of
-    # task leases cannot starve an actor waiting to be placed (or a big request behind small ones).
-    def _enqueue(self, need: dict[str, float]) -> int:
-        self._ticket += 1
-        self.waiting[self._ticket] = need
-        return self._ticket
-
-    def _dequeue(self, ticket: int) -> None:
-        self.waiting.pop(ticket, None)
-        self.cond.notify_all()
-
-    def _first_in_line(self, ticket: int) -> bool:
-        return not any(t < ticket and fits(n, self.available) for t, n in self.waiting.items())
-
-    def _decide(self, req: pb.LeaseRequest, need: dict[str, float], strategy: Strategy,
-                ticket: int) -> tuple[str, str, str]:
-        if req.grant_or_reject:
-            if self.draining:  # spilled here before the requester learnt we drain: it asks again from its node
-                return "wait", "", "this node is draining"
-            if fits(need, self.available) and self._first_in_line(ticket):
-                return "local", "", ""
-            return ("wait" if fits(need, self.total) else "infeasible"), "", "this node lacks the resources"
-        pl = self.placer.place(need, strategy, self._views(), self.node_id)
-        if pl.decision == "local" and not self._first_in_line(ticket):
-            return "wait", "", ""
-        return pl.decision, pl.address, pl.reason
-
-    def _grant(self, need: dict[str, float], deadline: float, bundle: Key | None = None,
-               env: pb.RuntimeEnvSpec | None = None) -> pb.LeaseReply:
-        """Lend a worker for ``need``, already taken from the node's pool (or from ``bundle``'s)."""
-        assert self.pool is not None
-        try:
-            wenv = self.runtime_envs.prepare(env) if env is not None and env.key else None
-        except RuntimeEnvSetupError as e:
-            with self.cond:
-                add(self.bundles.pool(bundle), need)
-                self.cond.notify_all()
-            return pb.LeaseReply(status="RUNTIME_ENV_FAILED", message=str(e), error=_pickled(e))
-        worker = self.pool.acquire(timeout=max(5.0, deadline - time.monotonic()), wenv=wenv)
-        if worker is None:
-            with self.cond:
-                add(self.bundles.pool(bundle), need)
-                self.cond.notify_all()
-            return pb.LeaseReply(status="BUSY")
-        lease_id = _ids.new_id()
-        with self.cond:
-            if bundle is not None:
-                self.bundles.lease_key[lease_id] = bundle
-            self.leases[lease_id] = (worker, need)
-            self.accelerators.assign(lease_id, need)
-            self.unconfirmed[lease_id] = time.monotonic()
-            worker.lease_id = lease_id
-        log.debug("lease %s granted on worker %s", lease_id.hex()[:8], worker.worker_id[:6])
-        return pb.LeaseReply(status="GRANTED", lease_id=lease_id, worker_address=worker.address,
-                             worker_id=worker.worker_id, node_id=self.node_id)
+        return leasing.request_lease(self, req, context)
 
     def lease_started(self, lease_id: bytes) -> pb.AcceleratorIds:
-        """The holder's stream reached the worker; the reply tells the worker the lease's accelerator ids."""
-        with self.cond:
-            self.unconfirmed.pop(lease_id, None)
-            ids = self.accelerators.taken.get(lease_id, {})
-        return pb.AcceleratorIds(visible=_accelerators.env_for(ids))
-
-    def _reclaim_unconfirmed(self) -> None:
-        """A lease whose holder never opened its stream (it died or gave up in flight) goes back."""
-        now = time.monotonic()
-        with self.cond:
-            stale = [lid for lid, t in self.unconfirmed.items() if now - t > LEASE_CONFIRM_S]
-        for lid in stale:
-            log.warning("lease %s was never used by its holder: taking it back", lid.hex()[:8])
-            self.return_lease(lid, kill=False)
+        return leasing.lease_started(self, lease_id)
 
     def return_lease(self, lease_id: bytes, kill: bool) -> None:
-        log.debug("lease %s returned (kill=%s)", lease_id.hex()[:8], kill)
-        with self.cond:
-            self.unconfirmed.pop(lease_id, None)
-            entry = self.leases.pop(lease_id, None)
-            self.accelerators.release(lease_id)
-            if entry is None:
-                return
-            worker, need = entry
-            if not worker.blocked:
-                add(self.bundles.for_lease(lease_id), need)
-            self.bundles.forget_lease(lease_id)
-            worker.lease_id = b""
-            worker.blocked = False
-            self.cond.notify_all()
-        assert self.pool is not None
-        if kill:
-            self.pool.kill(worker)
-        else:
-            self.pool.release(worker)
+        leasing.return_lease(self, lease_id, kill)
 
     def worker_blocked(self, worker_id: str, blocked: bool) -> None:
-        with self.cond:
-            assert self.pool is not None
-            worker = self.pool.by_id.get(worker_id)
-            if worker is None or worker.blocked == blocked:
-                return
-            entry = self.leases.get(worker.lease_id) if worker.lease_id else None
-            held = entry[1] if entry else worker.actor_hold
-            cpu = {"CPU": held.get("CPU", 0.0)}
-            worker.blocked = blocked
-            pool = self.bundles.for_lease(worker.lease_id) if entry else self.bundles.for_worker(worker_id)
-            if blocked:
-                add(pool, cpu)
-            else:
-                subtract(pool, cpu)
-            self.cond.notify_all()
+        leasing.worker_blocked(self, worker_id, blocked)
 
     # ---------------------------------------------------------------- actors
     def start_actor(self, req: pb.StartActorRequest) -> pb.StartActorReply:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from spindle._agent import leasing
 from spindle._proto import pb
 from spindle._scheduling import add, fits, subtract
 
@@ -141,7 +142,7 @@ class Bundles:
                 if left <= 0:
                     return pb.LeaseReply(status="BUSY")
                 a.cond.wait(min(left, 0.1))
-        return a._grant(need, deadline, key, req.runtime_env)
+        return leasing.grant(a, need, deadline, key, req.runtime_env)
 
     def forget_lease(self, lease_id: bytes) -> None:
         self.lease_key.pop(lease_id, None)
