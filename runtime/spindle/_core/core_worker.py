@@ -3,7 +3,8 @@
 Every driver and worker runs one CoreWorker with a small gRPC server. It *owns* what it puts
 and the results of what it submits: small values live inline in its memory store, large ones in
 its node's shared-memory store, and any process holding a ref asks the owner (GetObject). Task
-submission lives in ``_submitter``, actor calls in ``_actor_client``, execution in ``_executor``.
+submission lives in ``submitter``, actor calls in ``actor_client``, execution in ``executor``, and
+the gRPC servicer other processes call in ``core_servicer``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,6 +24,7 @@ import cloudpickle
 import grpc
 
 from spindle import _ids
+from spindle._core.core_servicer import CoreWorkerServicer
 from spindle._core.memory_store import MemoryStore, RefCounts
 from spindle._core.object_ref import ObjectRef, set_counter
 from spindle._core.store_client import AgentUnreachable, StoreClient
@@ -392,35 +394,3 @@ class CoreWorker:
         self.server.stop(0)
         self.channels.close()
         self.io_pool.shutdown(wait=False, cancel_futures=True)
-
-
-class CoreWorkerServicer(rpc.CoreWorkerServicer):
-    def __init__(self, cw: CoreWorker):
-        self.cw = cw
-
-    def PushTasks(self, request_iterator: Iterator[pb.TaskBatch], context: Any) -> Iterator[pb.ResultBatch]:
-        if self.cw.executor is None:
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this process is a driver; it does not run tasks")
-        return self.cw.executor.push_tasks(request_iterator, context)
-
-    def GetObject(self, request: pb.GetObjectRequest, context: Any) -> pb.ObjectValue:
-        return self.cw.serve_object(request.object_id, request.timeout_s or 30.0, context)
-
-    def CreateActor(self, request: pb.StartActorRequest, context: Any) -> pb.StartActorReply:
-        if self.cw.executor is None:
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this process is a driver; it does not host actors")
-        return self.cw.executor.create_actor(request)
-
-    def CancelTask(self, request: pb.CancelTaskRequest, context: Any) -> pb.Empty:
-        from spindle._core.cancel import cancel_owned
-
-        try:
-            cancel_owned(self.cw, request.object_id, request.force, request.recursive)
-        except ValueError as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        return pb.Empty()
-
-    def Exit(self, request: pb.Empty, context: Any) -> pb.Empty:
-        import os
-
-        os._exit(0)
