@@ -48,14 +48,15 @@ def test_more_pending_actors_than_head_threads_hold_no_head_thread_and_all_start
         cluster: Cluster) -> None:
     head = _head_process()
     actors = [Later.remote() for _ in range(WAITING)]
-    wait_until(lambda: list(_states(actors).values()).count("PENDING_CREATION") == WAITING, 120,
+    wait_until(lambda: list(_states(actors).values()).count("PENDING_CREATION") == WAITING, 300,
                f"{WAITING} actors pending at the head")
-    # its fixed threads and its gRPC server's pool (up to 64) only: a thread per waiting actor would be 200 more
-    assert head.num_threads() < WAITING // 2
+    # its own ~16 threads, its gRPC server's pool (at most 64) and node probes (at most 8), however loaded the
+    # machine: fewer than the actors waiting (a thread per waiting actor made it 200 more than that)
+    assert head.num_threads() < WAITING
 
     killed, rest = actors[0], actors[1:]
     spindle.kill(killed)
-    wait_until(lambda: _states([killed]).get(killed._actor_id.hex()) == "DEAD", 30, "the killed actor DEAD")
+    wait_until(lambda: _states([killed]).get(killed._actor_id.hex()) == "DEAD", 120, "the killed actor DEAD")
 
     cluster.add_node(num_cpus=1, resources={"later": WAITING}, wait_for_work=False)  # its agent starts 199 actors
     pids = spindle.get([a.pid.remote() for a in rest], timeout=600)
