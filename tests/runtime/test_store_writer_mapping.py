@@ -176,3 +176,26 @@ def test_a_put_and_task_loop_reuses_one_file_and_mapping_and_every_task_sees_its
         _eventually(lambda: spare.recycled and spare.mapped is not None, "the file came back mapped")  # noqa: B023
         maps.add(id(spare.mapped))
     assert len(files) <= 2 and len(maps) <= 2  # the first put's own file (and at most one fresh spare)
+
+
+@spindle.remote
+class Summer:
+    def total(self, arr: Any) -> int:
+        return int(arr.sum())
+
+
+@pytest.mark.usefixtures("cluster")
+@pytest.mark.parametrize("callee", ["task", "actor method"])
+def test_a_large_inline_argument_s_file_is_the_spare_again_as_soon_as_the_call_s_result_is_seen(callee: str) -> None:
+    call = total.remote if callee == "task" else Summer.remote().total.remote
+    assert spindle.get(call(np.full(20 * MiB, 1, dtype=np.uint8))) == 20 * MiB  # (the first file, a fresh one)
+    spare = context.core().shm._spare
+    assert spare is not None
+    _eventually(lambda: spare.recycled, "the first argument's file came back")
+    inodes = set()
+    for i in range(2, 6):
+        assert spindle.get(call(np.full(20 * MiB, i, dtype=np.uint8))) == i * 20 * MiB
+        # no waiting: the next call's put must find the file (the caller let go of the argument before the result)
+        assert spare.recycled and spare.mapped is not None
+        inodes.add(os.stat(spare.path).st_ino)
+    assert len(inodes) == 1

@@ -306,7 +306,7 @@ class ActorClient:
         if r.failed:
             self._complete_error(c, pb.ObjectValue(inline=r.error, is_error=True))
             return
-        _args.release(self.cw, c.prepared)
+        _args.release(self.cw, c.prepared, drop_refs=True)
         for ov in r.returns:
             if c.spec.generator:
                 self.cw.owned.add(ov.object_id)
@@ -315,7 +315,7 @@ class ActorClient:
             _gen.finished(c.spec.task_id, None)
 
     def _complete_error(self, c: ActorCall, err: pb.ObjectValue) -> None:
-        _args.release(self.cw, c.prepared)
+        _args.release(self.cw, c.prepared, drop_refs=True)
         if c.spec.generator:
             _gen.finished(c.spec.task_id, err)
         for rid in c.spec.return_ids:

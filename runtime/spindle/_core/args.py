@@ -96,7 +96,12 @@ def answered(cw: CoreWorker, prepared: PreparedArgs, result: pb.TaskResult) -> N
         cw.shm.answered(prepared.pinned, set(result.released_object_ids))
 
 
-def release(cw: CoreWorker, prepared: PreparedArgs) -> None:
+def release(cw: CoreWorker, prepared: PreparedArgs, drop_refs: bool = False) -> None:
+    """The call is done: unpin its arguments; ``drop_refs`` (nothing will run it again): let go of their refs now,
+    so a large argument promoted to the store is freed, and its file is the spare again, before the caller sees
+    the result and makes its next call."""
     for oid in prepared.pinned:
         cw.refs.unpin(oid)
     prepared.pinned = []
+    if drop_refs:
+        prepared.deps = []

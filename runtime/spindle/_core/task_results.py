@@ -182,7 +182,7 @@ def finish(sub: TaskSubmitter, task: Task, returns: list[pb.ObjectValue]) -> Non
     _forget(sub, task)
     in_store = any(ov.in_store for ov in returns)
     sub.lineage.record(task, in_store)
-    if not in_store:  # no lineage keeps the arguments: drop their refs before the caller sees the result
+    if not in_store:  # no lineage keeps the arguments (to run the task again): let go of their refs now
         task.prepared.deps = []
     for ov in returns:
         if task.spec.generator:  # a dynamic generator's items: ours, like the refs we return
