@@ -21,6 +21,7 @@ use and never spills it); mappings and spares are dropped, off the hot path, aft
 from __future__ import annotations
 
 import fcntl
+import logging
 import mmap
 import os
 import signal
@@ -33,6 +34,8 @@ from spindle import _store
 
 if TYPE_CHECKING:
     from spindle._serialization import Serialized
+
+log = logging.getLogger("spindle.store")
 
 SPARE_IDLE_S = 10.0
 KEEP_MAX = 1  # published objects whose writer mapping is kept for their file's return
@@ -83,6 +86,8 @@ class Mapped:
     def close(self) -> None:
         try:
             self.mm.close()
+        except BufferError:
+            pass  # a view of it is still alive somewhere (never ours past copy_in): unmapped when that goes
         finally:
             os.close(self.fd)
 
@@ -296,7 +301,7 @@ class SpareFile:
     def _map(self, path: str, size: int) -> None:
         try:
             mapped: Mapped | None = Mapped(path, size)
-        except OSError:
+        except (OSError, ValueError):
             mapped = None
         with self.cond:
             self.mapping = ""
@@ -316,7 +321,7 @@ class SpareFile:
                 os.close(fd)
             if mapping_ok():
                 mapped = Mapped(path, size)
-        except OSError:
+        except (OSError, ValueError):
             _store.delete_object(path)  # the store is full: no spare, puts fall back to new files
             with self.cond:
                 self.wanted = self.allocating = 0
@@ -345,7 +350,10 @@ class SpareFile:
 
 
 def _drop(path: str, mapped: Mapped | None) -> None:
-    if mapped is not None:
-        mapped.close()
-    if path:
-        _store.delete_object(path)
+    try:
+        if mapped is not None:
+            mapped.close()
+        if path:
+            _store.delete_object(path)
+    except OSError as e:  # never the end of the background thread; the agent sweeps a file left behind
+        log.warning("could not drop spare store file %s: %s", path or "(mapping)", e)
