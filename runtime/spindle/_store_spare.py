@@ -319,14 +319,17 @@ class SpareFile:
                 os.posix_fallocate(fd, 0, size)
             finally:
                 os.close(fd)
-            if mapping_ok():
-                mapped = Mapped(path, size)
-        except (OSError, ValueError):
+        except OSError:
             _store.delete_object(path)  # the store is full: no spare, puts fall back to new files
             with self.cond:
                 self.wanted = self.allocating = 0
                 self.cond.notify_all()
             return
+        if mapping_ok():
+            try:
+                mapped = Mapped(path, size)
+            except (OSError, ValueError):
+                mapped = None  # (no room for page tables?) the spare is written with pwrite instead
         doomed: tuple[str, Mapped | None] = ("", None)
         with self.cond:
             self.allocating = 0
