@@ -1,26 +1,30 @@
-"""The Ray-compatible module-level API: init, shutdown, get, put, wait, cancel, kill, get_actor, ..."""
+"""The Ray-compatible module-level API: init, shutdown, get, put, wait, cancel, kill, get_actor, ...
+
+``wait`` lives in ``waiting``, ``nodes``/``cluster_resources``/``available_resources`` in
+``cluster_info``; both are importable from here as before.
+"""
 
 from __future__ import annotations
 
 import atexit
 import inspect
-import itertools
 import json
 import logging
-import operator
 import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from spindle import _local_cluster
 from spindle._core import context as _context
+from spindle._core.cluster_info import available_resources as available_resources
+from spindle._core.cluster_info import cluster_resources as cluster_resources
+from spindle._core.cluster_info import nodes as nodes
 from spindle._core.object_ref import ObjectRef
+from spindle._core.waiting import _as_list
+from spindle._core.waiting import wait as wait
 from spindle._rpc.net import routable_ip
-
-_OBJECT_ID = operator.attrgetter("_id")  # ObjectRef.binary() as a C-level getter, for map()
 
 if TYPE_CHECKING:  # the client's gRPC side is imported on first use, after local processes are spawned
     from spindle._proto import pb
@@ -277,18 +281,6 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
-def _as_list(refs: Any, fn: str) -> tuple[list[ObjectRef], bool]:
-    if isinstance(refs, ObjectRef):
-        return [refs], True
-    if isinstance(refs, (list, tuple)):
-        for r in refs:
-            if not isinstance(r, ObjectRef):
-                raise TypeError(f"{fn}() expects an ObjectRef or a list of ObjectRefs, got a list containing "
-                                f"{type(r).__name__}")
-        return list(refs), False
-    raise TypeError(f"{fn}() expects an ObjectRef or a list of ObjectRefs, got {type(refs).__name__}")
-
-
 def get(object_refs: Any, *, timeout: float | None = None) -> Any:
     """Block until the value(s) are ready and return them (order kept); raise the task's error if it failed."""
     refs, single = _as_list(object_refs, "get")
@@ -298,84 +290,6 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
 
 def put(value: Any, **_ignored: Any) -> ObjectRef:
     return _context.core_or_init().put(value)
-
-
-def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: float | None = None,
-         fetch_local: bool = True) -> tuple[list[ObjectRef], list[ObjectRef]]:
-    """Return (ready, not_ready) once ``num_returns`` refs are ready or ``timeout`` expires.
-
-    Written for the loop ``while refs: ready, refs = wait(refs)`` over thousands of refs: every pass over the list
-    is a C-level ``map``/``filter``/slice, not a Python expression per ref (that loop is quadratic in the refs)."""
-    if isinstance(object_refs, ObjectRef):
-        raise TypeError("wait() expected a list of ObjectRef, got a single ObjectRef")
-    if not isinstance(object_refs, (list, tuple)):
-        raise TypeError(f"wait() expected a list of ObjectRef, got {type(object_refs).__name__}")
-    if set(map(type, object_refs)) - {ObjectRef}:  # generators, or something that is no ref (refused below)
-        return _wait_general(object_refs, num_returns, timeout)
-    refs = list(object_refs)
-    cw = _context.core_or_init()
-    if not refs:
-        return [], []
-    ids = list(map(_OBJECT_ID, refs))
-    _check_wait(len(set(ids)) == len(ids), "object refs", num_returns, len(refs), timeout)
-    return _split(refs, ids, cw.wait_ready(refs, num_returns, timeout, oids=ids), num_returns)
-
-
-def _wait_general(object_refs: Sequence[Any], num_returns: int,
-                  timeout: float | None) -> tuple[list[Any], list[Any]]:
-    from spindle._core.generators import ObjectRefGenerator
-
-    gens = [x for x in object_refs if isinstance(x, ObjectRefGenerator)]
-    refs, _ = _as_list([x for x in object_refs if not isinstance(x, ObjectRefGenerator)], "wait")
-    cw = _context.core_or_init()
-    if gens:
-        return _wait_with_generators(cw, list(object_refs), num_returns, timeout)
-    if not refs:
-        return [], []
-    ids = [r.binary() for r in refs]
-    _check_wait(len(set(ids)) == len(ids), "object refs", num_returns, len(refs), timeout)
-    return _split(refs, ids, cw.wait_ready(refs, num_returns, timeout, oids=ids), num_returns)
-
-
-def _split(refs: list[ObjectRef], ids: list[bytes], ready_ids: list[bytes],
-           num_returns: int) -> tuple[list[ObjectRef], list[ObjectRef]]:
-    """(the first ``num_returns`` refs whose id is in ``ready_ids``, every other ref), both in the given order."""
-    ready_set = set(ready_ids)
-    chosen = list(itertools.islice(itertools.compress(range(len(ids)), map(ready_set.__contains__, ids)),
-                                   num_returns))
-    pending: list[ObjectRef] = []
-    start = 0
-    for i in chosen:
-        pending += refs[start:i]
-        start = i + 1
-    pending += refs[start:]
-    return [refs[i] for i in chosen], pending
-
-
-def _check_wait(unique: bool, what: str, num_returns: int, count: int, timeout: float | None) -> None:
-    """Ray's argument checks of wait(), in Ray's words."""
-    if not unique:
-        raise ValueError(f"Wait requires a list of unique {what}.")
-    if num_returns <= 0:
-        raise ValueError(f"Invalid number of objects to return {num_returns}.")
-    if num_returns > count:
-        raise ValueError("num_returns cannot be greater than the number of objects provided to wait().")
-    if timeout is not None and timeout < 0:
-        raise ValueError(f"The 'timeout' argument must be >= 0, got {timeout}")
-
-
-def _wait_with_generators(cw: Any, items: list[Any], num_returns: int,
-                          timeout: float | None) -> tuple[list[Any], list[Any]]:
-    from spindle._core.wait_generators import wait_mixed
-
-    unique = len({id(x) if not isinstance(x, ObjectRef) else x.binary() for x in items}) == len(items)
-    _check_wait(unique, "ray_waitables", num_returns, len(items), timeout)
-    ready_idx = wait_mixed(cw, items, num_returns, timeout)
-    ready: list[Any] = []
-    pending: list[Any] = []
-    for i, x in enumerate(items):
-        (ready if i in ready_idx and len(ready) < num_returns else pending).append(x)
-    return ready, pending
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
@@ -403,7 +317,6 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     if not name:
         raise ValueError("Please supply a non-empty value to get_actor")
-    from spindle._proto import pb
     from spindle.actor import handle_from_info
 
     cw = _context.core_or_init()
@@ -418,44 +331,6 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
                          "1. You are trying to look up a named actor you didn't create. 2. The named actor died. "
                          "3. You did not use a namespace matching the namespace of the actor.")
     return handle_from_info(info)
-
-
-def _view() -> pb.ClusterView:
-    from spindle._proto import pb
-
-    cw = _context.core()
-    return cw.head().GetClusterView(pb.Empty(), metadata=cw.md, timeout=30, wait_for_ready=True)
-
-
-def nodes() -> list[dict[str, Any]]:
-    out = []
-    for n in _view().nodes:
-        out.append({"NodeID": n.node_id, "Alive": n.alive, "alive": n.alive, "State": "ALIVE" if n.alive else "DEAD",
-                    "DeathReason": n.death_reason, "NodeManagerAddress": n.ip,
-                    "NodeManagerHostname": n.hostname, "NodeName": n.ip, "AgentAddress": n.address,
-                    "Resources": dict(n.total.amounts), "Available": dict(n.available.amounts),
-                    "Labels": dict(n.labels), "IsHeadNode": n.is_head, "Draining": n.draining})
-    return out
-
-
-def _sum(field: str) -> dict[str, float]:
-    total: dict[str, float] = {}
-    for n in _view().nodes:
-        if n.alive:
-            for k, v in getattr(n, field).amounts.items():
-                total[k] = total.get(k, 0.0) + v
-    return total
-
-
-def cluster_resources() -> dict[str, float]:
-    return _sum("total")
-
-
-def available_resources() -> dict[str, float]:
-    """Free resources of the live nodes; "CPU" is always there (0.0 when every CPU is taken), as in Ray."""
-    free = {k: v for k, v in _sum("available").items() if v > 0}
-    free.setdefault("CPU", 0.0)
-    return free
 
 
 def get_runtime_context() -> _context.RuntimeContext:
