@@ -153,7 +153,9 @@ def test_a_tree_of_forks_sharing_their_pages_is_capped_by_its_pss_not_its_summed
     out = proc.run([sys.executable, "-c", FORKS], {}, str(ROOT), timeout_s=60, mem_cap_mib=400)
     assert out.ok, (out.error, out.stderr_tail)
     assert out.peak_rss_mib > 700  # six processes each mapping the 150 MiB
-    assert 140 < out.peak_mib < 250  # the buffer counted once
+    # the buffer counted once, not six times (~900 MiB); between sweeps the estimate may still hold one process's
+    # reading from before its pages became shared with its forks (seen: 260 MiB once in 9 runs under load)
+    assert 140 < out.peak_mib < 320
 
 
 def test_a_tree_over_its_cap_is_still_killed() -> None:
