@@ -317,6 +317,7 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     if not name:
         raise ValueError("Please supply a non-empty value to get_actor")
+    from spindle._proto import pb
     from spindle.actor import handle_from_info
 
     cw = _context.core_or_init()
