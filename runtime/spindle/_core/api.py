@@ -27,7 +27,6 @@ from spindle._core.waiting import wait as wait
 from spindle._rpc.net import routable_ip
 
 if TYPE_CHECKING:  # the client's gRPC side is imported on first use, after local processes are spawned
-    from spindle._proto import pb
     from spindle.actor import ActorHandle
 
 log = logging.getLogger("spindle")
