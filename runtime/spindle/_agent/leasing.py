@@ -52,17 +52,20 @@ def return_lease(agent: Agent, lease_id: bytes, kill: bool) -> None:
         if entry is None:
             return
         worker, need = entry
-        if not worker.blocked:
-            add(agent.bundles.for_lease(lease_id), need)
+        freed, pool = ({} if worker.blocked else need), agent.bundles.for_lease(lease_id)
         agent.bundles.forget_lease(lease_id)
         worker.lease_id = b""
         worker.blocked = False
-        agent.cond.notify_all()
+    # the worker is back in the pool before its resources are: a lease granted with them finds it idle
+    # (the other way round, that lease started a worker, and the zygote with it, that outlived the burst)
     assert agent.pool is not None
     if kill:
         agent.pool.kill(worker)
     else:
         agent.pool.release(worker)
+    with agent.cond:
+        add(pool, freed)
+        agent.cond.notify_all()
 
 def worker_blocked(agent: Agent, worker_id: str, blocked: bool) -> None:
     with agent.cond:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spindle import _ids, _lifeline
+from spindle._agent import pool_policy
 from spindle._agent.runtime_env import WorkerEnv
 
 EARLY_KEEP_S = 120.0  # how long a registration may wait for its worker's adoption
@@ -29,7 +30,7 @@ class WorkerRecord:
     worker_id: str
     proc: Any  # subprocess.Popen, or a zygote_client.ForkedProc (same pid/wait/poll/kill)
     address: str = ""
-    state: str = "starting"  # starting, idle, busy, dead
+    state: str = "starting"  # starting, idle, busy, stopping (released past the warm count), dead
     lease_id: bytes = b""
     blocked: bool = False
     actor_id: bytes = b""
@@ -196,11 +197,8 @@ class WorkerPool:
                         return rec
                     if not spawned:
                         starting = sum(1 for r in self.by_id.values() if r.state == "starting" and r.env_key == key)
-                        # forks from the zygote are cheap: start one per waiting caller (a burst of actors
-                        # starts in parallel); fresh interpreters one at a time
                         forks = not key and self._zygote is not None and self._zygote.alive
-                        cap = min(self.waiting, 16) if forks else 1
-                        if starting < cap:
+                        if pool_policy.should_start_worker(self.waiting, starting, forks):
                             if key:
                                 self._evict_other_env(key)
                             self.cond.release()
@@ -243,9 +241,11 @@ class WorkerPool:
                 kill = sum(1 for r in self.idle if r.env_key == rec.env_key) >= self.soft_limit
             else:
                 kill = sum(1 for r in self.by_id.values()
-                           if not r.dedicated and not r.env_key and r.state != "dead") > self.soft_limit
+                           if not r.dedicated and not r.env_key and r.state not in ("dead", "stopping")) > self.soft_limit
             kill = kill and not rec.dedicated
-            if not kill:
+            if kill:  # no longer counted: workers released together must not all stop (the warm ones go too)
+                rec.state = "stopping"
+            else:
                 rec.state = "idle"
                 rec.idle_since = time.monotonic()
                 self.idle.append(rec)
