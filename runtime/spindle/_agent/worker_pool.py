@@ -171,6 +171,15 @@ class WorkerPool:
         """A worker that registered is ready for work (called with the lock)."""
         if rec.state != "starting":
             return
+        if not rec.env_key and self.waiting == 0 and sum(
+                1 for r in self.by_id.values() if not r.dedicated and not r.env_key
+                and r.state not in ("dead", "stopping")) > self.soft_limit:
+            # started for callers that were served meanwhile: past the warm count nobody needs it
+            from spindle._agent import graceful
+
+            rec.state = "stopping"
+            graceful.terminate(rec.proc)
+            return
         rec.address = address
         rec.state = "idle"
         rec.idle_since = time.monotonic()
