@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -212,6 +213,47 @@ def test_a_replaced_head_with_storage_recovers_named_actors_jobs_and_kv_of_a_los
         assert out == ["1", "42", session]  # restarted from its spec (state is new, like any actor restart);
         # the session is the one the storage names
     finally:
+        c.stop()
+
+
+def test_a_task_in_a_group_the_new_head_reloaded_before_its_node_came_back_runs_once_the_node_is_back(
+        tmp_path: Path) -> None:
+    """Between a head restart and its agents re-registering, the group is CREATED (from storage) with no address
+    for its bundle's node: the driver must ask again, not keep that answer and wait forever."""
+    c = Cluster(tmp_path, tmp_path / "head.db")
+    driver = _driver(c, """
+        from spindle.util import placement_group
+        from spindle.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        @spindle.remote(num_cpus=2)
+        def f():
+            return "ran"
+
+        pg = placement_group([{"CPU": 2}], strategy="STRICT_PACK")
+        assert pg.wait(30)
+        print("placed", flush=True)
+        sys.stdin.readline()
+        ref = f.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0)).remote()
+        print("submitted", flush=True)
+        print(spindle.get(ref, timeout=60), flush=True)
+    """)
+    try:
+        _expect(driver, "placed")
+        c.agent.send_signal(signal.SIGSTOP)  # the node cannot re-register with the new head yet
+        try:
+            c.restart_head()
+            assert driver.stdin is not None
+            driver.stdin.write("go\n")
+            driver.stdin.flush()
+            _expect(driver, "submitted")
+            time.sleep(2)  # the driver asks the new head where the bundle is: on a node it does not know yet
+        finally:
+            c.agent.send_signal(signal.SIGCONT)
+        _expect(driver, "ran")
+        _, err = driver.communicate(timeout=60)
+        assert driver.returncode == 0, err
+    finally:
+        driver.kill()
         c.stop()
 
 

@@ -68,8 +68,8 @@ class PgClient:
         info: pb.PlacementGroupInfo = cw.head().GetPlacementGroup(
             pb.GetPlacementGroupRequest(pg_id=pg_id, wait_ready_s=wait_s), metadata=cw.md, timeout=wait_s + 30,
             wait_for_ready=True)
-        if info.state == "CREATED":
-            self.placed[pg_id] = info
+        if info.state == "CREATED" and all(info.bundle_addresses):
+            self.placed[pg_id] = info  # (a restarted head knows the group before its nodes are back: no address)
         else:
             self.placed.pop(pg_id, None)
         return info
@@ -130,8 +130,10 @@ def acquire_lease(sub: TaskSubmitter, q: KeyQueue) -> None:
             delay = min(delay * 2, 1.0)
             continue
         attempt += 1
-        if not address:
-            continue  # the head long-polled for us; ask again
+        if not address:  # not placed (the head long-polled for us), or its node is not back yet: ask again
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            continue
         req = pb.LeaseRequest(resources=pb.Resources(amounts=q.resources), strategy=q.strategy, job_id=cw.job_id,
                               grant_or_reject=True, timeout_s=1.0)
         try:
