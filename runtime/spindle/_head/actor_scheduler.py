@@ -44,6 +44,7 @@ class ActorScheduler:
         self._order: dict[bytes, int] = {}  # queue position kept while an actor is being started (a refusal)
         self._pg_attempts: dict[bytes, int] = {}  # placement group actors: which of the group's nodes to try next
         self._warned: set[bytes] = set()
+        self._in_flight = 0  # StartActor calls not answered yet: a refusal puts its actor back in the queue
         self._wake = threading.Event()
         threading.Thread(target=self._loop, daemon=True, name="actor-sched").start()
 
@@ -95,7 +96,9 @@ class ActorScheduler:
     def _loop(self) -> None:
         delay = RETRY_MIN_S
         while True:
-            woke = self._wake.wait(delay if self.queue else None)
+            # an idle wait only when nothing can come back: a start in flight may be refused (busy) and requeued
+            # from gRPC's completion thread without waking us, so keep the backoff's pace until it is answered
+            woke = self._wake.wait(delay if self.queue or self._in_flight else None)
             self._wake.clear()
             try:
                 started = self._round()
@@ -133,6 +136,7 @@ class ActorScheduler:
                         starts.append((rec, *target, rec.incarnation))
             for rec, *_ in starts:
                 self.queue.pop(rec.spec.actor_id, None)
+            self._in_flight += len(starts)
         for class_name, reason in warn:
             log.warning("actor %s cannot be placed yet: %s", class_name, reason)
         for rec, node_id, address, incarnation in starts:
@@ -182,6 +186,7 @@ class ActorScheduler:
         head = self.head
         killed = False
         with head.lock:
+            self._in_flight -= 1
             if reply.ok and rec.state == "DEAD":  # killed while starting
                 killed = True
             elif reply.ok:
@@ -197,7 +202,9 @@ class ActorScheduler:
             self._kill(address, rec.spec.actor_id)
 
     def _requeue(self, rec: ActorRecord) -> None:
+        """A start that did not happen (refused, unreachable): back in the queue (the loop's backoff retries)."""
         with self.head.lock:
+            self._in_flight -= 1
             if rec.state == "DEAD":
                 self._leave(rec)
             else:
