@@ -1,11 +1,13 @@
-"""``request_resources``: ask the autoscaler for capacity ahead of the work (Ray's ``ray.autoscaler.sdk``)."""
+"""``request_resources``: ask the autoscaler for capacity ahead of the work (Ray's ``ray.autoscaler.sdk``).
+
+The wire layer (``spindle._proto``: protobuf and gRPC, ~135 ms and ~10 MiB) loads on the call, not on import:
+``spindle.autoscaler`` imports this module, and the operator imports ``spindle.autoscaler.policy`` (pure) only.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-
-from spindle._proto import pb
 
 
 def request_resources(num_cpus: int | None = None, bundles: Sequence[Mapping[str, float]] | None = None) -> None:
@@ -32,6 +34,7 @@ def request_resources(num_cpus: int | None = None, bundles: Sequence[Mapping[str
                 bundle[k] = float(v)
             wanted.append(bundle)
     from spindle._core.context import core
+    from spindle._proto import pb
 
     cw = core()
     cw.head().RequestResources(pb.ResourceRequest(bundles=[pb.Resources(amounts=b) for b in wanted]),
