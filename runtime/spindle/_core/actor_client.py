@@ -31,6 +31,7 @@ from spindle._core import generators as _gen
 from spindle._core import timeline as _timeline
 from spindle._core.actor_conn import HEAD_UNREACHABLE_S, LOOKUPS, ActorCall, Conn
 from spindle._core.actor_local_stream import LocalCall, LocalOut
+from spindle._core.task_records import fail_returns
 from spindle._proto import pb
 from spindle.exceptions import (
     ActorAlreadyExistsError,
@@ -316,13 +317,7 @@ class ActorClient:
 
     def _complete_error(self, c: ActorCall, err: pb.ObjectValue) -> None:
         _args.release(self.cw, c.prepared, drop_refs=True)
-        if c.spec.generator:
-            _gen.finished(c.spec.task_id, err)
-        for rid in c.spec.return_ids:
-            ov = pb.ObjectValue()
-            ov.CopyFrom(err)
-            ov.object_id = rid
-            self.cw.store.put(rid, ov)
+        fail_returns(self.cw, c.spec, err)
 
     def has_streams(self) -> bool:
         return any(c.call is not None and c.state == "ALIVE" for c in list(self.conns.values()))

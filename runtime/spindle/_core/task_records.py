@@ -10,14 +10,18 @@ from __future__ import annotations
 import collections
 import queue
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 from spindle import _labels
 from spindle._core import args as _args
+from spindle._core import generators as _gen
 from spindle._proto import pb
 from spindle.exceptions import RayTaskError, TaskCancelledError
+
+if TYPE_CHECKING:
+    from spindle._core.core_worker import CoreWorker
 
 
 @dataclass
@@ -72,6 +76,17 @@ class KeyQueue:
 def cancelled_error(task: Task) -> TaskCancelledError:
     tid = task.spec.task_id.hex()
     return TaskCancelledError(tid, f"Task {task.spec.name!r} ({tid}) was cancelled.")
+
+
+def fail_returns(cw: CoreWorker, spec: pb.TaskSpec, err: pb.ObjectValue) -> None:
+    """A task or actor call failed with ``err``: its stream ends (a generator) and each of its refs raises ``err``."""
+    if spec.generator:
+        _gen.finished(spec.task_id, err)
+    for rid in spec.return_ids:
+        ov = pb.ObjectValue()
+        ov.CopyFrom(err)
+        ov.object_id = rid
+        cw.store.put(rid, ov)
 
 
 def load_error(blob: bytes, text: str, name: str) -> tuple[BaseException | None, bytes]:

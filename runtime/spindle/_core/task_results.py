@@ -22,7 +22,7 @@ from spindle._core import generators as _gen
 from spindle._core import leases
 from spindle._core import timeline as _timeline
 from spindle._core.task_events import exception_error_type
-from spindle._core.task_records import KeyQueue, Lease, Task, cancelled_error, load_error
+from spindle._core.task_records import KeyQueue, Lease, Task, cancelled_error, fail_returns, load_error
 from spindle._proto import pb
 from spindle._scheduling import task_should_retry
 from spindle.exceptions import WorkerCrashedError
@@ -194,13 +194,7 @@ def finish(sub: TaskSubmitter, task: Task, returns: list[pb.ObjectValue]) -> Non
 def finish_error(sub: TaskSubmitter, task: Task, err: pb.ObjectValue) -> None:
     _forget(sub, task)
     task.prepared.deps = []
-    if task.spec.generator:
-        _gen.finished(task.spec.task_id, err)
-    for rid in task.spec.return_ids:
-        ov = pb.ObjectValue()
-        ov.CopyFrom(err)
-        ov.object_id = rid
-        sub.cw.store.put(rid, ov)
+    fail_returns(sub.cw, task.spec, err)
 
 def finish_error_exc(sub: TaskSubmitter, task: Task, exc: BaseException) -> None:
     s = task.spec
