@@ -68,3 +68,16 @@ def test_wait_mixes_refs_and_generators_and_keeps_their_order(tmp_path: Path) ->
     assert ready == [gen, ref] and not_ready == []
     with pytest.raises(ValueError, match="num_returns"):
         spindle.wait([gen, ref], num_returns=3)
+
+
+def test_wait_refuses_a_list_holding_something_that_is_no_ref_with_or_without_a_generator(tmp_path: Path) -> None:
+    ref = spindle.put(1)
+    with pytest.raises(TypeError, match="got a list containing int"):
+        spindle.wait([ref, 3])  # type: ignore[list-item]
+    gen = gated.remote(str(tmp_path), 1)
+    with pytest.raises(TypeError, match="got a list containing str"):
+        spindle.wait([gen, ref, "x"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="unique"):
+        spindle.wait([gen, ref, ref])
+    (tmp_path / "go0").touch()
+    assert spindle.get(next(gen)) == 0

@@ -41,29 +41,17 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
         raise TypeError("wait() expected a list of ObjectRef, got a single ObjectRef")
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(f"wait() expected a list of ObjectRef, got {type(object_refs).__name__}")
-    if set(map(type, object_refs)) - {ObjectRef}:  # generators, or something that is no ref (refused below)
-        return _wait_general(object_refs, num_returns, timeout)
+    if set(map(type, object_refs)) - {ObjectRef}:  # generators, or something that is no ref (refused here)
+        from spindle._core.generators import ObjectRefGenerator
+
+        _as_list([x for x in object_refs if not isinstance(x, ObjectRefGenerator)], "wait")
+        if any(isinstance(x, ObjectRefGenerator) for x in object_refs):
+            return _wait_with_generators(_context.core_or_init(), list(object_refs), num_returns, timeout)
     refs = list(object_refs)
     cw = _context.core_or_init()
     if not refs:
         return [], []
     ids = list(map(_OBJECT_ID, refs))
-    _check_wait(len(set(ids)) == len(ids), "object refs", num_returns, len(refs), timeout)
-    return _split(refs, ids, cw.wait_ready(refs, num_returns, timeout, oids=ids), num_returns)
-
-
-def _wait_general(object_refs: Sequence[Any], num_returns: int,
-                  timeout: float | None) -> tuple[list[Any], list[Any]]:
-    from spindle._core.generators import ObjectRefGenerator
-
-    gens = [x for x in object_refs if isinstance(x, ObjectRefGenerator)]
-    refs, _ = _as_list([x for x in object_refs if not isinstance(x, ObjectRefGenerator)], "wait")
-    cw = _context.core_or_init()
-    if gens:
-        return _wait_with_generators(cw, list(object_refs), num_returns, timeout)
-    if not refs:
-        return [], []
-    ids = [r.binary() for r in refs]
     _check_wait(len(set(ids)) == len(ids), "object refs", num_returns, len(refs), timeout)
     return _split(refs, ids, cw.wait_ready(refs, num_returns, timeout, oids=ids), num_returns)
 
