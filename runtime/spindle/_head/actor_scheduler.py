@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from spindle._head import wake_loop
 from spindle._head.actor_placement import PendingActor, plan, startable, waiting_for_demand
 from spindle._proto import pb, rpc
 from spindle._scheduling import EPS, strategy_from_wire, subtract
@@ -94,18 +95,10 @@ class ActorScheduler:
 
     # ---------------------------------------------------------------- rounds
     def _loop(self) -> None:
-        delay = RETRY_MIN_S
-        while True:
-            # an idle wait only when nothing can come back: a start in flight may be refused (busy) and requeued
-            # from gRPC's completion thread without waking us, so keep the backoff's pace until it is answered
-            woke = self._wake.wait(delay if self.queue or self._in_flight else None)
-            self._wake.clear()
-            try:
-                started = self._round()
-            except Exception:  # the scheduler must outlive any one bad round
-                log.exception("actor scheduling round failed")
-                started = False
-            delay = RETRY_MIN_S if woke or started else min(delay * 2, RETRY_MAX_S)
+        # an idle wait only when nothing can come back: a start in flight may be refused (busy) and requeued
+        # from gRPC's completion thread without waking us, so keep the backoff's pace until it is answered
+        wake_loop.run(self._wake, self._round, what="actor scheduling round", min_s=RETRY_MIN_S, max_s=RETRY_MAX_S,
+                      busy=lambda: bool(self.queue or self._in_flight), wake_resets=True)
 
     def _round(self) -> bool:
         """Start every queued actor a node can take now; True if any started."""

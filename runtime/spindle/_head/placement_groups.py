@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from spindle._head import wake_loop
 from spindle._placement import NodeRoom, gang_demand, place_bundles, validate
 from spindle._proto import pb, rpc
 from spindle._scheduling import add, subtract
@@ -254,16 +255,7 @@ class PlacementGroups:
 
     # ---------------------------------------------------------------- scheduling
     def _loop(self) -> None:
-        delay = 0.05
-        while True:
-            self._wake.wait(delay)
-            self._wake.clear()
-            try:
-                progress = self._schedule_pending()
-            except Exception:  # the scheduler must outlive any one bad round
-                log.exception("placement group scheduling failed")
-                progress = False
-            delay = 0.05 if progress else min(delay * 2, 1.0)
+        wake_loop.run(self._wake, self._schedule_pending, what="placement group scheduling", min_s=0.05, max_s=1.0)
 
     def _schedule_pending(self) -> bool:
         with self.head.lock:
