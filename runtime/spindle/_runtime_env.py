@@ -26,12 +26,13 @@ def _strings(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
 
 
-def pip_packages(pip: Any) -> list[str]:
-    """The requirement strings of a ``pip`` field (a list, or ``{"packages": [...]}``)."""
+def pip_packages(pip: Any, a_path: str = "is not supported") -> list[str]:
+    """The requirement strings of a ``pip`` field (a list, or ``{"packages": [...]}``); ``a_path``: what the
+    error for a requirements file path says of it (the job API: the client reads it)."""
     if isinstance(pip, dict):
         pip = pip.get("packages")
     if isinstance(pip, str):
-        raise ValueError("runtime_env 'pip' as a requirements file path is not supported: pass a list of "
+        raise ValueError(f"runtime_env 'pip' as a requirements file path {a_path}: pass a list of "
                          "requirement strings, e.g. [\"requests==2.32.3\"]")
     if not _strings(pip):
         raise ValueError("runtime_env 'pip' must be a list of requirement strings, e.g. [\"requests==2.32.3\"]")

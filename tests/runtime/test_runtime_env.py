@@ -171,5 +171,7 @@ def test_bad_runtime_envs_are_refused_where_they_are_written() -> None:
         probe.options(runtime_env={"workdir": "."})
     with pytest.raises(ValueError, match="env_vars"):
         probe.options(runtime_env={"env_vars": {"A": 1}})
+    with pytest.raises(ValueError, match="'pip' as a requirements file path is not supported"):
+        probe.options(runtime_env={"pip": "requirements.txt"})
     with pytest.raises(ValueError, match="is not a directory"):
         probe.options(runtime_env={"working_dir": "/nonexistent/dir"}).remote()

@@ -30,14 +30,7 @@ class Prepared:
 
 
 def _pip_packages(pip: Any) -> list[str]:
-    if isinstance(pip, dict):
-        pip = pip.get("packages")
-    if isinstance(pip, str):
-        raise ValueError("runtime_env 'pip' as a requirements file path is read by the client: pass a list of "
-                         "requirement strings, e.g. [\"requests==2.32.3\"]")
-    if not isinstance(pip, list) or not all(isinstance(p, str) and p.strip() for p in pip):
-        raise ValueError("runtime_env 'pip' must be a list of requirement strings, e.g. [\"requests==2.32.3\"]")
-    return list(pip)
+    return shared.pip_packages(pip, a_path="is read by the client")
 
 
 def validate(runtime_env: Any) -> dict[str, Any]:
