@@ -118,6 +118,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Spindle's operator beside KubeRay's on a kind cluster built here (root, Go, Docker; "
         "see bench/README.md): cluster and job start-up, pod and operator memory, image sizes",
     )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="the whole table in one run: this machine (every workload), then --multinode, then --k8s; "
+        "prints one Markdown report for bench/README.md at the end (root, Go, Docker; about an hour)",
+    )
     p.add_argument("--keep-cluster", action="store_true", help="with --k8s: leave the kind cluster up afterwards, and measure on such a cluster again "
                    "instead of creating one")
     return p.parse_args(argv)
@@ -272,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
         print(report.heading(data["meta"]))
         print(report.table(rows, markdown=args.markdown))
         return 0
+    if args.all:
+        from bench import full
+
+        return full.main(args)
     if args.multinode:
         from bench import multinode
 
@@ -279,7 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.k8s:
         from bench.k8s import run as k8s
 
-        return k8s.main(reps=args.reps or 3, keep=args.keep_cluster)
+        return k8s.main(reps=args.reps or 3, keep=args.keep_cluster, out=args.out)
+    return run_local(args)
+
+
+def run_local(args: argparse.Namespace) -> int:
+    """Every workload on this machine, Spindle and Ray alternating (the default mode)."""
     RAY_TMPDIR.mkdir(parents=True, exist_ok=True)
     sizes = spec.SMOKE if args.smoke else spec.FULL
     if args.scale_actors:

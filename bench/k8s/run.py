@@ -215,7 +215,7 @@ def _cluster_exists(env: dict[str, str]) -> bool:
     return CLUSTER_NAME in out.split()
 
 
-def main(reps: int = 3, keep: bool = False) -> int:
+def main(reps: int = 3, keep: bool = False, out: Path | None = None) -> int:
     env = tool_env()
     log("building KubeRay's operator and the Ray image (cached after the first run)")
     built = subprocess.run([str(ROOT / "bench/k8s/build-images.sh")], env=env, capture_output=True, text=True,
@@ -265,7 +265,7 @@ def main(reps: int = 3, keep: bool = False) -> int:
         if not keep:
             subprocess.run(down, env=env, capture_output=True, check=False)
     now = dt.datetime.now(dt.timezone.utc)
-    out = ROOT / "bench/results" / f"k8s-{now:%Y%m%dT%H%M%SZ}.json"
+    out = out or ROOT / "bench/results" / f"k8s-{now:%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps({"date": now.isoformat(timespec="seconds"), "reps": reps,
                                "samples": samples.values}, indent=1))
     print(table(samples))
