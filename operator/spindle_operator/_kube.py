@@ -14,14 +14,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import kopf
 import kubernetes
 
 from ._builders import GROUP, PLURAL, VERSION, Obj
 from ._job_builders import JOB_PLURAL
+
+MERGE_PATCH = "application/merge-patch+json"
 
 # Least privilege: exactly the calls below, plus what kopf needs to watch and post events.
 RBAC_RULES: list[dict[str, list[str]]] = [
@@ -44,18 +45,6 @@ class ApiError(Exception):
         self.status = status
         self.reason = reason
         self.message = message
-
-
-def _api_error(exc: kubernetes.client.ApiException) -> ApiError:
-    message = str(exc.reason)
-    with contextlib.suppress(ValueError, AttributeError):
-        message = json.loads(exc.body or "{}").get("message") or message
-    return ApiError(int(exc.status or 0), str(exc.reason), message)
-
-
-def _json(response: Any) -> Obj:
-    data: Obj = json.loads(response.data)
-    return data
 
 
 def load_configuration(kubeconfig: str | None) -> kubernetes.client.Configuration:
@@ -92,168 +81,117 @@ def kopf_connection(config: kubernetes.client.Configuration) -> kopf.ConnectionI
 
 
 class Kube:
-    """The calls reconcile needs, returning dicts and raising :class:`ApiError`."""
+    """The calls reconcile needs, returning dicts and raising :class:`ApiError`.
+
+    Each is one request through the kubernetes client's transport (``ApiClient``: configuration, TLS,
+    bearer token and its refresh, retries) with a JSON body, not through its typed API classes:
+    ``CoreV1Api`` and ``BatchV1Api`` load ~250 pydantic model modules (~22 MiB of the operator's ~90 MiB)
+    to validate arguments the operator builds as plain dicts anyway.
+    """
 
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
-        self.core = kubernetes.client.CoreV1Api(api_client)
-        self.custom = kubernetes.client.CustomObjectsApi(api_client)
-        self.batch = kubernetes.client.BatchV1Api(api_client)
+        self._api = api_client
+
+    def _request(self, method: str, path: str, *, body: Any = None, query: list[tuple[str, str]] | None = None,
+                 content_type: str = "application/json", absent: tuple[int, ...] = (), **names: str) -> Obj | None:
+        """``method path`` (``{name}`` placeholders filled from ``names``, URL-quoted); None when the answer's
+        status is in ``absent`` (404 for a get, 409 for a create), :class:`ApiError` for other failures."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        request = self._api.param_serialize(method, path, path_params=names, query_params=query or [],
+                                            header_params=headers, body=body, auth_settings=["BearerToken"])
+        response = self._api.call_api(*request)
+        raw: bytes = response.read() or b"{}"
+        if 200 <= response.status <= 299:
+            data: Obj = json.loads(raw)
+            return data
+        if response.status in absent:
+            return None
+        message = str(response.reason)
+        with contextlib.suppress(ValueError, AttributeError, UnicodeDecodeError):
+            message = json.loads(raw).get("message") or message
+        raise ApiError(int(response.status), str(response.reason), message)
+
+    def _custom(self, plural: str, *, sub: str = "") -> str:
+        return f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{plural}" + sub
+
+    @staticmethod
+    def _delete_options(uid: str, propagation: str | None = None) -> Obj:
+        body: Obj = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
+        if propagation:
+            body["propagationPolicy"] = propagation
+        return body
 
     # ---------------------------------------------------------------- SpindleJob and what it owns
     def get_custom(self, plural: str, namespace: str, name: str) -> Obj | None:
-        try:
-            return _json(self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, _preload_content=False))
-        except kubernetes.client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _api_error(exc) from exc
+        return self._request("GET", self._custom(plural, sub="/{name}"), absent=(404,), namespace=namespace, name=name)
 
     def create_cluster(self, namespace: str, body: Obj) -> Obj | None:
         """None when a cluster of that name already exists (409)."""
-        try:
-            return _json(self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, body, _preload_content=False))
-        except kubernetes.client.ApiException as exc:
-            if exc.status == 409:
-                return None
-            raise _api_error(exc) from exc
+        return self._request("POST", self._custom(PLURAL), body=body, absent=(409,), namespace=namespace)
 
     def delete_cluster(self, namespace: str, name: str, uid: str) -> bool:
-        try:
-            self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name,
-                body=kubernetes.client.V1DeleteOptions(preconditions=kubernetes.client.V1Preconditions(uid=uid)))
-            return True
-        except kubernetes.client.ApiException as exc:
-            if exc.status in (404, 409):
-                return False
-            raise _api_error(exc) from exc
+        return self._request("DELETE", self._custom(PLURAL, sub="/{name}"), body=self._delete_options(uid),
+                             absent=(404, 409), namespace=namespace, name=name) is not None
 
     def get_batch_job(self, namespace: str, name: str) -> Obj | None:
-        try:
-            return _json(self.batch.read_namespaced_job(name, namespace, _preload_content=False))
-        except kubernetes.client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _api_error(exc) from exc
+        return self._request("GET", "/apis/batch/v1/namespaces/{namespace}/jobs/{name}", absent=(404,),
+                             namespace=namespace, name=name)
 
     def create_batch_job(self, namespace: str, body: Obj) -> Obj | None:
-        try:
-            return _json(self.batch.create_namespaced_job(namespace, cast(Any, body), _preload_content=False))
-        except kubernetes.client.ApiException as exc:
-            if exc.status == 409:
-                return None
-            raise _api_error(exc) from exc
+        return self._request("POST", "/apis/batch/v1/namespaces/{namespace}/jobs", body=body, absent=(409,),
+                             namespace=namespace)
 
     def delete_batch_job(self, namespace: str, name: str, uid: str) -> bool:
         """Delete a submitter and its pods (background propagation), exactly this one (uid precondition)."""
-        try:
-            self.batch.delete_namespaced_job(
-                name, namespace,
-                body=kubernetes.client.V1DeleteOptions(propagation_policy="Background",
-                                                       preconditions=kubernetes.client.V1Preconditions(uid=uid)),
-                _preload_content=False)
-            return True
-        except kubernetes.client.ApiException as exc:
-            if exc.status in (404, 409):
-                return False
-            raise _api_error(exc) from exc
+        return self._request("DELETE", "/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
+                             body=self._delete_options(uid, "Background"), absent=(404, 409),
+                             namespace=namespace, name=name) is not None
 
     def patch_job_status(self, namespace: str, name: str, status: Obj) -> None:
-        try:
-            self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, JOB_PLURAL, name,
-                                                              {"status": status})
-        except kubernetes.client.ApiException as exc:
-            raise _api_error(exc) from exc
+        self._request("PATCH", self._custom(JOB_PLURAL, sub="/{name}/status"), body={"status": status},
+                      content_type=MERGE_PATCH, namespace=namespace, name=name)
 
     def get_cluster(self, namespace: str, name: str) -> Obj | None:
-        try:
-            return _json(
-                self.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, name, _preload_content=False
-                )
-            )
-        except kubernetes.client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _api_error(exc) from exc
+        return self.get_custom(PLURAL, namespace, name)
 
     def list_pods(self, namespace: str, label_selector: str) -> list[Obj]:
-        try:
-            items: list[Obj] = _json(
-                self.core.list_namespaced_pod(namespace, label_selector=label_selector, _preload_content=False)
-            )["items"]
-            return items
-        except kubernetes.client.ApiException as exc:
-            raise _api_error(exc) from exc
+        pods = self._request("GET", "/api/v1/namespaces/{namespace}/pods",
+                             query=[("labelSelector", label_selector)], namespace=namespace)
+        items: list[Obj] = (pods or {}).get("items") or []
+        return items
 
     def get_service(self, namespace: str, name: str) -> Obj | None:
-        try:
-            return _json(self.core.read_namespaced_service(name, namespace, _preload_content=False))
-        except kubernetes.client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _api_error(exc) from exc
+        return self._request("GET", "/api/v1/namespaces/{namespace}/services/{name}", absent=(404,),
+                             namespace=namespace, name=name)
 
     def create(self, namespace: str, body: Obj) -> Obj | None:
         """Create a core/v1 pod, service or secret; None when it already exists (409)."""
-        kind = body["kind"]
-        calls: dict[str, Callable[..., Any]] = {
-            "Pod": self.core.create_namespaced_pod,
-            "Service": self.core.create_namespaced_service,
-            "Secret": self.core.create_namespaced_secret,
-        }
-        call = calls[kind]
-        try:
-            return _json(call(namespace, body, _preload_content=False))
-        except kubernetes.client.ApiException as exc:
-            if exc.status == 409:
-                return None
-            raise _api_error(exc) from exc
+        plural = {"Pod": "pods", "Service": "services", "Secret": "secrets"}[body["kind"]]
+        return self._request("POST", f"/api/v1/namespaces/{{namespace}}/{plural}", body=body, absent=(409,),
+                             namespace=namespace)
 
     def get_secret_value(self, namespace: str, name: str, key: str) -> str | None:
         """One value of one Secret, decoded; None when the Secret or the key is missing."""
-        try:
-            secret = _json(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
-        except kubernetes.client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _api_error(exc) from exc
-        value = (secret.get("data") or {}).get(key)
+        secret = self._request("GET", "/api/v1/namespaces/{namespace}/secrets/{name}", absent=(404,),
+                               namespace=namespace, name=name)
+        value = ((secret or {}).get("data") or {}).get(key)
         return None if value is None else base64.b64decode(value).decode()
 
     def patch_service(self, namespace: str, name: str, patch: Obj) -> None:
-        try:
-            self.core.patch_namespaced_service(name, namespace, patch, _content_type="application/merge-patch+json")
-        except kubernetes.client.ApiException as exc:
-            raise _api_error(exc) from exc
+        self._request("PATCH", "/api/v1/namespaces/{namespace}/services/{name}", body=patch,
+                      content_type=MERGE_PATCH, namespace=namespace, name=name)
 
     def delete_pod(self, namespace: str, name: str, uid: str) -> bool:
         """Delete exactly this pod (uid precondition); False when it is already gone or replaced."""
-        try:
-            self.core.delete_namespaced_pod(
-                name,
-                namespace,
-                body=kubernetes.client.V1DeleteOptions(preconditions=kubernetes.client.V1Preconditions(uid=uid)),
-                _preload_content=False,
-            )
-            return True
-        except kubernetes.client.ApiException as exc:
-            if exc.status in (404, 409):
-                return False
-            raise _api_error(exc) from exc
+        return self._request("DELETE", "/api/v1/namespaces/{namespace}/pods/{name}", body=self._delete_options(uid),
+                             absent=(404, 409), namespace=namespace, name=name) is not None
 
     def patch_cluster(self, namespace: str, name: str, patch: Obj) -> None:
-        try:
-            self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
-        except kubernetes.client.ApiException as exc:
-            raise _api_error(exc) from exc
+        self._request("PATCH", self._custom(PLURAL, sub="/{name}"), body=patch, content_type=MERGE_PATCH,
+                      namespace=namespace, name=name)
 
     def patch_cluster_status(self, namespace: str, name: str, status: Obj) -> None:
-        try:
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURAL, name, {"status": status}
-            )
-        except kubernetes.client.ApiException as exc:
-            raise _api_error(exc) from exc
+        self._request("PATCH", self._custom(PLURAL, sub="/{name}/status"), body={"status": status},
+                      content_type=MERGE_PATCH, namespace=namespace, name=name)

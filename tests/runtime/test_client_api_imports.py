@@ -3,7 +3,8 @@
 The operator (``spindle_operator``) imports ``spindle.autoscaler.policy`` (a pure function) and
 ``spindle.job_submission`` (an HTTP client) and nothing else of the runtime. gRPC and protobuf (~16 MiB of
 RSS, ~135 ms of import) and numpy belong to drivers, workers and the head; loading them in the operator
-would cost every operator pod that memory for nothing, and keep the operator image from leaving them out.
+would cost every operator pod that memory for nothing, and keep the operator image from leaving them out
+(tests/operator/test_footprint.py checks the whole operator).
 """
 
 from __future__ import annotations
@@ -37,10 +38,6 @@ def test_the_job_submission_client_loads_neither_grpc_nor_protobuf_nor_numpy() -
         from spindle.job_submission import JobStatus, JobSubmissionClient
         assert JobSubmissionClient.__name__ == "JobSubmissionClient" and JobStatus.SUCCEEDED.is_terminal()
     """) == []
-
-
-def test_the_whole_operator_loads_no_wire_layer_of_the_runtime() -> None:
-    assert _loaded_after("import spindle_operator, spindle_operator._cli, spindle_operator._job_http") == []
 
 
 def test_request_resources_loads_the_wire_layer_on_its_first_call() -> None:
