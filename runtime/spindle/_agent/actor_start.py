@@ -10,6 +10,7 @@ once and the head tries it again after its back-off.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,15 @@ from spindle.exceptions import RuntimeEnvSetupError
 if TYPE_CHECKING:
     from spindle._agent.agent import Agent
 
+EXIT_REPORT_WAIT_S = 30.0  # how long a start whose worker died waits for that exit to reach the head
 START_WAITERS = 8  # actor starts that may wait for resources at once, each on one of the agent's 128 RPC threads
+
+
+def _testing_kill_before_reply(spec: pb.ActorSpec, incarnation: int) -> bool:
+    """Fault injection for tests (``SPINDLE_TESTING_KILL_ACTOR_BEFORE_REPLY=<class name>``): the first incarnation of
+    an actor of that class has its worker killed once its constructor returned, and the reply saying it started
+    waits until the head has been told of the exit: the order the head must handle whichever way it comes."""
+    return incarnation == 0 and os.environ.get("SPINDLE_TESTING_KILL_ACTOR_BEFORE_REPLY", "") == spec.class_name
 
 
 def _pickled(error: BaseException) -> bytes:
@@ -90,6 +99,8 @@ def _start_actor(self: Agent, req: pb.StartActorRequest, placement: dict[str, fl
         if worker is None:
             return pb.StartActorReply(ok=False)
         stub = rpc.CoreWorkerStub(self.channels.get(worker.address))
+        with self.cond:  # its exit from here on is the actor's (reported to the head with this incarnation)
+            worker.actor_id, worker.incarnation = spec.actor_id, req.incarnation
         ids = self.accelerators.assign(spec.actor_id, hold)
         if ids:  # the actor sees its devices in the variables their runtimes read, for its whole life
             base, req = req, pb.StartActorRequest()
@@ -97,9 +108,12 @@ def _start_actor(self: Agent, req: pb.StartActorRequest, placement: dict[str, fl
             req.spec.env_vars.update(_accelerators.env_for(ids))
         try:
             reply: pb.StartActorReply = stub.CreateActor(req, metadata=self.channels.metadata, timeout=600)
-        except grpc.RpcError as e:
+        except grpc.RpcError as e:  # its worker died in the constructor (or it ran past the timeout)
             self.accelerators.release(spec.actor_id)
             self.pool.kill(worker)
+            # answered once the head has the exit (restart or death, see _head/actor_fate), not before: a reply
+            # first would have the head start it again on this node while this worker still holds its ids
+            worker.exit_handled.wait(EXIT_REPORT_WAIT_S)
             return pb.StartActorReply(ok=False, error_text=str(e))
         if not reply.ok:
             self.accelerators.release(spec.actor_id)
@@ -109,12 +123,15 @@ def _start_actor(self: Agent, req: pb.StartActorRequest, placement: dict[str, fl
                 self.pool.kill(worker)
             return reply
         with self.cond:
-            worker.actor_id, worker.incarnation, worker.actor_hold = spec.actor_id, req.incarnation, hold
+            worker.actor_hold = hold
             live_actors.remember(self, worker.worker_id, spec)
             if bundle is not None:
                 self.bundles.worker_key[worker.worker_id] = bundle
             subtract(self.bundles.pool(bundle), hold)
         reply.worker_id = worker.worker_id
+        if _testing_kill_before_reply(spec, req.incarnation):
+            self.pool.kill(worker)
+            worker.exit_handled.wait(EXIT_REPORT_WAIT_S)
         return reply
     finally:
         with self.cond:

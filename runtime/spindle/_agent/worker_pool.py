@@ -40,6 +40,7 @@ class WorkerRecord:
     dedicated: bool = False
     idle_since: float = 0.0
     env_key: str = ""  # the runtime env this worker was started in ("" = the node's plain workers)
+    exit_handled: threading.Event = field(default_factory=threading.Event)  # reaped, and its exit reported
 
 
 def worker_env(token: str, agent_address: str, node_id: str, ip: str, head_address: str) -> tuple[str, dict[str, str]]:
@@ -154,8 +155,11 @@ class WorkerPool:
             if rec in self.idle:
                 self.idle.remove(rec)
             self.cond.notify_all()
-        if not self.closed:
-            self.on_exit(rec, code)
+        try:
+            if not self.closed:
+                self.on_exit(rec, code)
+        finally:
+            rec.exit_handled.set()
 
     def registered(self, worker_id: str, address: str, pid: int) -> None:
         with self.cond:

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from spindle import _actor_death
 from spindle._head import wake_loop
+from spindle._head.actor_fate import ExitReport, ReplyKind, on_start_reply
 from spindle._head.actor_placement import PendingActor, plan, startable, waiting_for_demand
 from spindle._proto import pb, rpc
 from spindle._scheduling import EPS, strategy_from_wire, subtract
@@ -129,6 +131,7 @@ class ActorScheduler:
                         starts.append((rec, *target, rec.incarnation))
             for rec, *_ in starts:
                 self.queue.pop(rec.spec.actor_id, None)
+                rec.start_in_flight = True
             self._in_flight += len(starts)
         for class_name, reason in warn:
             log.warning("actor %s cannot be placed yet: %s", class_name, reason)
@@ -165,7 +168,11 @@ class ActorScheduler:
         fut.add_done_callback(lambda f: self._started(rec, node_id, address, f))
 
     def _started(self, rec: ActorRecord, node_id: str, address: str, fut: Any) -> None:
-        """``StartActor`` answered (on gRPC's completion thread: nothing here blocks)."""
+        """``StartActor`` answered (on gRPC's completion thread: nothing here blocks).
+
+        Its worker's exit may have been reported before this reply (``actor_fate``): the order of the two
+        does not change the outcome.
+        """
         try:
             reply: pb.StartActorReply | None = fut.result()
         except grpc.RpcError as e:
@@ -173,31 +180,47 @@ class ActorScheduler:
             reply = None
         except Exception:  # cancelled (channels closed at shutdown)
             reply = None
-        if reply is None or not (reply.ok or reply.error or reply.exited):  # unreachable, or busy: try again
-            self._requeue(rec)
-            return
+        kind: ReplyKind = ("retry" if reply is None or not (reply.ok or reply.error or reply.exited)  # busy, unreachable
+                           else "ok" if reply.ok else "failed")
         head = self.head
-        killed = False
+        restart = False
         with head.lock:
             self._in_flight -= 1
-            if reply.ok and rec.state == "DEAD":  # killed while starting
-                killed = True
-            elif reply.ok:
-                rec.state, rec.worker_address = "ALIVE", reply.worker_address
-                rec.worker_id, rec.node_id = reply.worker_id, node_id
+            rec.start_in_flight = False
+            deferred, rec.deferred_exit = rec.deferred_exit, None
+            node = head.nodes.get(node_id)
+            if kind == "ok" and deferred is None and (node is None or not node.view.alive):
+                # the node died while the actor started there: nobody will report its worker's exit
+                why = node.info.death_reason if node is not None else "it left the cluster"
+                deferred = ExitReport(_actor_death.node_died(node_id, address, why), intended=False)
+            verdict = on_start_reply(rec.state, kind, deferred, reply.worker_id if reply is not None else "")
+            if verdict == "retry":
+                self._put(rec)  # at its old place; the loop's backoff tries again
+                return
+            if reply is not None and reply.ok and verdict in ("alive", "exited"):
+                rec.worker_address, rec.worker_id, rec.node_id = reply.worker_address, reply.worker_id, node_id
+            self._leave(rec)
+            if verdict == "alive":
+                rec.state = "ALIVE"
                 head.recovery.save_actor(rec)
                 head.lock.notify_all()
-            else:  # its constructor failed, or it exited at once: never restarted
+            elif verdict == "exited":  # started, but its worker is already gone: restart it or let it die
+                assert deferred is not None
+                restart = head.apply_exit(rec, deferred.reason, deferred.intended)
+            elif verdict == "dead":  # its constructor failed, or it exited at once: never restarted
+                assert reply is not None
                 rec.state, rec.death_cause, rec.death_text = "DEAD", reply.error, reply.error_text
                 head.actor_dead(rec)
-            self._leave(rec)
-        if killed:
+        if verdict == "kill":  # killed while starting
             self._kill(address, rec.spec.actor_id)
+        if restart:
+            head._schedule_async(rec)
 
     def _requeue(self, rec: ActorRecord) -> None:
         """A start that did not happen (refused, unreachable): back in the queue (the loop's backoff retries)."""
         with self.head.lock:
             self._in_flight -= 1
+            rec.start_in_flight = False
             if rec.state == "DEAD":
                 self._leave(rec)
             else:

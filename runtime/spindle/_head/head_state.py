@@ -20,6 +20,7 @@ import grpc
 from spindle import _actor_death
 from spindle import _membership as membership
 from spindle._head import package_service
+from spindle._head.actor_fate import ExitReport, on_exit_report
 from spindle._head.actor_scheduler import ActorScheduler
 from spindle._head.autoscaling import AutoscalerBook
 from spindle._head.placement_groups import PlacementGroups
@@ -53,6 +54,8 @@ class ActorRecord:
     kill_restarts: bool = False  # kill(no_restart=False): the exit it causes restarts the actor if allowed
     scheduling: bool = False
     waiting: bool = False  # no node can take it now (pending demand for the autoscaler)
+    start_in_flight: bool = False  # a StartActor call for this incarnation is not answered yet
+    deferred_exit: ExitReport | None = None  # its worker's exit, reported before that reply (see actor_fate)
 
     def info(self) -> pb.ActorInfo:
         spec = pb.ActorSpec()
@@ -346,28 +349,42 @@ class HeadState:
         rec = self.nodes.get(node_id)
         return rec.info.address if rec is not None else ""
 
-    def actor_exited(self, actor_id: bytes, incarnation: int, reason: str, intended: bool) -> None:
+    def actor_exited(self, actor_id: bytes, incarnation: int, reason: str, intended: bool, worker_id: str = "") -> None:
+        """The worker of ``actor_id`` (its ``incarnation``; ``worker_id`` if known) exited or its node died."""
         with self.lock:
             rec = self.actors.get(actor_id)
-            if rec is None or rec.state == "DEAD" or rec.incarnation != incarnation:
+            if rec is None:
                 return
-            restartable_kill, rec.kill_restarts = rec.kill_restarts, False
-            decision = actor_restart_decision(rec.spec.max_restarts, rec.num_restarts,
-                                              (intended and not restartable_kill) or rec.no_restart)
-            if decision == "dead":
-                rec.state = "DEAD"
-                rec.death_text = rec.death_text or (_actor_death.KILLED if restartable_kill else reason)
-                self._free_name(rec)
-                self.recovery.save_actor(rec)
-                self.lock.notify_all()
+            verdict = on_exit_report(rec.state, rec.incarnation, rec.worker_id, rec.start_in_flight, incarnation,
+                                     worker_id)
+            if verdict == "ignore":
                 return
-            rec.state, rec.num_restarts, rec.incarnation = "RESTARTING", rec.num_restarts + 1, rec.incarnation + 1
-            rec.worker_address = ""
-            self.recovery.save_actor(rec)
-            self.lock.notify_all()
-        log.info("restarting actor %s (%s), restart %d", rec.spec.class_name, reason, rec.num_restarts)
-        self._schedule_async(rec)
+            if verdict == "defer":  # its StartActor reply applies it (actor_scheduler._started)
+                rec.deferred_exit = ExitReport(reason, intended, worker_id)
+                return
+            restart = self.apply_exit(rec, reason, intended)
+        if restart:
+            self._schedule_async(rec)
 
+    def apply_exit(self, rec: ActorRecord, reason: str, intended: bool) -> bool:
+        """Restart ``rec`` or mark it DEAD after its worker exited (head lock held); True: queue its restart."""
+        restartable_kill, rec.kill_restarts = rec.kill_restarts, False
+        decision = actor_restart_decision(rec.spec.max_restarts, rec.num_restarts,
+                                          (intended and not restartable_kill) or rec.no_restart)
+        if decision == "dead":
+            rec.state = "DEAD"
+            rec.death_text = rec.death_text or (_actor_death.KILLED if restartable_kill else reason)
+            self._free_name(rec)
+            self.recovery.save_actor(rec)
+            self.actor_scheduler.forget(rec.spec.actor_id)  # (it may have been waiting in the queue)
+            self.lock.notify_all()
+            return False
+        rec.state, rec.num_restarts, rec.incarnation = "RESTARTING", rec.num_restarts + 1, rec.incarnation + 1
+        rec.worker_address = ""
+        self.recovery.save_actor(rec)
+        self.lock.notify_all()
+        log.info("restarting actor %s (%s), restart %d", rec.spec.class_name, reason, rec.num_restarts)
+        return True
 
 
 def _refuses_connections(address: str, timeout: float = 0.5) -> bool:

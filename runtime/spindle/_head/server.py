@@ -69,7 +69,8 @@ class HeadServicer(rpc.HeadServicer):
 
     def ReportWorkerExit(self, request: pb.WorkerExit, context: Any) -> pb.Empty:
         if request.actor_id:
-            self.s.actor_exited(request.actor_id, request.incarnation, request.reason, request.intended)
+            self.s.actor_exited(request.actor_id, request.incarnation, request.reason, request.intended,
+                                request.worker_id)
         if request.worker_id:  # a recycled task worker keeps the actors it made (Ray never recycles an owner)
             self.s.owner_died(worker_id=request.worker_id, recycled=request.intended and not request.actor_id)
         return pb.Empty()
