@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from spindle._agent.agent import Agent
 
 EXIT_REPORT_WAIT_S = 30.0  # how long a start whose worker died waits for that exit to reach the head
+DIED_GRACE_S = 5.0  # a worker whose CreateActor call broke is reaped within this when it died (else: the call failed)
 START_WAITERS = 8  # actor starts that may wait for resources at once, each on one of the agent's 128 RPC threads
 
 
@@ -108,12 +109,15 @@ def _start_actor(self: Agent, req: pb.StartActorRequest, placement: dict[str, fl
             req.spec.env_vars.update(_accelerators.env_for(ids))
         try:
             reply: pb.StartActorReply = stub.CreateActor(req, metadata=self.channels.metadata, timeout=600)
-        except grpc.RpcError as e:  # its worker died in the constructor (or it ran past the timeout)
+        except grpc.RpcError as e:
             self.accelerators.release(spec.actor_id)
-            self.pool.kill(worker)
-            # answered once the head has the exit (restart or death, see _head/actor_fate), not before: a reply
-            # first would have the head start it again on this node while this worker still holds its ids
-            worker.exit_handled.wait(EXIT_REPORT_WAIT_S)
+            # its worker died in the constructor: the connection broke, and the process is gone (reaped, its exit
+            # reported to the head, which restarts the actor or lets it die: see _head/actor_fate) before we answer
+            died = e.code() == grpc.StatusCode.UNAVAILABLE and worker.exit_handled.wait(DIED_GRACE_S)
+            if not died:  # the call failed, not the worker: stop it quietly, the head places the actor again
+                with self.cond:
+                    worker.actor_id = b""
+                self.pool.kill(worker)
             return pb.StartActorReply(ok=False, error_text=str(e))
         if not reply.ok:
             self.accelerators.release(spec.actor_id)
