@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 
 from spindle import _accelerators, _actor_death, _store
-from spindle._agent import actor_start, head_link, leasing, live_actors, log_files, node_stats, transfer
+from spindle._agent import actor_start, head_link, lease_reclaim, leasing, live_actors, log_files, node_stats, transfer
 from spindle._agent import graceful as graceful_stop
 from spindle._agent.bundles import Bundles
 from spindle._agent.object_store import ObjectStore, OwnerProbe, StoreFullError, store_capacity
@@ -66,6 +66,7 @@ class Agent:
         self.leases: dict[bytes, tuple[WorkerRecord, dict[str, float]]] = {}
         self.accelerators = _accelerators.IdPool(total)  # which GPU/NeuronCore/... ids each lease and actor has
         self.unconfirmed: dict[bytes, float] = {}  # lease id -> grant time, until its stream opens
+        self.reclaims = lease_reclaim.Reclaims()  # unconfirmed leases being taken back, and those taken back
         self.fetchers: dict[bytes, set[str]] = {}
         self.pulls: dict[bytes, threading.Event] = {}
         self.transfers: transfer.TransferServer | None = None  # our data port (objects other agents pull)
@@ -313,6 +314,9 @@ class AgentServicer(rpc.NodeAgentServicer):
 
     def LeaseStarted(self, request: pb.ReturnLeaseRequest, context: Any) -> pb.AcceleratorIds:
         return self.a.lease_started(request.lease_id)
+
+    def LeaseRevoked(self, request: pb.ReturnLeaseRequest, context: Any) -> pb.LeaseState:
+        return pb.LeaseState(revoked=self.a.reclaims.was_revoked(request.lease_id))
 
     def ReserveObject(self, request: pb.ReserveRequest, context: Any) -> pb.ReserveReply:
         try:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from spindle._agent import leasing, live_actors
+from spindle._agent import lease_reclaim, live_actors
 from spindle._membership import HEARTBEAT_S
 from spindle._proto import pb
 from spindle._scheduling import NodeView
@@ -86,7 +86,7 @@ def heartbeat_loop(agent: Agent) -> None:
                     agent.draining = me.draining
                     agent.cond.notify_all()
             failures = 0
-            leasing.reclaim_unconfirmed(agent)
+            lease_reclaim.reclaim_unconfirmed(agent)
         except grpc.RpcError:
             failures += 1
             if failures == 50:

@@ -4,7 +4,7 @@ Split out of ``agent.py`` (the agent's state, actors, objects and gRPC service) 
 own protocol: decide with the placer whether to grant here, spill back to another node or call the
 request infeasible; serve waiting requests first come, first served (actor starts share the line,
 see ``actor_start``); start or reuse a worker in the request's runtime env; take back a lease its
-holder never used (``LEASE_CONFIRM_S``) or returned; lend a blocked worker's CPU while it waits in
+holder returned (one it never used: ``lease_reclaim``); lend a blocked worker's CPU while it waits in
 ``get``. Functions take the ``Agent`` whose lock (``cond``) and pools they share.
 """
 
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from spindle._agent.bundles import Key
 
 log = logging.getLogger("spindle.agent")
-
-LEASE_CONFIRM_S = 5.0
 
 
 def request_lease(agent: Agent, req: pb.LeaseRequest, context: Any = None) -> pb.LeaseReply:
@@ -180,12 +178,3 @@ def grant(agent: Agent, need: dict[str, float], deadline: float, bundle: Key | N
     log.debug("lease %s granted on worker %s", lease_id.hex()[:8], worker.worker_id[:6])
     return pb.LeaseReply(status="GRANTED", lease_id=lease_id, worker_address=worker.address,
                          worker_id=worker.worker_id, node_id=agent.node_id)
-
-def reclaim_unconfirmed(agent: Agent) -> None:
-    """A lease whose holder never opened its stream (it died or gave up in flight) goes back."""
-    now = time.monotonic()
-    with agent.cond:
-        stale = [lid for lid, t in agent.unconfirmed.items() if now - t > LEASE_CONFIRM_S]
-    for lid in stale:
-        log.warning("lease %s was never used by its holder: taking it back", lid.hex()[:8])
-        return_lease(agent, lid, kill=False)

@@ -35,6 +35,12 @@ class CoreWorkerServicer(rpc.CoreWorkerServicer):
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "this process is a driver; it does not host actors")
         return self.cw.executor.create_actor(request)
 
+    def RevokeLease(self, request: pb.ReturnLeaseRequest, context: Any) -> pb.LeaseState:
+        """Our agent takes back a lease its holder has not used yet (see ``lease_guard``)."""
+        if self.cw.executor is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this process is a driver; it holds no lease")
+        return pb.LeaseState(revoked=self.cw.executor.leases.revoke(request.lease_id))
+
     def CancelTask(self, request: pb.CancelTaskRequest, context: Any) -> pb.Empty:
         from spindle._core.cancel import cancel_owned
 

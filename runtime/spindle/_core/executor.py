@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from spindle import _accelerators, _dispatch
-from spindle._core import actor_host, actor_shutdown, gen_exec, task_run
+from spindle._core import actor_host, actor_shutdown, gen_exec, lease_guard, task_run
 from spindle._core.cancel import cancel_actor_call
 from spindle._core.result_sink import DirectOut, Sink
 from spindle._core.task_run import ActorExit, apply_env, flush_std, restore_env, user_traceback
@@ -90,6 +90,7 @@ class Executor:
         self.async_tasks: dict[bytes, asyncio.Task[Any]] = {}  # an async actor's running calls (cancel)
         self.actor_incarnation = 0
         self.gen_acks = gen_exec.Acks()
+        self.leases = lease_guard.LeaseGuard()  # which leases reached us, which the agent took back first
         threading.Thread(target=self._give_back_loop, daemon=True, name="spindle-give-back").start()
 
     # ---------------------------------------------------------------- streams
@@ -103,6 +104,12 @@ class Executor:
                 sink.resources = _parse_resources(value)
             elif key == "x-spindle-namespace":
                 sink.namespace = value
+        if lease_id and not self.leases.open(lease_id):  # taken back by the agent: none of its tasks runs here
+            import grpc
+
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"{lease_guard.REVOKED}: the node agent took lease {lease_id.hex()[:8]} back before its "
+                          "holder used it (the holder was stalled); ask the agent for another")
         if lease_id and _accelerators.held(sink.resources):  # its devices must be known before its tasks run
             sink.accelerator_env = self.cw.lease_started(lease_id)
         elif lease_id:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import os
+import signal
 import sys
 import threading
 import time
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from spindle._core import pg_client, task_results
+from spindle._core import lease_guard, pg_client, task_results
 from spindle._core.failover import NO_NODE_TIMEOUT_S
 from spindle._core.task_records import KeyQueue, Lease, load_error
 from spindle._proto import pb, rpc
@@ -34,6 +36,7 @@ log = logging.getLogger("spindle")
 
 LEASE_IDLE_S = 0.2
 LEASE_FAILING_WARN_S = 30.0
+REVOKED_ASK_S = 2.0  # a broken stream asks its agent whether the lease was taken back (a dead node: no answer)
 
 
 def acquire(sub: TaskSubmitter, q: KeyQueue) -> None:
@@ -144,6 +147,7 @@ def _no_node(sub: TaskSubmitter, q: KeyQueue) -> bool:
     return True
 
 def granted(sub: TaskSubmitter, q: KeyQueue, reply: pb.LeaseReply, agent_address: str) -> None:
+    _testing_stop_after_grant()
     lease = Lease(reply.lease_id, reply.worker_address, agent_address, q.key)  # granted: its node takes work
     try:
         stub = sub.cw.channels.stub(reply.worker_address, rpc.CoreWorkerStub)
@@ -162,6 +166,30 @@ def granted(sub: TaskSubmitter, q: KeyQueue, reply: pb.LeaseReply, agent_address
         q.leases.append(lease)
         sub._pump(q)
     sub.demand.wake()
+
+def revoked(sub: TaskSubmitter, lease: Lease, e: grpc.RpcError) -> bool:
+    """Our stream of ``lease`` failed before its worker sent anything: True if that is because its agent took the
+    lease back first (``_agent/lease_reclaim``), in which case none of its tasks ran on that worker."""
+    if e.code() == grpc.StatusCode.FAILED_PRECONDITION and (e.details() or "").startswith(lease_guard.REVOKED):
+        return True  # the worker refused it
+    if e.code() != grpc.StatusCode.UNAVAILABLE:  # (CANCELLED: we gave up on its node)
+        return False
+    try:  # the worker is gone (stopped after the lease came back, or it crashed): its agent knows which
+        reply = sub.cw.agent(lease.agent_address).LeaseRevoked(pb.ReturnLeaseRequest(lease_id=lease.lease_id),
+                                                               metadata=sub.cw.md, timeout=REVOKED_ASK_S)
+    except (grpc.RpcError, ValueError):  # its node is gone too, or we are shutting down: a failure as before
+        return False
+    return bool(reply.revoked)
+
+_stopped_once = False
+
+def _testing_stop_after_grant() -> None:
+    """Fault injection for tests (``SPINDLE_TESTING_STOP_AFTER_GRANT=1``): this process SIGSTOPs itself right after
+    its first lease is granted, before using it: a holder stalled past the agent's confirm window."""
+    global _stopped_once
+    if not _stopped_once and os.environ.get("SPINDLE_TESTING_STOP_AFTER_GRANT") == "1":
+        _stopped_once = True
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 def return_lease(sub: TaskSubmitter, lease: Lease, failed: bool) -> None:
     request = pb.ReturnLeaseRequest(lease_id=lease.lease_id, worker_failed=failed)

@@ -53,6 +53,7 @@ class Lease:
     exclusive: bool = False  # runs a task that must not have others queued behind it
     head_since: float = 0.0  # when the first task in ``inflight`` started (estimated)
     call: Any = None  # the PushTasks stream, cancelled when the head declares the node dead
+    answered: bool = False  # the worker sent something: its stream was accepted (the lease was not taken back)
 
     @property
     def queued(self) -> int:

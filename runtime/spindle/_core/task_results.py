@@ -36,12 +36,17 @@ log = logging.getLogger("spindle")
 def read(sub: TaskSubmitter, q: KeyQueue, lease: Lease, call: Any) -> None:
     try:
         for batch in call:
+            lease.answered = True
             if batch.logs:
                 sub.cw.emit_log(batch.logs)
             if batch.results:
                 _on_results(sub, q, lease, batch.results)
     except grpc.RpcError as e:
-        if not sub.closed:
+        if sub.closed:
+            return
+        if not lease.answered and leases.revoked(sub, lease, e):
+            lease_revoked(sub, q, lease)
+        else:
             lease_failed(sub, q, lease, f"{e.code().name}: {e.details()}")
         return
     except Exception as e:  # a bug handling a result must not strand this lease's tasks: place them again
@@ -144,6 +149,29 @@ def _rebuild_args(sub: TaskSubmitter, q: KeyQueue, lease: Lease, r: pb.TaskResul
 
     _args.resolve(sub.cw, task.prepared, ready)
     return True
+
+def lease_revoked(sub: TaskSubmitter, q: KeyQueue, lease: Lease) -> None:
+    """The agent took the lease back before our stream reached its worker (we were stalled past the confirm
+    window): none of its tasks ran, so all go back to the front of the queue, retries untouched, for a new lease."""
+    with sub.lock:
+        if lease.dead:
+            return
+        lease.dead = True
+        if lease in q.leases:
+            q.leases.remove(lease)
+        orphans = list(lease.inflight.values())
+        lease.inflight.clear()
+        for t in orphans:
+            t.lease = None
+        q.tasks.extendleft(reversed([t for t in orphans if not t.cancelled]))
+        sub._pump(q)
+    lease.out.put(None)
+    log.warning("spindle: the node agent at %s took back a worker lease this process had not used within its "
+                "confirm window (this process was stalled); %d task(s) go to another lease, none ran",
+                lease.agent_address, len(orphans))
+    for t in orphans:
+        if t.cancelled:
+            finish_error_exc(sub, t, cancelled_error(t))
 
 def lease_failed(sub: TaskSubmitter, q: KeyQueue, lease: Lease, why: str) -> None:
     with sub.lock:
