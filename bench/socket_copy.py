@@ -2,8 +2,8 @@
 
 ``python -m bench.socket_copy send IP PORT SIZE STREAMS`` (in one namespace) serves a /dev/shm file of SIZE
 bytes with ``sendfile`` on STREAMS connections; ``... recv IP PORT SIZE STREAMS`` (in the other) reads the
-ranges into a new /dev/shm file (``recv_into`` + ``pwrite``) and prints GiB/s: the same work a node agent
-does for a pull, without any runtime around it. Run by ``python -m bench --multinode`` beside ``remote_pull``.
+ranges into a new /dev/shm file (``recv_into`` + ``pwrite``) and prints GiB/s: a plain program's copy, without
+any runtime around it (a node agent's pull does the same with ``splice`` in place of ``recv_into`` + ``pwrite``). Run by ``python -m bench --multinode`` beside ``remote_pull``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ bytes of each message). Instead the agent that has the object hands out a ticket
 with the cluster token) and serves the object's bytes on a data port: each connection sends the ticket and
 a byte range, and the agent answers with ``sendfile`` straight from the store file (no user-space copy, no
 GIL). The pulling agent reads the ranges on several connections at once into its own new store file
-(``recv_into`` a buffer, ``pwrite`` at the range's offset; both without the GIL), then publishes it by rename.
+(``splice`` from the socket through a pipe into the file at the range's offset: one kernel copy, no user-space
+buffer, no GIL; ``recv_into`` + ``pwrite`` where splice is refused), then publishes it by rename.
 
 A ticket names one object and holds its file open (a free or a spill during the transfer cannot pull it
 away); it is forgotten once no connection has used it for ``TICKET_IDLE_S``. A peer that stops answering
@@ -15,6 +16,8 @@ connection ends early); either way the error names the peer and how far the tran
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
 import secrets
@@ -39,6 +42,7 @@ TICKET_IDLE_S = 60.0
 RANGE_MIN = 8 * 1024 * 1024  # ranges are at least this big: small objects go on one connection
 MAX_STREAMS = 4
 _BUF = 8 * 1024 * 1024
+_PIPE = 1 << 20  # splice moves at most a pipe's capacity per call
 MAX_CONNECTIONS = 64  # data connections served at once (16 pulls of 4 ranges)
 HEADER_TIMEOUT_S = 10.0
 
@@ -159,6 +163,54 @@ def _recv_exactly(conn: socket.socket, n: int) -> bytes | None:
     return bytes(buf)
 
 
+def _receive(s: socket.socket, fd: int, offset: int, length: int, got: list[int], i: int, stop: list[str]) -> bool:
+    """Copy the range's bytes from ``s`` into ``fd`` at ``offset``, counting them in ``got[i]``; False if the peer
+    ended the connection early. Stops quietly once ``stop`` holds an error (another range failed)."""
+    if hasattr(os, "splice"):
+        try:
+            return _receive_splice(s, fd, offset, length, got, i, stop)
+        except OSError as e:  # a file system without splice support: same bytes, the copying way
+            if e.errno not in (errno.EINVAL, errno.ENOSYS) or got[i]:
+                raise
+    # blocking reads of whole buffers (MSG_WAITALL): the thread takes the GIL once per 8 MiB, not once per socket
+    # read; the agent's other threads would otherwise hold each read up (the GIL's 5 ms switch interval).
+    view = memoryview(bytearray(min(_BUF, max(length, 1))))
+    while got[i] < length and not stop:
+        k = s.recv_into(view, min(len(view), length - got[i]), socket.MSG_WAITALL)
+        if not k:
+            return False
+        done = 0
+        while done < k:
+            done += os.pwrite(fd, view[done:k], offset + got[i] + done)
+        got[i] += k
+    return True
+
+
+def _receive_splice(s: socket.socket, fd: int, offset: int, length: int, got: list[int], i: int,
+                    stop: list[str]) -> bool:
+    """Socket -> pipe -> file with splice(2): the kernel moves the socket's pages into the pipe and copies them
+    once into the store file's pages. On this VM the receiver spends ~1.05 s of CPU per GiB this way against
+    1.5-1.7 s with ``recv_into`` + ``pwrite`` of 8 MiB buffers (bench/README.md, two-node pulls)."""
+    r, w = os.pipe()
+    try:
+        try:
+            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, _PIPE)
+        except OSError:  # capped by /proc/sys/fs/pipe-max-size: the default 64 KiB pipe still works
+            pass
+        while got[i] < length and not stop:
+            k = os.splice(s.fileno(), w, min(_PIPE, length - got[i]))
+            if not k:
+                return False
+            done = 0
+            while done < k:
+                done += os.splice(r, fd, k - done, offset_dst=offset + got[i] + done)
+            got[i] += k
+        return True
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def ranges(size: int, streams: int = MAX_STREAMS) -> list[tuple[int, int]]:
     """(offset, length) pieces covering ``size`` bytes: up to ``streams`` of them, none under RANGE_MIN."""
     if size <= 0:
@@ -198,22 +250,14 @@ def pull(host: str, ticket: pb.TransferTicket, path: str, streams: int = MAX_STR
             socks.append(s)
             try:
                 s.sendall(_HEADER.pack(ticket.ticket, offset, length))
-                # blocking reads of whole buffers (MSG_WAITALL): the thread takes the GIL once per 8 MiB, not once
-                # per socket read; the agent's other threads would otherwise hold each read up (the GIL's 5 ms
-                # switch interval). SO_RCVTIMEO keeps a silent peer from blocking forever.
+                # blocking reads (splice and recv honour SO_RCVTIMEO, which keeps a silent peer from blocking
+                # forever: EAGAIN after the timeout)
                 s.settimeout(None)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", max(int(timeout), 1), 0))
-                view = memoryview(bytearray(min(_BUF, max(length, 1))))
-                while got[i] < length and not errors:
-                    k = s.recv_into(view, min(len(view), length - got[i]), socket.MSG_WAITALL)
-                    if not k:
-                        fail(f"the connection ended after {sum(got)} of {ticket.size} bytes (the node stopped, or "
-                             "the object was freed there)")
-                        return
-                    done = 0
-                    while done < k:
-                        done += os.pwrite(fd, view[done:k], offset + got[i] + done)
-                    got[i] += k
+                if not _receive(s, fd, offset, length, got, i, errors):
+                    fail(f"the connection ended after {sum(got)} of {ticket.size} bytes (the node stopped, or "
+                         "the object was freed there)")
+                    return
             except ConnectionError:
                 fail(f"the connection ended after {sum(got)} of {ticket.size} bytes (the node stopped, or the object "
                      "was freed there)")
