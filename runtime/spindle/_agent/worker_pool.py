@@ -7,6 +7,7 @@ reported to the agent, which frees its lease or reports its actor to the head.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import subprocess
@@ -22,7 +23,10 @@ from spindle import _ids, _lifeline
 from spindle._agent import pool_policy
 from spindle._agent.runtime_env import WorkerEnv
 
+log = logging.getLogger("spindle.agent")
+
 EARLY_KEEP_S = 120.0  # how long a registration may wait for its worker's adoption
+ZYGOTE_IDLE_S = float(os.environ.get("SPINDLE_ZYGOTE_IDLE_S", "60"))  # see pool_policy.zygote_should_stop
 
 
 @dataclass
@@ -104,6 +108,7 @@ class WorkerPool:
         self.closed = False
         self.spawner = _Spawner()
         self._zygote: Any = None
+        self._forking = 0  # spawns asking the zygote for a fork now (it is not stopped under them)
         self.waiting = 0  # callers of acquire() waiting for a worker
         self._zygote_lock = threading.Lock()
         # registrations that arrived before the spawning thread adopted the worker: a forked worker can
@@ -123,15 +128,37 @@ class WorkerPool:
                     # started from the spawner thread: it dies with the agent (see _lifeline)
                     self._zygote = self.spawner.run(
                         lambda: zygote_client.Zygote(_lifeline.child_env(dict(os.environ))))
+                    self._zygote.on_idle = self._zygote_idle
                 zygote = self._zygote
-            if zygote is not None and zygote.alive:
-                worker_id, env = worker_env(a.token, a.address, a.node_id, a.ip, a.head_address)
-                forked = zygote.spawn(env)
-                if forked is not None:
-                    return self.adopt(worker_id, forked)
+                self._forking += 1
+            try:
+                if zygote is not None and zygote.alive:
+                    worker_id, env = worker_env(a.token, a.address, a.node_id, a.ip, a.head_address)
+                    forked = zygote.spawn(env)
+                    if forked is not None:
+                        return self.adopt(worker_id, forked)
+            finally:
+                with self._zygote_lock:
+                    self._forking -= 1
         worker_id, proc = self.spawner.run(
             lambda: start_worker_process(a.token, a.address, a.node_id, a.ip, a.head_address, wenv))
         return self.adopt(worker_id, proc, wenv.key if wenv is not None else "")
+
+    def _zygote_idle(self) -> None:
+        """The zygote's last fork exited: stop it if it is still idle ``ZYGOTE_IDLE_S`` from now."""
+        timer = threading.Timer(ZYGOTE_IDLE_S, self._stop_idle_zygote)
+        timer.daemon = True
+        timer.start()
+
+    def _stop_idle_zygote(self) -> None:
+        with self._zygote_lock:
+            zygote = self._zygote
+            if zygote is None or not pool_policy.zygote_should_stop(
+                    zygote.live_forks(), self._forking, time.monotonic() - zygote.idle_since, ZYGOTE_IDLE_S):
+                return  # (a fork since: its exit sets another timer)
+            self._zygote = None  # the next spawn starts another
+        log.info("stopping the idle worker zygote (no fork for %.0f s)", ZYGOTE_IDLE_S)
+        zygote.stop()
 
     def adopt(self, worker_id: str, proc: Any, env_key: str = "") -> WorkerRecord:
         """Take charge of a worker process (also ones started before the agent's server was up)."""

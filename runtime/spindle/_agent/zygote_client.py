@@ -18,6 +18,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("spindle")
@@ -67,6 +69,8 @@ class Zygote:
         self._state_lock = threading.Lock()
         self.alive = True
         self.ready = threading.Event()
+        self.idle_since = time.monotonic()  # its last fork, or its last fork's exit
+        self.on_idle: Callable[[], None] | None = None  # called when its last live fork exits
         threading.Thread(target=self._read_loop, daemon=True, name="zygote-reader").start()
 
     def _read_loop(self) -> None:
@@ -85,6 +89,7 @@ class Zygote:
                         self._early_exits[msg["exit"]] = msg["code"]
                 if child is not None:
                     child._exited(msg["code"])
+                    self._maybe_idle()
             else:
                 self._replies.put(msg)
         # the zygote died: its children exit on their own (their parent changed); report them exited
@@ -124,9 +129,33 @@ class Zygote:
             code = self._early_exits.pop(child.pid, None)
             if code is None:
                 self._children[child.pid] = child
+            self.idle_since = time.monotonic()
         if code is not None:
             child._exited(code)
+            self._maybe_idle()
         return child
+
+    def live_forks(self) -> int:
+        with self._state_lock:
+            return len(self._children)
+
+    def _maybe_idle(self) -> None:
+        with self._state_lock:
+            self.idle_since = time.monotonic()
+            idle = not self._children
+        if idle and self.on_idle is not None:
+            self.on_idle()
+
+    def stop(self) -> None:
+        """End it as the agent's exit would: close its input (it exits), killed if it has not in a few seconds."""
+        self.alive = False
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=5)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            self.close()
+            self.proc.wait()
 
     def close(self) -> None:
         self.alive = False
