@@ -199,3 +199,15 @@ def test_a_large_inline_argument_s_file_is_the_spare_again_as_soon_as_the_call_s
         assert spare.recycled and spare.mapped is not None
         inodes.add(os.stat(spare.path).st_ino)
     assert len(inodes) == 1
+
+
+def test_a_fresh_spare_is_written_without_a_mapping_and_mapped_only_once_its_file_comes_back(spare: Any) -> None:
+    ser = _frame(3)
+    assert spare.write(_object(5), ser, keep=True) == 0  # no spare yet: the caller writes a new file ...
+    _eventually(lambda: bool(spare.path), "a fresh spare of that size is allocated")  # ... and asks for one
+    assert spare.mapped is None  # an object that never comes back would pay for page tables it never reuses
+    path = _object(6)
+    assert spare.write(path, ser, keep=True) == ser.size
+    assert path not in spare.kept and int(_read(path).sum()) == 3 * MiB
+    assert spare.give(path, ser.size)  # it came back: now mapping it pays off for the next puts
+    _eventually(lambda: spare.mapped is not None, "the returned file is mapped")
