@@ -133,6 +133,10 @@ WORKLOADS: tuple[Workload, ...] = (
         "single_client_tasks_100mib_inline",
         (_m("single_client_tasks_100mib_inline", "/s", H),),
     ),
+    Workload(
+        "single_client_tasks_return_100mib",
+        (_m("single_client_tasks_return_100mib", "/s", H),),
+    ),
     Workload("single_client_wait_1k_refs", (_m("single_client_wait_1k_refs", "/s", H),)),
     Workload(
         "primes_script",

@@ -80,3 +80,18 @@ def tasks_inline(ctx: Context) -> Result:
     arr = _array(ctx.sizes.big_bytes)
     r = rate(lambda: ctx.ray.get(f.remote(arr)), 1, ctx.sizes.duration_s, 2)
     return {"single_client_tasks_100mib_inline": r}
+
+
+@workload("single_client_tasks_return_100mib")
+def tasks_return(ctx: Context) -> Result:
+    """A task that makes a 100 MiB array and returns it, and the caller's ``get`` of it: the store write of a
+    value that never comes back to its writer (each return is a new object), then a zero-copy read."""
+    f = ctx.ray.remote(_array)
+    nbytes = ctx.sizes.big_bytes
+
+    def call() -> None:
+        got = ctx.ray.get(f.remote(nbytes))
+        assert got.nbytes == nbytes
+        del got
+
+    return {"single_client_tasks_return_100mib": rate(call, 1, ctx.sizes.duration_s, 1)}
