@@ -150,17 +150,26 @@ def _rebuild_args(sub: TaskSubmitter, q: KeyQueue, lease: Lease, r: pb.TaskResul
     _args.resolve(sub.cw, task.prepared, ready)
     return True
 
+
+def _retire(q: KeyQueue, lease: Lease) -> list[Task] | None:
+    """Mark the lease dead and take its in-flight tasks (None: it was already retired). Under the submitter's lock."""
+    if lease.dead:
+        return None
+    lease.dead = True
+    if lease in q.leases:
+        q.leases.remove(lease)
+    orphans = list(lease.inflight.values())
+    lease.inflight.clear()
+    return orphans
+
+
 def lease_revoked(sub: TaskSubmitter, q: KeyQueue, lease: Lease) -> None:
     """The agent took the lease back before our stream reached its worker (we were stalled past the confirm
     window): none of its tasks ran, so all go back to the front of the queue, retries untouched, for a new lease."""
     with sub.lock:
-        if lease.dead:
+        orphans = _retire(q, lease)
+        if orphans is None:
             return
-        lease.dead = True
-        if lease in q.leases:
-            q.leases.remove(lease)
-        orphans = list(lease.inflight.values())
-        lease.inflight.clear()
         for t in orphans:
             t.lease = None
         q.tasks.extendleft(reversed([t for t in orphans if not t.cancelled]))
@@ -173,15 +182,12 @@ def lease_revoked(sub: TaskSubmitter, q: KeyQueue, lease: Lease) -> None:
         if t.cancelled:
             finish_error_exc(sub, t, cancelled_error(t))
 
+
 def lease_failed(sub: TaskSubmitter, q: KeyQueue, lease: Lease, why: str) -> None:
     with sub.lock:
-        if lease.dead:
+        orphans = _retire(q, lease)
+        if orphans is None:
             return
-        lease.dead = True
-        if lease in q.leases:
-            q.leases.remove(lease)
-        orphans = list(lease.inflight.values())
-        lease.inflight.clear()
         failed: list[Task] = [t for t in orphans if t.cancelled]
         # only the first task was running; the ones queued behind it never started: place them again
         waiting = [t for t in orphans[1:] if not t.cancelled]
