@@ -14,6 +14,7 @@ import asyncio
 import json
 import shlex
 import sys
+import threading
 import time
 from typing import Any
 
@@ -36,12 +37,28 @@ def _json_arg(value: str | None, flag: str) -> Any:
 
 
 def _follow(client: Any, job_id: str) -> None:
-    async def run() -> None:
+    """Print the job's log as it comes until the job ends. The websocket runs on its own thread, so Ctrl-C
+    detaches at once: in the main thread, asyncio turns the first SIGINT into a cancellation that the websocket's
+    closing handshake can hold up (a busy head seen under CI load: no exit 30 s after Ctrl-C)."""
+    async def tail() -> None:
         async for chunk in client.tail_job_logs(job_id):
             sys.stdout.write(chunk)
             sys.stdout.flush()
 
-    asyncio.run(run())
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(tail())
+        except BaseException as e:  # handed to the main thread
+            failed.append(e)
+
+    t = threading.Thread(target=run, daemon=True, name="spindle-job-logs")
+    t.start()
+    while t.is_alive():
+        t.join(0.5)  # KeyboardInterrupt is raised here, in the main thread
+    if failed:
+        raise failed[0]
 
 
 def _wait_terminal(client: Any, job_id: str, timeout_s: float = 60.0) -> Any:

@@ -292,6 +292,7 @@ def test_placement_groups_survive_a_head_restart(tmp_path: Path, storage: str) -
     c = Cluster(tmp_path, tmp_path / "head.db" if storage == "sqlite" else None)
     try:
         driver = _driver(c, """
+            import time
             from spindle.util import placement_group, placement_group_table, remove_placement_group
             from spindle.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -305,8 +306,14 @@ def test_placement_groups_survive_a_head_restart(tmp_path: Path, storage: str) -
             in_pg = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0)
             print(spindle.get(node.options(scheduling_strategy=in_pg).remote()) == where, flush=True)
             sys.stdin.readline()
+            # without storage the new head learns the group from the agent's re-registration: until then it has
+            # no location for the bundle
+            deadline = time.monotonic() + 60
             row = placement_group_table(pg)
-            print(row["state"], row["bundles_to_node_id"][0] == where, flush=True)
+            while not row["bundles_to_node_id"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+                row = placement_group_table(pg)
+            print(row["state"], row["bundles_to_node_id"].get(0) == where, flush=True)
             print(spindle.get(node.options(scheduling_strategy=in_pg).remote(), timeout=60) == where, flush=True)
             remove_placement_group(pg)
 
