@@ -163,12 +163,13 @@ def _recv_exactly(conn: socket.socket, n: int) -> bytes | None:
     return bytes(buf)
 
 
-def _receive(s: socket.socket, fd: int, offset: int, length: int, got: list[int], i: int, stop: list[str]) -> bool:
-    """Copy the range's bytes from ``s`` into ``fd`` at ``offset``, counting them in ``got[i]``; False if the peer
-    ended the connection early. Stops quietly once ``stop`` holds an error (another range failed)."""
+def _receive(s: socket.socket, fd: int, offset: int, length: int, got: list[int], i: int, stop: list[str]) -> None:
+    """Copy the range's bytes from ``s`` into ``fd`` at ``offset``, counting them in ``got[i]``; ConnectionError if
+    the peer ended the connection early. Stops quietly once ``stop`` holds an error (another range failed)."""
     if hasattr(os, "splice"):
         try:
-            return _receive_splice(s, fd, offset, length, got, i, stop)
+            _receive_splice(s, fd, offset, length, got, i, stop)
+            return
         except OSError as e:  # a file system without splice support: same bytes, the copying way
             if e.errno not in (errno.EINVAL, errno.ENOSYS) or got[i]:
                 raise
@@ -178,16 +179,15 @@ def _receive(s: socket.socket, fd: int, offset: int, length: int, got: list[int]
     while got[i] < length and not stop:
         k = s.recv_into(view, min(len(view), length - got[i]), socket.MSG_WAITALL)
         if not k:
-            return False
+            raise ConnectionError("the peer ended the connection early")
         done = 0
         while done < k:
             done += os.pwrite(fd, view[done:k], offset + got[i] + done)
         got[i] += k
-    return True
 
 
 def _receive_splice(s: socket.socket, fd: int, offset: int, length: int, got: list[int], i: int,
-                    stop: list[str]) -> bool:
+                    stop: list[str]) -> None:
     """Socket -> pipe -> file with splice(2): the kernel moves the socket's pages into the pipe and copies them
     once into the store file's pages. On this VM the receiver spends ~1.05 s of CPU per GiB this way against
     1.5-1.7 s with ``recv_into`` + ``pwrite`` of 8 MiB buffers (bench/README.md, two-node pulls)."""
@@ -200,12 +200,11 @@ def _receive_splice(s: socket.socket, fd: int, offset: int, length: int, got: li
         while got[i] < length and not stop:
             k = os.splice(s.fileno(), w, min(_PIPE, length - got[i]))
             if not k:
-                return False
+                raise ConnectionError("the peer ended the connection early")
             done = 0
             while done < k:
                 done += os.splice(r, fd, k - done, offset_dst=offset + got[i] + done)
             got[i] += k
-        return True
     finally:
         os.close(r)
         os.close(w)
@@ -254,11 +253,8 @@ def pull(host: str, ticket: pb.TransferTicket, path: str, streams: int = MAX_STR
                 # forever: EAGAIN after the timeout)
                 s.settimeout(None)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", max(int(timeout), 1), 0))
-                if not _receive(s, fd, offset, length, got, i, errors):
-                    fail(f"the connection ended after {sum(got)} of {ticket.size} bytes (the node stopped, or "
-                         "the object was freed there)")
-                    return
-            except ConnectionError:
+                _receive(s, fd, offset, length, got, i, errors)
+            except ConnectionError:  # reset, or ended before the range was complete
                 fail(f"the connection ended after {sum(got)} of {ticket.size} bytes (the node stopped, or the object "
                      "was freed there)")
             except (TimeoutError, BlockingIOError):
