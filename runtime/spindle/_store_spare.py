@@ -282,8 +282,9 @@ class SpareFile:
                     self.path, self.size, self.mapped = "", 0, None
                 grace = self.refill_after - now
                 if self.path:
-                    if self.mapped is None and mapping_ok():
-                        to_map = self.mapping = self.path  # a freed file given without its mapping
+                    if self.mapped is None and self.recycled and mapping_ok():
+                        to_map = self.mapping = self.path  # a freed file given without its mapping (a fresh
+                        # spare stays unmapped: see _allocate)
                         size = self.size
                 elif idle or not self.wanted:
                     pass
@@ -314,7 +315,6 @@ class SpareFile:
             mapped.close()
 
     def _allocate(self, path: str, size: int) -> None:
-        mapped: Mapped | None = None
         try:
             fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
             try:
@@ -334,10 +334,10 @@ class SpareFile:
         with self.cond:
             self.allocating = 0
             if self.path and self.size >= size:  # a freed object's file was given meanwhile
-                doomed = (path, mapped)
+                doomed = (path, None)
             else:
                 doomed = (self.path, self.mapped)
-                self.path, self.size, self.mapped, self.recycled = path, size, mapped, False
+                self.path, self.size, self.mapped, self.recycled = path, size, None, False
             self.cond.notify_all()
         _drop(*doomed)
 

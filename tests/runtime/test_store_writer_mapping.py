@@ -206,6 +206,9 @@ def test_a_fresh_spare_is_written_without_a_mapping_and_mapped_only_once_its_fil
     assert spare.write(_object(5), ser, keep=True) == 0  # no spare yet: the caller writes a new file ...
     _eventually(lambda: bool(spare.path), "a fresh spare of that size is allocated")  # ... and asks for one
     assert spare.mapped is None  # an object that never comes back would pay for page tables it never reuses
+    spare._doom("", None)  # another round of the background thread: it leaves the fresh spare unmapped too
+    _eventually(lambda: not spare.doomed, "the background thread ran a round")
+    assert spare.mapped is None and not spare.mapping
     path = _object(6)
     assert spare.write(path, ser, keep=True) == ser.size
     assert path not in spare.kept and int(_read(path).sum()) == 3 * MiB
