@@ -5,7 +5,10 @@ StartActor call and the actor's reply, including how many starts may wait here a
 the agent's RPC threads (up to 2 s); when a burst of 1,000 actors made ~120 of them wait, the agent's 128 threads were
 all held and its workers' RegisterWorker calls queued behind them, so the two starts in progress waited for their own
 workers (0.12 actors/s). Beyond ``START_WAITERS`` waiting starts, one that cannot be placed now is answered "busy" at
-once and the head tries it again after its back-off.
+once and the head tries it again after its back-off. The same holds for starts that can be placed: each waits on its
+worker's registration, so when a node with room for 199 actors joined, 128 starts held every RPC thread, the workers'
+RegisterWorker calls timed out and those workers exited (the actors died). At most ``START_CONCURRENCY`` starts run
+at once; the next is answered "busy".
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 EXIT_REPORT_WAIT_S = 30.0  # how long a start whose worker died waits for that exit to reach the head
 DIED_GRACE_S = 5.0  # a worker whose CreateActor call broke is reaped within this when it died (else: the call failed)
 START_WAITERS = 8  # actor starts that may wait for resources at once, each on one of the agent's 128 RPC threads
+START_CONCURRENCY = 32  # actor starts in progress at once (a worker each); the other RPC threads stay free
 
 
 def _testing_kill_before_reply(spec: pb.ActorSpec, incarnation: int) -> bool:
@@ -55,6 +59,8 @@ def start_actor(self: Agent, req: pb.StartActorRequest) -> pb.StartActorReply:
     deadline = time.monotonic() + 2.0
     bundle: Key | None = None
     with self.cond:
+        if self.actor_starts >= START_CONCURRENCY:
+            return pb.StartActorReply(ok=False)  # busy: the head tries again (see START_CONCURRENCY)
         if spec.strategy.kind == "PLACEMENT_GROUP":  # placed in its bundle's pool, not the node's
             while (bundle := self.bundles.pick(spec.strategy, both)[0]) is None:
                 left = deadline - time.monotonic()
@@ -78,11 +84,13 @@ def start_actor(self: Agent, req: pb.StartActorRequest) -> pb.StartActorReply:
                 self.actor_waiters -= 1
                 leasing.dequeue(self, ticket)
         self.starting += 1
+        self.actor_starts += 1
     try:
         return _start_actor(self, req, placement, hold, bundle)
     finally:
         with self.cond:
             self.starting -= 1
+            self.actor_starts -= 1
 
 def _start_actor(self: Agent, req: pb.StartActorRequest, placement: dict[str, float], hold: dict[str, float],
                  bundle: Key | None) -> pb.StartActorReply:

@@ -51,6 +51,7 @@ class Agent:
         self.draining = False  # the head is draining this node (learnt from its heartbeat replies)
         self.starting = 0  # leases being granted and actors being started (busy, not yet in leases/actors)
         self.actor_waiters = 0  # actor starts waiting for resources (see actor_start.START_WAITERS)
+        self.actor_starts = 0  # actor starts past that wait, on a worker (see actor_start.START_CONCURRENCY)
         self.granting: list[dict[str, float]] = []  # shapes of the leases being granted
         self.token = token
         self.ip = ip
@@ -282,6 +283,8 @@ class AgentServicer(rpc.NodeAgentServicer):
 
     def RegisterWorker(self, request: pb.RegisterWorkerRequest, context: Any) -> pb.RegisterWorkerReply:
         assert self.a.pool is not None
+        if not context.is_active():  # the worker gave up waiting (and exits): it must not be handed work
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "registered after the worker's deadline")
         self.a.pool.registered(request.worker_id, request.address, request.pid)
         return pb.RegisterWorkerReply(node_id=self.a.node_id, head_address=self.a.head_address, ip=self.a.ip)
 
