@@ -109,11 +109,18 @@ def tmp_path(path: str) -> str:
     return f"{path}.{os.getpid()}.tmp"
 
 
-def write_object(path: str, ser: Serialized, spare: SpareFile | None = None, keep: bool = False) -> int:
+def write_object(path: str, ser: Serialized, spare: SpareFile | None = None, keep: bool = False,
+                 recycled: str = "") -> int:
     """Write ``ser`` as a new store file; returns the frame size. Any failure leaves no partial file.
 
-    A large frame goes into the process's spare file when it has one (``_store_spare``); ``keep``: the
-    object is the writer's own and unshared, so the spare's mapping may stay for the file's return."""
+    ``recycled``: a freed object's file the agent gave for this one (its pages are allocated: see
+    ``_agent/file_pool``), written in place. Else a large frame goes into the process's spare file when it has
+    one (``_store_spare``); ``keep``: the object is the writer's own and unshared, so the spare's mapping may stay
+    for the file's return."""
+    if recycled:
+        written = _write_recycled(recycled, path, ser)
+        if written:
+            return written
     if spare is not None and ser.size >= SPARE_MIN:
         written = spare.write(path, ser, keep)
         if written:
@@ -129,6 +136,25 @@ def write_object(path: str, ser: Serialized, spare: SpareFile | None = None, kee
         return written
     except BaseException:
         delete_object(tmp)
+        raise
+
+
+def _write_recycled(recycled: str, path: str, ser: Serialized) -> int:
+    """Write the frame into the freed file ``recycled`` and publish it as ``path``; 0 if that file is gone."""
+    try:
+        fd = os.open(recycled, os.O_WRONLY)
+    except FileNotFoundError:
+        return 0
+    try:
+        try:
+            written = _pwrite_all(fd, ser.pieces(), ser.size)
+            os.ftruncate(fd, written)  # (a bigger file: its tail is freed)
+        finally:
+            os.close(fd)
+        os.rename(recycled, path)
+        return written
+    except BaseException:
+        delete_object(recycled)
         raise
 
 

@@ -204,7 +204,7 @@ class Agent:
             ok = os.path.exists(self.store.path_for_read(object_id))
             return pb.PullReply(ok=ok, message="" if ok else "pull failed")
         try:
-            path, _ = self.store.reserve(object_id, loc.size, "", os.getpid())
+            path, _, _ = self.store.reserve(object_id, loc.size, "", os.getpid())  # (a freed file: pull's own tmp)
             transfer.pull_object(self, object_id, loc, path)
             return pb.PullReply(ok=True)
         except StoreFullError as e:
@@ -323,11 +323,11 @@ class AgentServicer(rpc.NodeAgentServicer):
 
     def ReserveObject(self, request: pb.ReserveRequest, context: Any) -> pb.ReserveReply:
         try:
-            path, spare_ok = self.a.store.reserve(request.object_id, request.size, request.owner_address,
-                                                  request.writer_pid, request.force_disk)
+            path, spare_ok, recycled = self.a.store.reserve(request.object_id, request.size, request.owner_address,
+                                                            request.writer_pid, request.force_disk)
         except StoreFullError as e:
             return pb.ReserveReply(full=True, message=str(e))
-        return pb.ReserveReply(path=path, spare_ok=spare_ok, credit=self.a.store.credit())
+        return pb.ReserveReply(path=path, spare_ok=spare_ok, credit=self.a.store.credit(), recycled=recycled)
 
     def ObjectsWritten(self, request: pb.WrittenRequest, context: Any) -> pb.Empty:
         self.a.store.written([(o.object_id, o.size, o.owner_address) for o in request.objects])

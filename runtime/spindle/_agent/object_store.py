@@ -22,6 +22,7 @@ from collections.abc import Callable
 import grpc
 
 from spindle import _sessions, _store
+from spindle._agent.file_pool import FilePool
 from spindle._agent.store_budget import OwnerLiveness, Plan, StoreBudget, default_capacity, fmt_bytes
 from spindle._proto import pb, rpc
 from spindle._rpc.channels import Channels
@@ -137,6 +138,7 @@ class ObjectStore:
         self.writers: dict[bytes, tuple[int, float]] = {}  # reserved, not yet published: writer pid, when
         self.liveness = OwnerLiveness()
         self._probe, self._on_owner_dead = probe, on_owner_dead
+        self.pool = FilePool(node_id)  # freed large files, for the next large object (see file_pool)
         self.stopping = False
         _sessions.private_dir(spill_dir)
 
@@ -156,9 +158,10 @@ class ObjectStore:
 
     # ---------------------------------------------------------------- writers
     def reserve(self, oid: bytes, size: int, owner: str, writer_pid: int,
-                force_disk: bool = False) -> tuple[str, bool]:
-        """Room for a new object: the path to write it to, and whether the writer may pre-allocate
-        (and write further objects on credit, ``credit()``)."""
+                force_disk: bool = False) -> tuple[str, bool, str]:
+        """Room for a new object: the path to write it to, whether the writer may pre-allocate (and write further
+        objects on credit, ``credit()``), and a freed file to write it into ("" if none: see ``file_pool``), already
+        named as the writer's temporary file."""
         with self.lock:
             now = time.monotonic()
             self.budget.remove(oid)  # a retried task writes its return again
@@ -174,7 +177,12 @@ class ObjectStore:
             self.budget.add(oid, size, owner, now, in_memory=where == "memory")
             # a writer this agent cannot see (another pid namespace) is never taken for dead
             self.writers[oid] = (writer_pid if writer_pid and _pid_alive(writer_pid) else 0, now)
-            return self._path(oid), self.budget.spare_ok() and where == "memory"
+            path = self._path(oid)
+            recycled = ""
+            if where == "memory" and self.writers[oid][0]:  # (a writer we cannot see would leave it unswept)
+                recycled = self.pool.take(size, f"{path}.{writer_pid}.tmp")
+            self.pool.fit(self.free_memory())
+            return path, self.budget.spare_ok() and where == "memory", recycled
 
     def primaries(self) -> tuple[int, int]:
         """(count, bytes) of the objects made on this node and not freed by their owner (pulled copies excluded)."""
@@ -196,6 +204,7 @@ class ObjectStore:
             for oid, size, owner in objects:
                 if oid not in self.budget.entries and os.path.exists(self.shm_path(oid)):  # else freed already
                     self.budget.add(oid, size, owner, now, in_memory=True)
+            self.pool.fit(self.free_memory())
             if self.budget.used > self.budget.capacity:
                 self._spill(self._plan(0).victims)
 
@@ -287,9 +296,11 @@ class ObjectStore:
     def free(self, oids: list[bytes]) -> None:
         with self.lock:
             for oid in oids:
+                e = self.budget.entries.get(oid)
                 self.budget.remove(oid)
                 self.writers.pop(oid, None)
-                _store.delete_object(self.shm_path(oid))
+                if e is None or not e.in_memory or not self.pool.offer(self.shm_path(oid), e.size, self.free_memory()):
+                    _store.delete_object(self.shm_path(oid))
                 _store.delete_object(self.spill_path(oid))
 
     def shutdown(self) -> None:
@@ -302,6 +313,7 @@ class ObjectStore:
         while not self.stopping:
             time.sleep(SWEEP_S)
             try:
+                self.pool.expire(time.monotonic())
                 self.check_owners()
                 self.sweep()
             except Exception:  # noqa: BLE001 - the sweeper must outlive any one bad file

@@ -231,7 +231,7 @@ def pull(host: str, ticket: pb.TransferTicket, path: str, streams: int = MAX_STR
     socks: list[socket.socket] = []
     errors: list[str] = []
     got = [0] * len(pieces)
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600)  # it may exist: a freed file reserve gave us to write into
     try:
         os.ftruncate(fd, ticket.size)
 

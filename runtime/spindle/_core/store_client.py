@@ -130,7 +130,8 @@ class StoreClient:
         reply = self._reserve(oid, ser.size, owner, force_disk=False)
         try:
             size = _store.write_object(reply.path, ser, self._spare_for(reply),
-                                       keep=owner == self.cw.address and self._in_shm(reply.path))
+                                       keep=owner == self.cw.address and self._in_shm(reply.path),
+                                       recycled=reply.recycled)
             self._mark_private(oid, owner, reply.path, size)
             return size
         except OSError as e:
