@@ -96,14 +96,22 @@ class Executor:
     # ---------------------------------------------------------------- streams
     def push_tasks(self, requests: Iterator[pb.TaskBatch], context: Any) -> Iterator[pb.ResultBatch]:
         sink = Sink()
-        lease_id = b""
+        lease_id, named = b"", ""
         for key, value in context.invocation_metadata() or ():
             if key == "x-spindle-lease":
                 lease_id = bytes.fromhex(value)
+            elif key == "x-spindle-worker":
+                named = value
             elif key == "x-spindle-resources":
                 sink.resources = _parse_resources(value)
             elif key == "x-spindle-namespace":
                 sink.namespace = value
+        if named and named != self.cw.worker_id:  # the lease's worker exited and this one got its port
+            import grpc
+
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"{lease_guard.REVOKED}: lease {lease_id.hex()[:8]} was granted on worker {named[:8]}, which "
+                          f"is gone (this is worker {self.cw.worker_id[:8]} on its port); ask the agent for another")
         if lease_id and not self.leases.open(lease_id):  # taken back by the agent: none of its tasks runs here
             import grpc
 

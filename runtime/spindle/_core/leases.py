@@ -153,6 +153,7 @@ def granted(sub: TaskSubmitter, q: KeyQueue, reply: pb.LeaseReply, agent_address
         stub = sub.cw.channels.stub(reply.worker_address, rpc.CoreWorkerStub)
         call = stub.PushTasks(batched(lease.out),
                               metadata=(*sub.cw.md, ("x-spindle-lease", reply.lease_id.hex()),
+                                        ("x-spindle-worker", reply.worker_id),
                                         ("x-spindle-resources", json.dumps(q.resources)),
                                         ("x-spindle-namespace", sub.cw.namespace)))
     except (ValueError, grpc.RpcError):  # our channels were closed under us (shutdown): the lease goes back
