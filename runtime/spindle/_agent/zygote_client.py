@@ -123,6 +123,7 @@ class Zygote:
                 return None
         if "pid" not in reply:
             log.warning("the worker zygote could not fork a worker: %s", reply.get("error"))
+            self._maybe_idle()  # no fork whose exit would start its idle timer: one that never forks stops too
             return None
         child = ForkedProc(reply["pid"])
         with self._state_lock:

@@ -18,6 +18,7 @@ parent went away and exit too.
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import os
@@ -140,6 +141,8 @@ def main() -> None:
             line, pending = pending.split(b"\n", 1)
             try:
                 env = json.loads(line)["env"]
+                if os.environ.get("SPINDLE_TESTING_ZYGOTE_FORK_FAILS") == "1":  # fault injection for tests
+                    raise OSError(errno.EAGAIN, "fork refused (SPINDLE_TESTING_ZYGOTE_FORK_FAILS)")
                 pid = os.fork()
             except (OSError, ValueError, KeyError) as e:
                 send({"error": str(e)})
