@@ -49,3 +49,11 @@ def test_the_guard_remembers_a_bounded_number_of_leases() -> None:
         assert g.open(lid) is True
     assert g.revoke(b"x") is True  # the oldest use was forgotten
     assert g.revoke(b"z") is False
+
+
+def test_the_guard_remembers_a_bounded_number_of_leases_forgetting_the_oldest() -> None:
+    g = LeaseGuard(remembered=2)
+    for lid in (b"A", b"B", b"C"):
+        assert g.revoke(lid) is True
+    assert g.open(b"A") is True  # forgotten: the oldest of three
+    assert g.open(b"B") is False and g.open(b"C") is False

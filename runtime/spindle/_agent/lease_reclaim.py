@@ -17,7 +17,6 @@ tasks ran there: it asks for another worker and loses nothing.
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import threading
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from spindle._proto import pb, rpc
+from spindle._recent import Recent
 
 if TYPE_CHECKING:
     from spindle._agent.agent import Agent
@@ -53,13 +53,11 @@ class Reclaims:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.asking: set[bytes] = set()
-        self.revoked: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self.revoked = Recent(REMEMBERED)
 
     def remember(self, lease_id: bytes) -> None:
         with self.lock:
-            self.revoked[lease_id] = None
-            while len(self.revoked) > REMEMBERED:
-                self.revoked.popitem(last=False)
+            self.revoked.add(lease_id)
 
     def was_revoked(self, lease_id: bytes) -> bool:
         with self.lock:

@@ -12,8 +12,9 @@ of it that comes later is refused before any of its tasks is read. No I/O.
 
 from __future__ import annotations
 
-import collections
 import threading
+
+from spindle._recent import Recent
 
 REVOKED = "lease revoked"  # how a refused stream's status details start (FAILED_PRECONDITION)
 REMEMBERED = 1024  # leases kept of each kind (a revocation is rare; a used lease is returned within seconds)
@@ -22,16 +23,15 @@ REMEMBERED = 1024  # leases kept of each kind (a revocation is rare; a used leas
 class LeaseGuard:
     def __init__(self, remembered: int = REMEMBERED) -> None:
         self._lock = threading.Lock()
-        self._used: collections.OrderedDict[bytes, None] = collections.OrderedDict()  # leases whose stream came
-        self._revoked: collections.OrderedDict[bytes, None] = collections.OrderedDict()
-        self._remembered = remembered
+        self._used = Recent(remembered)  # leases whose stream came
+        self._revoked = Recent(remembered)
 
     def open(self, lease_id: bytes) -> bool:
         """A stream of ``lease_id`` reached this worker: False if the agent took that lease back (refuse it)."""
         with self._lock:
             if lease_id in self._revoked:
                 return False
-            _remember(self._used, lease_id, self._remembered)
+            self._used.add(lease_id)
             return True
 
     def revoke(self, lease_id: bytes) -> bool:
@@ -40,11 +40,6 @@ class LeaseGuard:
         with self._lock:
             if lease_id in self._used:
                 return False
-            _remember(self._revoked, lease_id, self._remembered)
+            self._revoked.add(lease_id)
             return True
 
-
-def _remember(ids: collections.OrderedDict[bytes, None], lease_id: bytes, limit: int) -> None:
-    ids[lease_id] = None
-    while len(ids) > limit:
-        ids.popitem(last=False)
