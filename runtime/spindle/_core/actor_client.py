@@ -12,7 +12,7 @@ actor is restarting"), instead of holding them until the restart ends.
 
 This module creates actors, queues calls in order and sends them, and completes them; the
 connection's life (finding the actor, the stream, restarts and death) is ``actor_conn.py``, the
-same-node transport ``actor_local_stream.py``.
+direct-stream transport (Unix socket or TCP) ``actor_local_stream.py``.
 """
 
 from __future__ import annotations

@@ -21,9 +21,8 @@ import grpc
 
 from spindle import _actor_death
 from spindle._core import args as _args
-from spindle._core.actor_local_stream import LocalCall, LocalOut
+from spindle._core.actor_local_stream import LocalCall, LocalOut, open_stream
 from spindle._proto import pb, rpc
-from spindle._rpc import local_stream
 from spindle._rpc.channels import batched
 from spindle.exceptions import ActorUnavailableError
 
@@ -117,9 +116,9 @@ def _serve(client: ActorClient, conn: Conn, info: pb.ActorInfo) -> bool:
     """Stream calls to the actor until the stream breaks; False if it never connected."""
     import queue
 
-    fs = local_stream.connect(info.worker_address, client.cw.token)
+    fs = open_stream(client.cw, info)
     out: Any
-    if fs is not None:  # same node: the submitting thread writes calls itself (see _rpc.local_stream)
+    if fs is not None:  # the submitting thread writes calls itself (see _rpc.local_stream)
         out, call = LocalOut(fs, conn, client), LocalCall(fs)
     else:
         out = queue.SimpleQueue()

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from spindle._proto import pb
-from spindle._rpc.local_stream import FrameSocket
+from spindle._rpc.frame_stream import FrameSocket
 
 if TYPE_CHECKING:
     from spindle._core.executor import Executor

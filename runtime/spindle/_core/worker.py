@@ -114,9 +114,10 @@ def main() -> None:
     sys.stdout = LogStream(executor, False, sys.__stdout__, ip, to_file)  # type: ignore[arg-type,assignment]
     sys.stderr = LogStream(executor, True, sys.__stderr__, ip, to_file)  # type: ignore[arg-type,assignment]
     from spindle._proto import rpc
-    from spindle._rpc import local_stream
+    from spindle._rpc import local_stream, tcp_stream
 
     local_stream.serve(cw.address, token, executor.serve_local)  # before registering: callers may connect at once
+    executor.tcp_listener = tcp_stream.serve(cw.address, token, executor.serve_local)  # callers on other nodes
     try:
         reply = rpc.NodeAgentStub(cw.channels.get(agent_address)).RegisterWorker(
             pb.RegisterWorkerRequest(worker_id=cw.worker_id, address=cw.address, pid=os.getpid()),
