@@ -6,7 +6,8 @@ namespace); each repetition runs one driver per mode, in alternating order, with
 ``SPINDLE_TCP_ACTOR_STREAM`` set for the driver only (the caller decides whether to ask for the TCP
 port; ``0`` is the gRPC stream every cross-node call used before). Per mode it prints the medians over
 repetitions of: the driver's and the actor worker's CPU time per call (all their threads, from
-``/proc`` via psutil), and the median and p90 latency of one call. Throughput on a shared two-core
+``/proc`` via psutil) and the median and p90 latency of one call, for calls made one at a time, and
+the CPU per call for five bursts of 1,000 calls (``batch_*``: the batched path must not get worse). Throughput on a shared two-core
 machine swings too much to compare; CPU per call does not, so that is the figure to read, beside the
 load average printed with it.
 """
@@ -53,6 +54,11 @@ for _ in range(n):
     lat.append(time.perf_counter() - s)
 wall = time.perf_counter() - t0
 c1, w1 = me.cpu_times(), worker.cpu_times()
+t1 = time.perf_counter()
+for _ in range(5):
+    spindle.get([a.f.remote() for _ in range(1000)])
+batch_wall = time.perf_counter() - t1
+c2, w2 = me.cpu_times(), worker.cpu_times()
 from spindle._core import context
 call = context.core().actors.conns[a._actor_id].call
 lat.sort()
@@ -61,11 +67,15 @@ print(json.dumps({
     "driver_cpu_us": ((c1.user + c1.system) - (c0.user + c0.system)) / n * 1e6,
     "worker_cpu_us": ((w1.user + w1.system) - (w0.user + w0.system)) / n * 1e6,
     "lat_p50_us": lat[n // 2] * 1e6, "lat_p90_us": lat[int(n * 0.9)] * 1e6, "calls_per_s": n / wall,
+    "batch_driver_cpu_us": ((c2.user + c2.system) - (c1.user + c1.system)) / 5000 * 1e6,
+    "batch_worker_cpu_us": ((w2.user + w2.system) - (w1.user + w1.system)) / 5000 * 1e6,
+    "batch_calls_per_s": 5000 / batch_wall,
 }))
 spindle.shutdown()
 """
 
-KEYS = ("driver_cpu_us", "worker_cpu_us", "lat_p50_us", "lat_p90_us", "calls_per_s")
+KEYS = ("driver_cpu_us", "worker_cpu_us", "lat_p50_us", "lat_p90_us", "calls_per_s", "batch_driver_cpu_us",
+        "batch_worker_cpu_us", "batch_calls_per_s")
 
 
 def main() -> None:
@@ -87,7 +97,8 @@ def main() -> None:
                     env=denv, capture_output=True, text=True, timeout=600, check=True,
                 )  # fmt: skip
                 row = json.loads(r.stdout.strip().splitlines()[-1])
-                print(f"rep {rep + 1} {mode:4} load {os.getloadavg()[0]:.2f} {row}", flush=True)
+                shown = " ".join(f"{k} {v:.0f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
+                print(f"rep {rep + 1} {mode:4} load {os.getloadavg()[0]:.2f} {shown}", flush=True)
                 results[mode].append(row)
     for mode, rows in results.items():
         med = {k: statistics.median(r[k] for r in rows) for k in KEYS}

@@ -1,8 +1,8 @@
 """The way a worker's results travel back to the caller that sent the tasks.
 
 Split out of the executor because it is the one part that knows about transports: a gRPC
-PushTasks stream drains a ``Sink``'s queue into ResultBatch messages, and a local stream
-(``_rpc.local_stream``) uses a ``DirectOut`` that sends from the producing thread itself, holding
+PushTasks stream drains a ``Sink``'s queue into ResultBatch messages, and a frame stream
+(``_rpc.local_stream`` or ``_rpc.tcp_stream``) uses a ``DirectOut`` that sends from the producing thread itself, holding
 results back briefly while more calls wait so they go together.
 """
 
