@@ -60,3 +60,21 @@ def test_hand_encoded_chunks_are_exactly_the_proto_chunk_message() -> None:
         assert pb.Chunk.FromString(wire).data == data
         assert bytes(decode_chunk(wire)) == data
         assert bytes(decode_chunk(pb.Chunk(data=data, total=12345).SerializeToString())) == data
+
+
+def test_a_serialized_value_is_freed_with_its_frame_without_waiting_for_the_cyclic_collector() -> None:
+    import gc
+    import weakref
+
+    gc.disable()  # numpy arrays are not tracked by the collector: only reference counting may free them
+    try:
+        arr = np.ones(8 << 20, dtype=np.uint8)
+        alive = weakref.ref(arr)
+        ser = serialize({"x": arr})
+        assert len(ser.buffers) == 1
+        del arr
+        assert alive() is not None  # the frame's out-of-band buffer is the array's memory, until it is written
+        del ser
+        assert alive() is None  # (the pickler used to keep it: a cycle through its own buffer callback)
+    finally:
+        gc.enable()
