@@ -127,3 +127,18 @@ def test_the_unix_transport_shares_the_handshake() -> None:
         assert listener.accepted == 1 and listener.refused == 1
     finally:
         listener.close()
+
+
+def test_a_workers_tcp_stream_listens_from_the_first_ask_on_one_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = tcp_stream.OnDemand("127.0.0.1:1", TOKEN, _echo)
+    assert stream.listener is None  # nobody asked yet: no socket, no thread
+    port = stream.port()
+    assert port > 0 and stream.port() == port
+    fs = tcp_stream.connect("127.0.0.1:1", port, TOKEN)
+    assert fs is not None
+    fs.release()
+    assert stream.listener is not None
+    stream.listener.close()
+    monkeypatch.setenv("SPINDLE_TCP_ACTOR_STREAM", "0")
+    off = tcp_stream.OnDemand("127.0.0.1:1", TOKEN, _echo)
+    assert off.port() == 0 and off.listener is None

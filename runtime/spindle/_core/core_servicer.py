@@ -43,8 +43,8 @@ class CoreWorkerServicer(rpc.CoreWorkerServicer):
 
     def StreamPort(self, request: pb.Empty, context: Any) -> pb.StreamPortReply:
         """Where a caller on another node opens its actor-call stream to this worker (``_rpc.tcp_stream``)."""
-        listener = self.cw.executor.tcp_listener if self.cw.executor is not None else None
-        return pb.StreamPortReply(port=listener.port if listener is not None else 0)
+        stream = self.cw.executor.tcp_stream if self.cw.executor is not None else None
+        return pb.StreamPortReply(port=stream.port() if stream is not None else 0)
 
     def CancelTask(self, request: pb.CancelTaskRequest, context: Any) -> pb.Empty:
         from spindle._core.cancel import cancel_owned

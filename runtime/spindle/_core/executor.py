@@ -35,7 +35,8 @@ from spindle._core.cancel import cancel_actor_call
 from spindle._core.result_sink import DirectOut, Sink
 from spindle._core.task_run import ActorExit, apply_env, flush_std, restore_env, user_traceback
 from spindle._proto import pb
-from spindle._rpc.frame_stream import FrameSocket, Listener
+from spindle._rpc.frame_stream import FrameSocket
+from spindle._rpc.tcp_stream import OnDemand
 from spindle._serialization import deserialize
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class Executor:
         self.group_sems: dict[str, asyncio.Semaphore] = {}  # async actors: concurrency group -> its slots
         self.last_sink: Sink | None = None
         self.loop_ident = 0
-        self.tcp_listener: Listener | None = None  # the TCP stream for callers on other nodes (_rpc.tcp_stream)
+        self.tcp_stream: OnDemand | None = None  # the TCP stream for callers on other nodes (_rpc.tcp_stream)
         self.held_outs: set[DirectOut] = set()  # local streams whose results wait for the queue to empty
         self.held_event: threading.Event | None = None
         self.exiting = False  # no more calls start; the main loop ends and runs actor_shutdown.run

@@ -117,7 +117,7 @@ def main() -> None:
     from spindle._rpc import local_stream, tcp_stream
 
     local_stream.serve(cw.address, token, executor.serve_local)  # before registering: callers may connect at once
-    executor.tcp_listener = tcp_stream.serve(cw.address, token, executor.serve_local)  # callers on other nodes
+    executor.tcp_stream = tcp_stream.OnDemand(cw.address, token, executor.serve_local)  # callers on other nodes
     try:
         reply = rpc.NodeAgentStub(cw.channels.get(agent_address)).RegisterWorker(
             pb.RegisterWorkerRequest(worker_id=cw.worker_id, address=cw.address, pid=os.getpid()),

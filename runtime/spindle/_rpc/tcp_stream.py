@@ -14,14 +14,16 @@ per call). Asking the worker itself, over the gRPC channel the caller has to it 
 answer cannot be stale (a restarted actor is a new worker with a new port), needs no change to what
 the agent and head record about workers and actors, and is authenticated like every gRPC call. A
 worker that serves no TCP stream answers 0, and any failure (the call, the connect, the handshake)
-leaves the caller on the gRPC stream exactly as before. ``SPINDLE_TCP_ACTOR_STREAM=0`` turns it off:
-a worker then does not listen, and a caller does not ask.
+leaves the caller on the gRPC stream exactly as before. A worker starts listening on the first such
+call (``OnDemand``), so one that no caller on another node talks to holds no extra socket or thread.
+``SPINDLE_TCP_ACTOR_STREAM=0`` turns it off: a worker then does not listen, and a caller does not ask.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Callable
 
 from spindle._rpc.frame_stream import FrameSocket, Listener, open_stream
@@ -91,3 +93,21 @@ def connect(worker_address: str, port: int, token: str, timeout: float = 5.0) ->
         sock.close()
         return None
     return open_stream(sock, sockaddr, token, timeout)
+
+
+class OnDemand:
+    """A worker's TCP stream, listening from the first time a caller asks for its port."""
+
+    def __init__(self, worker_address: str, token: str, handle: Callable[[FrameSocket], None]):
+        self.listener: Listener | None = None
+        self._args = (worker_address, token, handle)
+        self._lock = threading.Lock()
+        self._tried = False
+
+    def port(self) -> int:
+        """The port callers connect to; 0 when switched off or the worker cannot listen (they use gRPC)."""
+        with self._lock:
+            if not self._tried:
+                self._tried = True
+                self.listener = serve(*self._args)
+        return self.listener.port if self.listener is not None else 0
