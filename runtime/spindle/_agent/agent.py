@@ -221,7 +221,7 @@ class Agent:
     def open_transfer(self, object_id: bytes, requester: str) -> pb.TransferTicket:
         """A ticket to read the object from our data port (FileNotFoundError if this node does not have it)."""
         assert self.transfers is not None
-        ticket = self.transfers.open(self.store.path_for_read(object_id))
+        ticket = self.transfers.open(self.store.path_for_read(object_id), object_id)
         with self.cond:
             self.fetchers.setdefault(object_id, set()).add(requester)
         return ticket
@@ -235,6 +235,8 @@ class Agent:
 
     def free(self, object_ids: list[bytes], propagate: bool = True) -> None:
         remote: dict[str, list[bytes]] = {}
+        if self.transfers is not None:
+            self.transfers.forget(set(object_ids))  # before the store frees them: their files may be reused
         self.store.free(object_ids)
         for oid in object_ids:
             with self.cond:

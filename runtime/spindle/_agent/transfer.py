@@ -55,6 +55,7 @@ class TransferError(Exception):
 class _Ticket:
     fd: int
     size: int
+    object_id: bytes = b""
     active: int = 0
     last_use: float = field(default_factory=time.monotonic)
 
@@ -72,14 +73,23 @@ class TransferServer:
         threading.Thread(target=self._accept_loop, daemon=True, name="transfer-accept").start()
         threading.Thread(target=self._expire_loop, daemon=True, name="transfer-expire").start()
 
-    def open(self, path: str) -> pb.TransferTicket:
+    def open(self, path: str, object_id: bytes = b"") -> pb.TransferTicket:
         """A ticket for the store file at ``path`` (FileNotFoundError if it is not there)."""
         fd = os.open(path, os.O_RDONLY)
         size = os.fstat(fd).st_size
         ticket = secrets.token_bytes(16)
         with self.lock:
-            self.tickets[ticket] = _Ticket(fd, size)
+            self.tickets[ticket] = _Ticket(fd, size, object_id)
         return pb.TransferTicket(size=size, port=self.port, ticket=ticket)
+
+    def forget(self, object_ids: set[bytes]) -> None:
+        """The objects were freed: close their tickets that send nothing now. A ticket's open file would keep a freed
+        object's file from being reused (``file_pool`` reuses only files nobody holds) until the ticket expired."""
+        with self.lock:
+            done = [k for k, t in self.tickets.items() if t.object_id in object_ids and not t.active]
+            gone = [self.tickets.pop(k) for k in done]
+        for t in gone:
+            os.close(t.fd)
 
     def close(self) -> None:
         self.closed = True
