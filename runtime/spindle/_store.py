@@ -126,17 +126,7 @@ def write_object(path: str, ser: Serialized, spare: SpareFile | None = None, kee
         if written:
             return written
     tmp = tmp_path(path)
-    try:
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        try:
-            written = _pwrite_all(fd, ser.pieces(), ser.size)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-        return written
-    except BaseException:
-        delete_object(tmp)
-        raise
+    return _fill_and_publish(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), tmp, path, ser)
 
 
 def _write_recycled(recycled: str, path: str, ser: Serialized) -> int:
@@ -145,16 +135,22 @@ def _write_recycled(recycled: str, path: str, ser: Serialized) -> int:
         fd = os.open(recycled, os.O_WRONLY)
     except FileNotFoundError:
         return 0
+    return _fill_and_publish(fd, recycled, path, ser)
+
+
+def _fill_and_publish(fd: int, tmp: str, path: str, ser: Serialized) -> int:
+    """Write the frame through ``fd`` (open on the private file ``tmp``), close it and publish ``tmp`` as ``path``;
+    returns the frame size. On any failure ``tmp`` is deleted."""
     try:
         try:
             written = _pwrite_all(fd, ser.pieces(), ser.size)
-            os.ftruncate(fd, written)  # (a bigger file: its tail is freed)
+            os.ftruncate(fd, written)  # (a recycled file that was bigger: its tail is freed)
         finally:
             os.close(fd)
-        os.rename(recycled, path)
+        os.rename(tmp, path)
         return written
     except BaseException:
-        delete_object(recycled)
+        delete_object(tmp)
         raise
 
 
