@@ -104,9 +104,10 @@ def unused(path: str) -> bool:
         return False
 
 
-def tmp_path(path: str) -> str:
-    """The private name a writer fills before publishing ``path`` by rename (the pid lets the agent sweep leftovers)."""
-    return f"{path}.{os.getpid()}.tmp"
+def tmp_path(path: str, pid: int = 0) -> str:
+    """The private name a writer (this process, or process ``pid``) fills before publishing ``path`` by rename (the
+    pid lets the agent sweep leftovers)."""
+    return f"{path}.{pid or os.getpid()}.tmp"
 
 
 def write_object(path: str, ser: Serialized, spare: SpareFile | None = None, keep: bool = False,

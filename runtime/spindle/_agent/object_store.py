@@ -180,7 +180,7 @@ class ObjectStore:
             path = self._path(oid)
             recycled = ""
             if where == "memory" and self.writers[oid][0]:  # (a writer we cannot see would leave it unswept)
-                recycled = self.pool.take(size, f"{path}.{writer_pid}.tmp")
+                recycled = self.pool.take(size, _store.tmp_path(path, writer_pid))
             self.pool.fit(self.free_memory())
             return path, self.budget.spare_ok() and where == "memory", recycled
 

@@ -55,7 +55,7 @@ class TransferError(Exception):
 class _Ticket:
     fd: int
     size: int
-    object_id: bytes = b""
+    object_id: bytes
     active: int = 0
     last_use: float = field(default_factory=time.monotonic)
 
@@ -73,8 +73,8 @@ class TransferServer:
         threading.Thread(target=self._accept_loop, daemon=True, name="transfer-accept").start()
         threading.Thread(target=self._expire_loop, daemon=True, name="transfer-expire").start()
 
-    def open(self, path: str, object_id: bytes = b"") -> pb.TransferTicket:
-        """A ticket for the store file at ``path`` (FileNotFoundError if it is not there)."""
+    def open(self, path: str, object_id: bytes) -> pb.TransferTicket:
+        """A ticket for object ``object_id``'s store file at ``path`` (FileNotFoundError if it is not there)."""
         fd = os.open(path, os.O_RDONLY)
         size = os.fstat(fd).st_size
         ticket = secrets.token_bytes(16)

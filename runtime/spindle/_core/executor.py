@@ -108,18 +108,18 @@ class Executor:
                 sink.resources = _parse_resources(value)
             elif key == "x-spindle-namespace":
                 sink.namespace = value
+        refusal = ""  # none of the lease's tasks may run here: its holder asks for another worker
         if named and named != self.cw.worker_id:  # the lease's worker exited and this one got its port
+            refusal = (f"lease {lease_id.hex()[:8]} was granted on worker {named[:8]}, which is gone (this is worker "
+                       f"{self.cw.worker_id[:8]} on its port)")
+        elif lease_id and not self.leases.open(lease_id):  # taken back by the agent
+            refusal = (f"the node agent took lease {lease_id.hex()[:8]} back before its holder used it (the holder "
+                       "was stalled)")
+        if refusal:
             import grpc
 
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          f"{lease_guard.REVOKED}: lease {lease_id.hex()[:8]} was granted on worker {named[:8]}, which "
-                          f"is gone (this is worker {self.cw.worker_id[:8]} on its port); ask the agent for another")
-        if lease_id and not self.leases.open(lease_id):  # taken back by the agent: none of its tasks runs here
-            import grpc
-
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          f"{lease_guard.REVOKED}: the node agent took lease {lease_id.hex()[:8]} back before its "
-                          "holder used it (the holder was stalled); ask the agent for another")
+                          f"{lease_guard.REVOKED}: {refusal}; ask the agent for another")
         if lease_id and _accelerators.held(sink.resources):  # its devices must be known before its tasks run
             sink.accelerator_env = self.cw.lease_started(lease_id)
         elif lease_id:
