@@ -14,8 +14,12 @@ time it stood still does not count as the nodes' silence.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from spindle._proto import pb
 
 HEARTBEAT_S = float(os.environ.get("SPINDLE_HEARTBEAT_S", "0.2"))
 NODE_TIMEOUT_S = float(os.environ.get("SPINDLE_NODE_TIMEOUT_S", "4"))
@@ -58,3 +62,13 @@ def death_reason(silent_s: float, refused: bool) -> str:
     if refused:
         return f"its agent stopped heartbeating {silent_s:.1f} s ago and refuses connections (the process exited)"
     return f"it missed heartbeats for {silent_s:.1f} s"
+
+
+def newly_dead(nodes: Sequence[pb.NodeInfo], seen_dead: set[str]) -> dict[str, str]:
+    """The nodes (ID -> address) of a cluster view that died since the last look; updates ``seen_dead``. A node
+    seen alive again (it rejoined under its ID after a partition or a head restart) is forgotten, so its next death
+    counts. Drivers (``_core.node_watch``) and agents (``_agent.death_notice``) keep one ``seen_dead`` each."""
+    seen_dead -= {n.node_id for n in nodes if n.alive}
+    dead = {n.node_id: n.address for n in nodes if not n.alive and n.node_id not in seen_dead}
+    seen_dead.update(dead)
+    return dead

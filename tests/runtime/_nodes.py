@@ -27,6 +27,28 @@ def _node_of() -> str:
     return str(spindle.get_runtime_context().get_node_id())
 
 
+@spindle.remote(num_cpus=0)
+class Sleeper:
+    """An actor whose call touches a flag file, then sleeps: a test knows the call is running before it acts."""
+
+    def sleep(self, flag: str, seconds: float) -> str:
+        with open(flag, "w") as f:
+            f.write("started")
+        time.sleep(seconds)
+        return "woke"
+
+
+@spindle.remote(num_cpus=0)
+class RelayCaller:
+    """An actor that calls another actor and reports how the call ended: what a worker (not the driver) sees."""
+
+    def call(self, callee: Any, flag: str, seconds: float) -> str:
+        try:
+            return str(spindle.get(callee.sleep.remote(flag, seconds)))
+        except Exception as e:  # noqa: BLE001 - the test reads which error, and its text
+            return f"{type(e).__name__}: {e}"
+
+
 def process_gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -98,6 +120,7 @@ class Cluster:
                 os.environ["SPINDLE_EMBEDDED_SPLIT"] = before
         self.local = api._state["local"]
         self.nodes: list[Node] = [Node(self.local.node_id, None)]
+        self.frozen: list[psutil.Process] = []
 
     @property
     def head_address(self) -> str:
@@ -133,6 +156,15 @@ class Cluster:
     def alive(self, node_id: str) -> bool:
         return any(n["NodeID"] == node_id and n["Alive"] for n in spindle.nodes())
 
+    def freeze(self, node: Node) -> None:
+        """SIGSTOP the node's agent and workers: their sockets stay open and the kernel still answers for them
+        (a machine whose processes hang); ``close`` kills them."""
+        assert node.proc is not None, "freeze an added node (the driver's own would freeze this test's cluster)"
+        procs = [psutil.Process(node.proc.pid), *psutil.Process(node.proc.pid).children(recursive=True)]
+        for p in procs:
+            p.send_signal(signal.SIGSTOP)
+            self.frozen.append(p)
+
     def kill(self, node: Node) -> float:
         """Kill the node's agent and every worker of it (SIGKILL); return the monotonic time of the kill."""
         if node.proc is None:
@@ -146,6 +178,11 @@ class Cluster:
         return wait_until(lambda: not self.alive(node.node_id), timeout, f"node {node.node_id[:8]} marked dead")
 
     def close(self) -> None:
+        for p in self.frozen:  # a frozen worker may have left the agent's process group
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
         for n in self.nodes:
             if n.proc is not None and n.proc.poll() is None:
                 try:

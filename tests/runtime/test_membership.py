@@ -82,7 +82,7 @@ def test_the_reason_says_what_was_seen() -> None:
 
 
 def test_a_driver_acts_on_each_death_of_a_node_once_even_when_it_rejoins_and_dies_again() -> None:
-    from spindle._core.node_watch import newly_dead
+    from spindle._membership import newly_dead
     from spindle._proto import pb
 
     def view(alive: bool) -> list[pb.NodeInfo]:

@@ -28,7 +28,7 @@ from spindle.exceptions import (
     WorkerCrashedError,
 )
 from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from tests.runtime._nodes import Cluster, wait_until
+from tests.runtime._nodes import Cluster, RelayCaller, Sleeper, wait_until
 
 
 @pytest.fixture
@@ -162,6 +162,22 @@ def test_an_actor_without_restarts_on_a_killed_node_dies_naming_the_node(cluster
     cluster.kill(b)
     with pytest.raises(ActorDiedError, match=f"its node has died. Node Id: {b.node_id}"):  # Ray's wording
         spindle.get(e.ping.remote(), timeout=60)
+
+
+def test_a_worker_calling_an_actor_on_a_frozen_node_gets_actor_died_once_the_head_declares_the_node_dead(
+        cluster: Cluster, tmp_path: Path) -> None:
+    # A frozen node's kernel keeps the actor stream (a Unix socket here) open: only the head's verdict, which the
+    # caller's agent passes on to its workers, ends the call. Before that notice the call waited for ever.
+    b = cluster.add_node()
+    callee = Sleeper.options(scheduling_strategy=on(b.node_id, soft=False)).remote()
+    caller = RelayCaller.options(scheduling_strategy=on(cluster.local.node_id, soft=False)).remote()
+    flag = tmp_path / "flag"
+    ended = caller.call.remote(callee, str(flag), 600.0)
+    wait_until(flag.exists, 60, "the callee's call to start on b")
+    cluster.freeze(b)
+    cluster.wait_dead(b)
+    got = spindle.get(ended, timeout=60)
+    assert got.startswith("ActorDiedError") and f"its node has died. Node Id: {b.node_id}" in got, got
 
 
 @spindle.remote(max_retries=1)

@@ -7,6 +7,8 @@ task and actor elsewhere on the head's word, not wait for TCP keepalive.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ import spindle
 from spindle.exceptions import ActorDiedError
 from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tests.netns_harness.spindle_nodes import joined_cluster
-from tests.runtime._nodes import wait_until
+from tests.runtime._nodes import RelayCaller, Sleeper, wait_until
 
 TOKEN = "node-loss-multinode-token"
 
@@ -91,3 +93,28 @@ def test_actor_calls_in_flight_on_a_vanished_node_are_retried_on_the_restarted_a
         spindle.get(lost, timeout=120)
     with pytest.raises(ActorDiedError, match=f"its node has died. Node Id: {b}"):
         spindle.get(unretried.node.remote(), timeout=120)
+
+
+def test_a_worker_calling_an_actor_on_a_frozen_node_over_tcp_gets_actor_died_once_the_head_declares_it_dead(
+        three_hosts: dict[str, Any], tmp_path: Path) -> None:
+    # b's processes stop but its kernel runs: it answers the TCP stream's keepalive probes, so the call on a (a
+    # worker, which watches no cluster view) ends only when a's agent passes on the head's verdict.
+    a, b = three_hosts["a"], three_hosts["b"]
+    callee = Sleeper.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=b, soft=False)).remote()
+    caller = RelayCaller.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=a, soft=False)).remote()
+    flag = tmp_path / "flag"
+    ended = caller.call.remote(callee, str(flag), 600.0)
+    wait_until(flag.exists, 60, "the callee's call to start on b")
+    frozen = three_hosts["b_host"].pids()
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: any(n["NodeID"] == b and not n["Alive"] for n in spindle.nodes()), 60, "b declared dead")
+        got = spindle.get(ended, timeout=60)
+        assert got.startswith("ActorDiedError") and f"its node has died. Node Id: {b}" in got, got
+    finally:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -24,7 +24,17 @@ from typing import Any
 import grpc
 
 from spindle import _accelerators, _actor_death, _store
-from spindle._agent import actor_start, head_link, lease_reclaim, leasing, live_actors, log_files, node_stats, transfer
+from spindle._agent import (
+    actor_start,
+    death_notice,
+    head_link,
+    lease_reclaim,
+    leasing,
+    live_actors,
+    log_files,
+    node_stats,
+    transfer,
+)
 from spindle._agent import graceful as graceful_stop
 from spindle._agent.bundles import Bundles
 from spindle._agent.object_store import ObjectStore, OwnerProbe, StoreFullError, store_capacity
@@ -67,6 +77,7 @@ class Agent:
         self.leases: dict[bytes, tuple[WorkerRecord, dict[str, float]]] = {}
         self.accelerators = _accelerators.IdPool(total)  # which GPU/NeuronCore/... ids each lease and actor has
         self.unconfirmed: dict[bytes, float] = {}  # lease id -> grant time, until its stream opens
+        self.death_notice = death_notice.DeathNotice()  # nodes whose death our workers were told of
         self.reclaims = lease_reclaim.Reclaims()  # unconfirmed leases being taken back, and those taken back
         self.fetchers: dict[bytes, set[str]] = {}
         self.pulls: dict[bytes, threading.Event] = {}

@@ -46,6 +46,14 @@ class CoreWorkerServicer(rpc.CoreWorkerServicer):
         stream = self.cw.executor.tcp_stream if self.cw.executor is not None else None
         return pb.StreamPortReply(port=stream.port() if stream is not None else 0)
 
+    def NodesDied(self, request: pb.DeadNodes, context: Any) -> pb.Empty:
+        """Our agent heard from the head that these nodes died (``_agent.death_notice``): drop what we have there."""
+        if len(request.node_ids) != len(request.addresses):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"DeadNodes has {len(request.node_ids)} node IDs but "
+                          f"{len(request.addresses)} addresses: give one address per node, in the same order")
+        self.cw.nodes_died(dict(zip(request.node_ids, request.addresses, strict=True)))
+        return pb.Empty()
+
     def CancelTask(self, request: pb.CancelTaskRequest, context: Any) -> pb.Empty:
         from spindle._core.cancel import cancel_owned
 

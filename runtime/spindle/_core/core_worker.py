@@ -109,6 +109,13 @@ class CoreWorker:
             cached = self._node_labels = dict(mine.labels) if mine is not None else {}
         return dict(cached)
 
+    def nodes_died(self, dead: dict[str, str]) -> None:
+        """The head declared these nodes (ID -> agent address) dead: give up our leases there (their tasks are
+        retried elsewhere) and break our actor streams there (the head says what became of each actor). A driver
+        learns it by looking (``node_watch``); a worker is told by its agent (``_agent.death_notice``)."""
+        self.submitter.nodes_died(set(dead.values()))
+        self.actors.nodes_died(set(dead))
+
     # ---------------------------------------------------------------- stubs
     def head(self) -> rpc.HeadStub:
         return self.channels.stub(self.head_address, rpc.HeadStub)

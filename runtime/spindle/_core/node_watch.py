@@ -6,7 +6,8 @@ driver has work out (task leases or actor connections), it looks at the head's c
 every ``SPINDLE_NODE_WATCH_S`` (default 1 s) and cancels the streams to workers on nodes marked
 dead: their tasks are retried elsewhere and actor calls learn from the head what became of the
 actor. So recovery follows the head's detection bound. Only drivers watch (one cheap call per
-second each); workers rely on keepalive. The same look tells it which nodes the autoscaler drains:
+second each; a driver may run outside the cluster, with no agent of its own): a worker is told the
+same by its agent, which sees the view on every heartbeat (``_agent.death_notice``). The same look tells it which nodes the autoscaler drains:
 it sends them no more tasks and gives its leases there back once idle, so a steady stream of tasks
 does not keep a draining node busy until its drain deadline.
 """
@@ -16,11 +17,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import grpc
 
+from spindle._membership import newly_dead
 from spindle._proto import pb
 
 if TYPE_CHECKING:
@@ -53,14 +54,5 @@ class NodeWatch:
             dead = newly_dead(view.nodes, self.seen_dead)
             if not dead:
                 continue
-            cw.submitter.nodes_died(set(dead.values()))
-            cw.actors.nodes_died(set(dead))
+            cw.nodes_died(dead)
 
-
-def newly_dead(nodes: Sequence[pb.NodeInfo], seen_dead: set[str]) -> dict[str, str]:
-    """The nodes (ID -> address) that died since the last look; updates ``seen_dead``. A node seen alive again
-    (it rejoined under its ID after a partition or a head restart) is forgotten, so its next death counts."""
-    seen_dead -= {n.node_id for n in nodes if n.alive}
-    dead = {n.node_id: n.address for n in nodes if not n.alive and n.node_id not in seen_dead}
-    seen_dead.update(dead)
-    return dead

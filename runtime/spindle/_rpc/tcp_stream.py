@@ -8,9 +8,9 @@ gRPC server is), with ``TCP_NODELAY`` on both ends (a call is one small frame; N
 back behind the previous result's ACK) and keepalive probes plus a send timeout, so a stream to a
 peer that vanished without closing breaks within ~30 s instead of hanging (as gRPC's keepalive does).
 Unlike gRPC's pings, the kernel answers these probes, so a node whose processes are frozen while its
-kernel runs keeps its streams open: a driver drops them when the head declares the node dead
-(``_core.node_watch``), a worker calling an actor there waits until the frozen processes die or
-resume, as a caller on the Unix stream of a frozen node does.
+kernel runs keeps its streams open: a caller drops them when the head declares the node dead (a
+driver looks, ``_core.node_watch``; a worker is told by its agent, ``_agent.death_notice``), as a
+caller on the Unix stream of a frozen node does.
 
 How a caller learns the port: one ``CoreWorker.StreamPort`` unary call to the worker, per stream
 opened (a stream lives as long as the actor's incarnation, so this is once per actor and caller, not
