@@ -11,10 +11,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psutil
+import pytest
 
 import spindle
 from spindle import _ids
@@ -47,6 +50,27 @@ class RelayCaller:
             return str(spindle.get(callee.sleep.remote(flag, seconds)))
         except Exception as e:  # noqa: BLE001 - the test reads which error, and its text
             return f"{type(e).__name__}: {e}"
+
+
+@contextmanager
+def init_with_env(env: dict[str, str], **init_kwargs: Any) -> Iterator[None]:
+    """``spindle.init`` with ``env`` set while it starts the cluster (its agent, a child, inherits it); ``shutdown``
+    and the environment restored afterwards."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        spindle.init(**init_kwargs)
+        try:
+            yield
+        finally:
+            spindle.shutdown()
+
+
+def actor_stream_call(actor: Any) -> Any:
+    """The driver's current call stream to ``actor`` (a gRPC call, or ``LocalCall`` over a direct frame stream)."""
+    from spindle._core import context
+
+    return context.core().actors.conns[actor._actor_id].call
 
 
 def process_gone(pid: int) -> bool:

@@ -24,18 +24,13 @@ import pytest
 
 import spindle
 from spindle._core import api
-from tests.runtime._nodes import wait_until
+from tests.runtime._nodes import init_with_env, wait_until
 
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster() -> Iterator[None]:
-    os.environ["SPINDLE_LEASE_CONFIRM_S"] = "1"  # the agent (a child of init()) inherits it
-    spindle.init(num_cpus=1)
-    try:
+    with init_with_env({"SPINDLE_LEASE_CONFIRM_S": "1"}, num_cpus=1):
         yield
-    finally:
-        spindle.shutdown()
-        os.environ.pop("SPINDLE_LEASE_CONFIRM_S", None)
 
 
 def wait_for_file(path: Path) -> None:

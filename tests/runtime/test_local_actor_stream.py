@@ -14,6 +14,7 @@ from spindle._core import context as _context
 from spindle._core.actor_local_stream import LocalCall
 from spindle._rpc import local_stream
 from spindle.exceptions import ActorDiedError
+from tests.runtime._nodes import actor_stream_call
 
 pytestmark = pytest.mark.usefixtures("cluster")
 
@@ -52,16 +53,10 @@ class AsyncEcho:
         return i
 
 
-def _conn_call(actor: Any) -> Any:
-    client = _context.core().actors
-    conn = client.conns[actor._actor_id]
-    return conn.call
-
-
 def test_a_same_node_actor_is_called_over_the_local_stream_and_a_burst_keeps_its_order() -> None:
     a = Echo.remote()
     assert spindle.get(a.add.remote(-1)) == -1
-    assert isinstance(_conn_call(a), LocalCall)
+    assert isinstance(actor_stream_call(a), LocalCall)
     refs = [a.add.remote(i) for i in range(2000)]
     assert spindle.get(refs) == list(range(2000))
     assert spindle.get(a.seen_list.remote()) == [-1, *range(2000)]
@@ -95,7 +90,7 @@ def test_calls_held_back_in_a_burst_reach_the_actor_without_a_get(tmp_path: Path
 def test_async_actor_burst_over_the_local_stream() -> None:
     a = AsyncEcho.remote()
     assert spindle.get([a.add.remote(i) for i in range(1000)], timeout=60) == list(range(1000))
-    assert isinstance(_conn_call(a), LocalCall)
+    assert isinstance(actor_stream_call(a), LocalCall)
 
 
 def test_printed_lines_of_a_call_reach_the_driver(capsys: Any) -> None:

@@ -26,7 +26,7 @@ from spindle._rpc import tcp_stream
 from spindle.exceptions import ActorDiedError, ActorUnavailableError
 from spindle.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tests.netns_harness.spindle_nodes import joined_cluster
-from tests.runtime._nodes import answer_when_restarted
+from tests.runtime._nodes import actor_stream_call, answer_when_restarted
 
 TOKEN = "tcp-stream-test-token"
 
@@ -74,10 +74,6 @@ class Echo:
         time.sleep(3600)
 
 
-def _call_of(actor: Any) -> Any:
-    return _context.core().actors.conns[actor._actor_id].call
-
-
 def _wait_for(path: Path, timeout: float = 60.0) -> int:
     deadline = time.monotonic() + timeout
     delay = 0.02
@@ -91,7 +87,7 @@ def _wait_for(path: Path, timeout: float = 60.0) -> int:
 def test_a_cross_node_actor_is_called_over_tcp_and_answers_in_order(node: dict[str, Any]) -> None:
     a = Echo.options(scheduling_strategy=_on(node)).remote()
     assert spindle.get(a.add.remote(-1), timeout=60) == -1
-    call = _call_of(a)
+    call = actor_stream_call(a)
     assert isinstance(call, LocalCall) and call.fs.sock.family == socket.AF_INET
     assert call.fs.sock.getpeername()[0] == node["ip"]
     assert call.fs.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
@@ -136,7 +132,7 @@ def test_a_killed_actor_worker_fails_the_remote_callers_call_in_flight_with_acto
         node: dict[str, Any], tmp_path: Path) -> None:
     a = Echo.options(scheduling_strategy=_on(node)).remote()
     assert spindle.get(a.add.remote(1), timeout=60) == 1
-    assert _call_of(a).fs.sock.family == socket.AF_INET
+    assert actor_stream_call(a).fs.sock.family == socket.AF_INET
     pid_file = tmp_path / "pid"
     hanging = a.block.remote(str(pid_file))
     os.kill(_wait_for(pid_file), signal.SIGKILL)
@@ -156,7 +152,7 @@ def test_a_restartable_actor_killed_mid_call_fails_it_as_unavailable_and_answers
     with pytest.raises(ActorUnavailableError):
         spindle.get(hanging, timeout=60)
     assert answer_when_restarted(a.pid.remote) != first_pid
-    assert _call_of(a).fs.sock.family == socket.AF_INET
+    assert actor_stream_call(a).fs.sock.family == socket.AF_INET
     assert spindle.get(a.stream_stats.remote())["accepted"] == 1  # the new worker's own stream
 
 
@@ -164,5 +160,5 @@ def test_with_the_switch_off_the_caller_stays_on_grpc(node: dict[str, Any], monk
     monkeypatch.setenv("SPINDLE_TCP_ACTOR_STREAM", "0")
     a = Echo.options(scheduling_strategy=_on(node)).remote()
     assert [spindle.get(a.add.remote(i), timeout=60) for i in range(20)] == list(range(20))
-    assert not isinstance(_call_of(a), LocalCall)
+    assert not isinstance(actor_stream_call(a), LocalCall)
     assert spindle.get(a.stream_stats.remote()) == {}  # nobody asked for its port, so it never listened

@@ -14,21 +14,14 @@ import pytest
 
 import spindle
 from spindle._core import api
-from tests.runtime._nodes import wait_until
+from tests.runtime._nodes import init_with_env, wait_until
 from tests.runtime.test_zygote_idle import forked, zygotes
 
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster() -> Iterator[None]:
-    os.environ["SPINDLE_ZYGOTE_IDLE_S"] = "1"  # the agent (a child of init()) inherits both
-    os.environ["SPINDLE_TESTING_ZYGOTE_FORK_FAILS"] = "1"
-    spindle.init(num_cpus=1)
-    try:
+    with init_with_env({"SPINDLE_ZYGOTE_IDLE_S": "1", "SPINDLE_TESTING_ZYGOTE_FORK_FAILS": "1"}, num_cpus=1):
         yield
-    finally:
-        spindle.shutdown()
-        os.environ.pop("SPINDLE_ZYGOTE_IDLE_S", None)
-        os.environ.pop("SPINDLE_TESTING_ZYGOTE_FORK_FAILS", None)
 
 
 @spindle.remote(num_cpus=0)

@@ -14,18 +14,13 @@ import pytest
 
 import spindle
 from spindle import _procs
-from tests.runtime._nodes import process_gone, wait_until
+from tests.runtime._nodes import init_with_env, process_gone, wait_until
 
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster() -> Iterator[None]:
-    os.environ["SPINDLE_ZYGOTE_IDLE_S"] = "1"  # the agent (a child of init()) inherits it
-    spindle.init(num_cpus=1)
-    try:
+    with init_with_env({"SPINDLE_ZYGOTE_IDLE_S": "1"}, num_cpus=1):
         yield
-    finally:
-        spindle.shutdown()
-        os.environ.pop("SPINDLE_ZYGOTE_IDLE_S", None)
 
 
 @spindle.remote(num_cpus=0)
