@@ -3,8 +3,8 @@
 Split out of ``agent.py`` because membership is its own loop: register (again after a head restart
 or after being given up), send free resources and what keeps the node busy (for the autoscaler) on
 every heartbeat, learn the cluster view used for spillback and whether this node drains (and tell our
-workers which nodes died, ``death_notice``), and when
-the head has declared this node dead, stop its now-duplicate actors before joining again.
+workers which nodes died, ``death_notice``), and when the head has declared this node dead, stop its
+now-duplicate actors before joining again.
 Functions take the ``Agent`` whose lock (``cond``) they share.
 """
 

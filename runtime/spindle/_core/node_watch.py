@@ -7,9 +7,10 @@ every ``SPINDLE_NODE_WATCH_S`` (default 1 s) and cancels the streams to workers 
 dead: their tasks are retried elsewhere and actor calls learn from the head what became of the
 actor. So recovery follows the head's detection bound. Only drivers watch (one cheap call per
 second each; a driver may run outside the cluster, with no agent of its own): a worker is told the
-same by its agent, which sees the view on every heartbeat (``_agent.death_notice``). The same look tells it which nodes the autoscaler drains:
-it sends them no more tasks and gives its leases there back once idle, so a steady stream of tasks
-does not keep a draining node busy until its drain deadline.
+same by its agent, which sees the view on every heartbeat (``_agent.death_notice``). The same look
+tells it which nodes the autoscaler drains: it sends them no more tasks and gives its leases there
+back once idle, so a steady stream of tasks does not keep a draining node busy until its drain
+deadline.
 """
 
 from __future__ import annotations
