@@ -81,8 +81,11 @@ def test_an_actor_waiting_for_a_resource_another_actor_holds_starts_once_that_ac
     cluster.add_node(num_cpus=1, resources={"slot": 1})
     holder = Slot.remote()
     spindle.get(holder.pid.remote(), timeout=120)
-    waiters = [Slot.remote() for _ in range(3)]
-    wait_until(lambda: list(_states(waiters).values()).count("PENDING_CREATION") == 3, 60, "3 actors pending")
+    waiters: list[Any] = []
+    for _ in range(3):  # one at a time: creation is asynchronous, and the head queues actors in the order they reach it
+        waiters.append(Slot.remote())
+        wait_until(lambda: _states(waiters[-1:]) == {waiters[-1]._actor_id.hex(): "PENDING_CREATION"}, 60,
+                   f"waiter {len(waiters)} pending at the head")
     for i, w in enumerate(waiters):
         spindle.kill(holder)
         assert spindle.get(w.pid.remote(), timeout=120) > 0  # the slot it frees goes to the next in line
