@@ -117,16 +117,24 @@ class Node:
     proc: subprocess.Popen[bytes] | None  # None: the driver's own node (its agent is in api's local cluster)
 
 
-def _kill_tree(pid: int) -> None:
+def _signal_tree(pid: int, sig: int) -> list[psutil.Process]:
+    """Send ``sig`` to process ``pid`` and all its descendants; return those it reached."""
     try:
         procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     except psutil.NoSuchProcess:
-        return
+        return []
+    reached = []
     for p in procs:
         try:
-            p.kill()
+            p.send_signal(sig)
+            reached.append(p)
         except psutil.NoSuchProcess:
             pass
+    return reached
+
+
+def _kill_tree(pid: int) -> None:
+    _signal_tree(pid, signal.SIGKILL)
 
 
 class Cluster:
@@ -184,10 +192,7 @@ class Cluster:
         """SIGSTOP the node's agent and workers: their sockets stay open and the kernel still answers for them
         (a machine whose processes hang); ``close`` kills them."""
         assert node.proc is not None, "freeze an added node (the driver's own would freeze this test's cluster)"
-        procs = [psutil.Process(node.proc.pid), *psutil.Process(node.proc.pid).children(recursive=True)]
-        for p in procs:
-            p.send_signal(signal.SIGSTOP)
-            self.frozen.append(p)
+        self.frozen += _signal_tree(node.proc.pid, signal.SIGSTOP)
 
     def kill(self, node: Node) -> float:
         """Kill the node's agent and every worker of it (SIGKILL); return the monotonic time of the kill."""
