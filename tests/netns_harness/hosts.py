@@ -106,12 +106,16 @@ class Host:
         proc = ip("netns", "pids", self.name, check=False)
         return [int(p) for p in proc.stdout.split()]
 
+    def signal_all(self, sig: int) -> None:
+        """Send `sig` to every process in the namespace (SIGSTOP freezes the host, its kernel still answering)."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
     def kill_all(self, grace_s: float = 3.0) -> None:
         """Stop every process in the namespace: SIGTERM, then SIGKILL after `grace_s`."""
         for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-            for pid in self.pids():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
+            self.signal_all(sig)
             self._reap()
             deadline = time.monotonic() + wait_s
             delay = 0.01

@@ -145,11 +145,7 @@ def test_losing_a_node_restarts_its_actors_and_retries_its_tasks_elsewhere(three
     task = slow_where.options(scheduling_strategy=soft_b).remote()
     time.sleep(1.0)
     host_b = three_hosts["hosts"][2]
-    for pid in host_b.pids():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    host_b.signal_all(signal.SIGKILL)
     assert spindle.get(task, timeout=120) == a
     assert answer_when_restarted(actor.where.remote) == a
     deadline = time.monotonic() + 30

@@ -124,16 +124,13 @@ def test_a_node_that_dies_mid_transfer_fails_the_pull_with_an_error_naming_it(tw
         while not any(f.startswith(os.path.basename(partial) + ".") for f in os.listdir(_store.SHM_DIR)):
             assert time.monotonic() < deadline and puller.is_alive(), "the pull never started writing"
             time.sleep(0.002)
-        for pid in b_host.pids():  # freeze node B: its transfer stops where it is
-            os.kill(pid, signal.SIGSTOP)
+        b_host.signal_all(signal.SIGSTOP)  # freeze node B: its transfer stops where it is
         time.sleep(0.2)
         if not puller.is_alive():  # it had already finished: the node was not mid-transfer
-            for pid in b_host.pids():
-                os.kill(pid, signal.SIGCONT)
+            b_host.signal_all(signal.SIGCONT)
             del ref
             continue
-        for pid in b_host.pids():
-            os.kill(pid, signal.SIGKILL)
+        b_host.signal_all(signal.SIGKILL)
         puller.join(timeout=150)
         assert not puller.is_alive(), "the pull hung after its source node died"
         reply = result[0]

@@ -7,7 +7,6 @@ task and actor elsewhere on the head's word, not wait for TCP keepalive.
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -105,16 +104,10 @@ def test_a_worker_calling_an_actor_on_a_frozen_node_over_tcp_gets_actor_died_onc
     flag = tmp_path / "flag"
     ended = caller.call.remote(callee, str(flag), 600.0)
     wait_until(flag.exists, 60, "the callee's call to start on b")
-    frozen = three_hosts["b_host"].pids()
-    for pid in frozen:
-        os.kill(pid, signal.SIGSTOP)
+    three_hosts["b_host"].signal_all(signal.SIGSTOP)
     try:
         wait_until(lambda: any(n["NodeID"] == b and not n["Alive"] for n in spindle.nodes()), 60, "b declared dead")
         got = spindle.get(ended, timeout=60)
         assert got.startswith("ActorDiedError") and f"its node has died. Node Id: {b}" in got, got
     finally:
-        for pid in frozen:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        three_hosts["b_host"].signal_all(signal.SIGKILL)
